@@ -1,0 +1,8 @@
+"""The embedded store: RocksDB for entity state and metadata, Parquet segments for events.
+
+The only package that imports rocksdict (in `storage.kv`). May import entities and pyarrow.
+"""
+
+from storage.store import ChangeSet, CommitResult, Segment, Store, StoreError, TableSource
+
+__all__ = ["ChangeSet", "CommitResult", "Segment", "Store", "StoreError", "TableSource"]

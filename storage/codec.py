@@ -1,0 +1,93 @@
+"""Byte layouts of keys and values in the store's RocksDB.
+
+Key space (every key starts with a one-letter family and a colon):
+  m:<name>                  store metadata (format version, schema text)
+  e:<entity>\\0<key>         current attributes of one entity row (JSON object)
+  i:<entity>\\0<key>         the row's dense id (uint32, big-endian)
+  r:<entity>\\0<id>          reverse of i: id -> encoded key
+  n:<entity>                next dense id to allocate (uint32)
+  v:<entity>                entity version, bumped by every committed change (uint64)
+  s:<stream>                event stream manifest (JSON: committed Parquet segments)
+  l:<digest>                import ledger: a file already imported (JSON summary)
+  o:<name>                  source offsets (CDC), committed in the same batch as the rows
+Entity keys are encoded so that byte order equals value order: ints as 0x01 + 8 bytes big-endian
+with the sign bit flipped, strings as 0x02 + UTF-8.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import struct
+from typing import Any
+
+import orjson
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+EPOCH_DATE = dt.date(1970, 1, 1)
+
+
+def encode_key(value: int | str) -> bytes:
+    if isinstance(value, bool):
+        raise TypeError("a key cannot be a bool")
+    if isinstance(value, int):
+        return b"\x01" + struct.pack(">Q", (value + (1 << 63)) & 0xFFFFFFFFFFFFFFFF)
+    return b"\x02" + value.encode("utf-8")
+
+
+def decode_key(data: bytes) -> int | str:
+    if data[:1] == b"\x01":
+        return int(struct.unpack(">Q", data[1:9])[0]) - (1 << 63)
+    return data[1:].decode("utf-8")
+
+
+def family_key(family: str, name: str, suffix: bytes = b"") -> bytes:
+    return f"{family}:{name}".encode() + (b"\x00" + suffix if suffix else b"")
+
+
+def family_prefix(family: str, name: str) -> bytes:
+    return f"{family}:{name}".encode() + b"\x00"
+
+
+def pack_u32(value: int) -> bytes:
+    return struct.pack(">I", value)
+
+
+def unpack_u32(data: bytes) -> int:
+    return int(struct.unpack(">I", data)[0])
+
+
+def pack_u64(value: int) -> bytes:
+    return struct.pack(">Q", value)
+
+
+def unpack_u64(data: bytes) -> int:
+    return int(struct.unpack(">Q", data)[0])
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    raise TypeError(f"cannot store {type(value).__name__}")
+
+
+def to_json_value(value: Any) -> Any:
+    """A Python value from Arrow as a JSON-safe value: dates ISO, timestamps as UTC microseconds."""
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        delta = value - EPOCH
+        return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    return value
+
+
+def dumps(obj: Any) -> bytes:
+    return orjson.dumps(obj, default=_default)
+
+
+def loads(data: bytes) -> Any:
+    return orjson.loads(data)

@@ -1,0 +1,125 @@
+"""The RocksDB key-value layer: the only module that imports rocksdict.
+
+Durability policy (asserted by tests/storage/test_durability.py, STO-1):
+- the write-ahead log is always on (no write ever disables it);
+- every committed unit is one `WriteBatch` written with `sync=True`, so a commit that returned is on
+  disk even after a power cut;
+- WAL recovery mode is point-in-time: after a crash the store holds every batch up to the last one
+  that was fully synced, and a torn tail is dropped, never half-applied;
+- paranoid checks are on, so corruption is an error at open rather than silent.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from rocksdict import (
+    AccessType,
+    DBCompressionType,
+    DBRecoveryMode,
+    Options,
+    ReadOptions,
+    Rdict,
+    WriteBatch,
+    WriteOptions,
+)
+
+DURABILITY = {
+    "wal": "on",
+    "sync": "every commit (WriteOptions.sync = true)",
+    "wal_recovery_mode": "point_in_time",
+    "paranoid_checks": "true",
+}
+
+
+class StoreLockedError(Exception):
+    """Another process has the store open for writing."""
+
+
+def _options() -> Options:
+    opt = Options(raw_mode=True)
+    opt.create_if_missing(True)
+    opt.set_wal_recovery_mode(DBRecoveryMode.point_in_time())
+    opt.set_paranoid_checks(True)
+    opt.set_compression_type(DBCompressionType.lz4())
+    opt.increase_parallelism(2)
+    return opt
+
+
+class KV:
+    """A raw-bytes RocksDB with one synced write batch per commit."""
+
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.read_only = read_only
+        try:
+            if read_only:
+                self._db = Rdict(str(path), _options(), access_type=AccessType.read_only())
+            else:
+                self._db = Rdict(str(path), _options())
+        except Exception as exc:  # rocksdict raises a bare Exception for a held lock
+            if "lock" in str(exc).lower():
+                raise StoreLockedError(
+                    f"the store at {path.parent} is open in another process"
+                ) from None
+            raise
+        self._wopt = WriteOptions()
+        self._wopt.sync = True
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def get(self, key: bytes) -> bytes | None:
+        value = self._db.get(key)
+        return None if value is None else bytes(value)
+
+    def multi_get(self, keys: list[bytes]) -> list[bytes | None]:
+        if not keys:
+            return []
+        values = self._db.get(keys)
+        return [None if v is None else bytes(v) for v in values]
+
+    def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Every (key, value) whose key starts with `prefix`, in key order."""
+        ropt = ReadOptions()
+        upper = _prefix_upper_bound(prefix)
+        if upper is not None:
+            ropt.set_iterate_upper_bound(upper)
+        it = self._db.iter(ropt)
+        it.seek(prefix)
+        while it.valid():
+            key = it.key()
+            if not key.startswith(prefix):
+                break
+            yield key, it.value()
+            it.next()
+
+    def commit(self, puts: dict[bytes, bytes], deletes: list[bytes] | None = None) -> None:
+        """Write `puts` and `deletes` as one synced batch: all of it is visible, or none."""
+        if self.read_only:
+            raise PermissionError("store opened read-only")
+        batch = WriteBatch(raw_mode=True)
+        for key in deletes or ():
+            batch.delete(key)
+        for key, value in puts.items():
+            batch.put(key, value)
+        with self._lock:
+            self._db.write(batch, self._wopt)
+
+    def property(self, name: str) -> str | None:
+        value = self._db.property_value(name)
+        return None if value is None else str(value)
+
+
+def _prefix_upper_bound(prefix: bytes) -> bytes | None:
+    b = bytearray(prefix)
+    while b:
+        if b[-1] < 0xFF:
+            b[-1] += 1
+            return bytes(b)
+        b.pop()
+    return None
