@@ -8,6 +8,8 @@ Key space (every key starts with a one-letter family and a colon):
   n:<entity>                next dense id to allocate (uint32)
   v:<entity>                entity version, bumped by every committed change (uint64)
   s:<stream>                event stream manifest (JSON: committed Parquet segments)
+  t:<stream>\\0<seq>         event tail: one commit's small append, as an Arrow IPC stream
+  q:<stream>                next tail sequence number (uint64)
   l:<digest>                import ledger: a file already imported (JSON summary)
   o:<name>                  source offsets (CDC), committed in the same batch as the rows
 Entity keys are encoded so that byte order equals value order: ints as 0x01 + 8 bytes big-endian

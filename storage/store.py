@@ -34,6 +34,11 @@ from storage import codec, snapshot
 from storage.kv import DURABILITY, KV
 
 FORMAT_VERSION = 1
+# Appends smaller than this go to the stream's tail in RocksDB (one Arrow IPC blob per commit),
+# so that many small commits (CDC transactions) do not make many small Parquet files; the tail is
+# folded into a Parquet segment, in the same batch, once it holds TAIL_MAX_ROWS rows.
+SEGMENT_MIN_ROWS = 20_000
+TAIL_MAX_ROWS = 200_000
 
 
 class StoreError(Exception):
@@ -56,6 +61,7 @@ class ChangeSet:
     deletes: dict[str, list[Any]] = field(default_factory=dict)  # entity -> keys
     appends: dict[str, list[pa.Table]] = field(default_factory=dict)  # stream -> typed events
     meta: dict[bytes, bytes] = field(default_factory=dict)  # ledger entries, offsets
+    meta_deletes: list[bytes] = field(default_factory=list)
 
     def upsert(self, entity: str, rows: pa.Table) -> None:
         prev = self.upserts.get(entity)
@@ -82,6 +88,7 @@ class TableSource:
     schema: pa.Schema
     table: pa.Table | None = None  # in-memory Arrow (entities)
     files: tuple[Path, ...] = ()  # Parquet files (events), all of the same schema
+    tail: pa.Table | None = None  # events committed to the RocksDB tail, not yet in a segment
 
 
 def _fsync_dir(path: Path) -> None:
@@ -101,6 +108,7 @@ class Store:
         self.schema = schema
         self._lock = threading.RLock()
         self._snapshots: dict[str, pa.Table] = {}
+        self._tails: dict[str, pa.Table] = {}
 
     # ---- opening -------------------------------------------------------------------------
     @classmethod
@@ -286,7 +294,22 @@ class Store:
         return [live / s.file for s in self.segments(stream)]
 
     def event_count(self, stream: str) -> int:
-        return sum(s.rows for s in self.segments(stream))
+        return sum(s.rows for s in self.segments(stream)) + self.tail_table(stream).num_rows
+
+    def _tail_blobs(self, stream: str) -> list[tuple[bytes, bytes]]:
+        return list(self.kv.scan(codec.family_prefix("t", stream)))
+
+    def tail_table(self, stream: str) -> pa.Table:
+        """Events committed to the stream's RocksDB tail (not yet folded into a segment)."""
+        with self._lock:
+            cached = self._tails.get(stream)
+            if cached is not None:
+                return cached
+            schema = stream_schema(self.schema, stream)
+            tables = [_ipc_read(v) for _, v in self._tail_blobs(stream)]
+            table = pa.concat_tables(tables).cast(schema) if tables else schema.empty_table()
+            self._tails[stream] = table
+            return table
 
     def table_sources(self) -> list[TableSource]:
         out = [
@@ -300,6 +323,7 @@ class Store:
                     "events",
                     stream_schema(self.schema, st.name),
                     files=tuple(self.event_files(st.name)),
+                    tail=self.tail_table(st.name),
                 )
             )
         return out
@@ -345,14 +369,29 @@ class Store:
             patches.append((ent, changed, snap_rows, version))
 
         staged: list[tuple[Path, Path]] = []
+        tails: dict[str, pa.Table] = {}
+        dels.extend(change.meta_deletes)
         appended: dict[str, int] = {}
         for name, tables in change.appends.items():
             st = self.schema.stream(name)
             if st is None:
                 raise StoreError(f"unknown event stream {name!r}")
-            rows = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+            schema = stream_schema(self.schema, name)
+            rows = pa.concat_tables([_conform_events(t, schema) for t in tables])
             if rows.num_rows == 0:
                 continue
+            tail = self.tail_table(name)
+            if rows.num_rows < SEGMENT_MIN_ROWS and tail.num_rows + rows.num_rows < TAIL_MAX_ROWS:
+                seq = codec.unpack_u64(self.kv.get(codec.family_key("q", name)) or bytes(8))
+                puts[codec.family_key("t", name, codec.pack_u64(seq))] = _ipc_write(rows)
+                puts[codec.family_key("q", name)] = codec.pack_u64(seq + 1)
+                tails[name] = pa.concat_tables([tail, rows])
+                appended[name] = rows.num_rows
+                continue
+            if tail.num_rows:  # fold the tail into this segment, in this same batch
+                dels.extend(k for k, _ in self._tail_blobs(name))
+                tails[name] = schema.empty_table()
+                rows = pa.concat_tables([tail, rows])
             segs = self.segments(name)
             seg, path = self._write_segment(name, rows, len(segs))
             staged.append((path, self.data_dir / "events" / name / seg.file))
@@ -360,10 +399,11 @@ class Store:
             puts[codec.family_key("s", name)] = codec.dumps(
                 {"segments": [_seg_json(s) for s in segs]}
             )
-            appended[name] = rows.num_rows
+            appended[name] = rows.num_rows - tail.num_rows
 
         self.kv.commit(puts, dels)  # the commit point
 
+        self._tails.update(tails)
         for src, dst in staged:
             os.replace(src, dst)
         for dst_dir in {dst.parent for _, dst in staged}:
@@ -436,3 +476,23 @@ def _last_per_key(rows: pa.Table, key: str) -> pa.Table:
     last = pa.table({"k": keys, "i": idx}).group_by("k").aggregate([("i", "max")])
     col = last.column("i_max")
     return rows.take(pc.take(col, pc.sort_indices(col)))
+
+
+def _ipc_write(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def _ipc_read(data: bytes) -> pa.Table:
+    return pa.ipc.open_stream(pa.py_buffer(data)).read_all()
+
+
+def _conform_events(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Stream columns in stored order and types; columns the rows lack are null."""
+    arrays = [
+        table.column(f.name) if f.name in table.column_names else pa.nulls(table.num_rows, f.type)
+        for f in schema
+    ]
+    return pa.Table.from_arrays(arrays, names=schema.names).cast(schema)
