@@ -34,8 +34,9 @@ def arrow_type(t: DataType, *, dictionary: bool = True) -> pa.DataType:
 
 
 def field(attr: Attribute, *, dictionary: bool = True) -> pa.Field:
-    return pa.field(attr.name, arrow_type(attr.type, dictionary=dictionary),
-                    nullable=not attr.required)
+    return pa.field(
+        attr.name, arrow_type(attr.type, dictionary=dictionary), nullable=not attr.required
+    )
 
 
 def entity_schema(entity: Entity, *, with_id: bool = True) -> pa.Schema:

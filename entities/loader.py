@@ -148,7 +148,8 @@ def _bool(c: _Collector, node: yaml.Node, key: str) -> bool:
 def _type(c: _Collector, node: yaml.Node, key: str) -> tuple[DataType, bool, str] | None:
     """A column spec: `int` or `{type: decimal, precision: 12, scale: 2, required: true}`."""
     required, description = False, ""
-    if isinstance(node, yaml.ScalarNode) and not node.tag.endswith(":null"):
+    scalar_form = isinstance(node, yaml.ScalarNode) and not node.tag.endswith(":null")
+    if scalar_form:
         spec = {"type": (node, node)}
     else:
         spec = _mapping(c, node, key)
@@ -163,7 +164,8 @@ def _type(c: _Collector, node: yaml.Node, key: str) -> tuple[DataType, bool, str
         c.add(node, key, f"missing `type`; expected one of: {', '.join(TYPE_NAMES)}")
         return None
     tnode = spec["type"][1]
-    tname = _scalar(c, tnode, f"{key}.type")
+    tkey = key if scalar_form else f"{key}.type"
+    tname = _scalar(c, tnode, tkey)
     if tname is None:
         return None
     if "required" in spec:
@@ -173,7 +175,7 @@ def _type(c: _Collector, node: yaml.Node, key: str) -> tuple[DataType, bool, str
     if tname not in TYPE_NAMES:
         c.add(
             tnode,
-            f"{key}.type",
+            tkey,
             f"unknown type `{tname}`{_hint(tname, TYPE_NAMES)}; expected one of: "
             + ", ".join(TYPE_NAMES),
         )
@@ -245,7 +247,9 @@ def parse_schema(text: str, file: str = "<schema>") -> Schema:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
         problem = exc.problem or "invalid YAML"
-        raise SchemaError([SchemaProblem(file, line, "<yaml>", f"invalid YAML: {problem}")]) from None
+        raise SchemaError(
+            [SchemaProblem(file, line, "<yaml>", f"invalid YAML: {problem}")]
+        ) from None
     if root is None:
         raise SchemaError([SchemaProblem(file, 1, "<file>", "empty schema file")])
     top = _mapping(c, root, "<root>")
@@ -274,10 +278,19 @@ def parse_schema(text: str, file: str = "<schema>") -> Schema:
             c.add(knode, f"{key}.key.name", "missing the key's `name`")
             continue
         ktyped = _type(c, kspec["type"][1], f"{key}.key.type") if "type" in kspec else None
-        if ktyped is None or ktyped[0].kind not in KEY_KINDS:
-            c.add(knode, f"{key}.key.type", "a key's type must be `int` or `string`")
-            continue
         attrs = _attributes(c, spec.get("attributes", (None, None))[1], f"{key}.attributes")
+        if "type" not in kspec:
+            c.add(knode, f"{key}.key.type", "missing the key's `type`: `int` or `string`")
+            continue
+        if ktyped is None:
+            continue
+        if ktyped[0].kind not in KEY_KINDS:
+            c.add(
+                kspec["type"][1],
+                f"{key}.key.type",
+                f"a key's type must be `int` or `string`, not {ktyped[0]}",
+            )
+            continue
         for attr, anode in attrs:
             if attr.name == kname:
                 c.add(anode, f"{key}.attributes.{attr.name}", "repeats the key; list it once")
@@ -307,8 +320,12 @@ def parse_schema(text: str, file: str = "<schema>") -> Schema:
             _check_keys(c, rs, rkey, ["to", "cardinality", "via", "reverse"])
             missing = [k for k in ("to", "via") if k not in rs]
             if missing:
-                c.add(rknode, rkey, f"missing {', '.join(missing)}; e.g. "
-                      "{to: stores, cardinality: one, via: home_store_id, reverse: members}")
+                c.add(
+                    rknode,
+                    rkey,
+                    f"missing {', '.join(missing)}; e.g. "
+                    "{to: stores, cardinality: one, via: home_store_id, reverse: members}",
+                )
                 continue
             target = _scalar(c, rs["to"][1], f"{rkey}.to")
             via = _scalar(c, rs["via"][1], f"{rkey}.via")
@@ -321,29 +338,35 @@ def parse_schema(text: str, file: str = "<schema>") -> Schema:
             if target is None or via is None:
                 continue
             if target not in relations:
-                c.add(rs["to"][1], f"{rkey}.to",
-                      f"unknown entity `{target}`{_hint(target, names)}")
+                c.add(rs["to"][1], f"{rkey}.to", f"unknown entity `{target}`{_hint(target, names)}")
                 continue
             tgt = next(e for e, _ in raw_entities if e.name == target)
             holder = entity if card == "one" else tgt
             via_attr = holder.column(via)
             if via_attr is None:
-                c.add(rs["via"][1], f"{rkey}.via",
-                      f"`{holder.name}` has no attribute `{via}`"
-                      f"{_hint(via, [a.name for a in holder.columns])}; `via` names the attribute "
-                      f"of `{holder.name}` that holds the related key")
+                c.add(
+                    rs["via"][1],
+                    f"{rkey}.via",
+                    f"`{holder.name}` has no attribute `{via}`"
+                    f"{_hint(via, [a.name for a in holder.columns])}; `via` names the attribute "
+                    f"of `{holder.name}` that holds the related key",
+                )
                 continue
             other_key = tgt.key if card == "one" else entity.key
             if via_attr.type.kind != other_key.type.kind:
-                c.add(rs["via"][1], f"{rkey}.via",
-                      f"`{holder.name}.{via}` is {via_attr.type} but the key it points to is "
-                      f"{other_key.type}")
+                c.add(
+                    rs["via"][1],
+                    f"{rkey}.via",
+                    f"`{holder.name}.{via}` is {via_attr.type} but the key it points to is "
+                    f"{other_key.type}",
+                )
                 continue
             reverse = None
             if "reverse" in rs:
                 reverse = _scalar(c, rs["reverse"][1], f"{rkey}.reverse")
-                if reverse is not None and not _name(c, rs["reverse"][1], f"{rkey}.reverse",
-                                                     reverse):
+                if reverse is not None and not _name(
+                    c, rs["reverse"][1], f"{rkey}.reverse", reverse
+                ):
                     reverse = None
             cardinality = Cardinality(card)
             relations[entity.name].append(
@@ -363,12 +386,16 @@ def parse_schema(text: str, file: str = "<schema>") -> Schema:
         for rel in rels:
             if rel.name in seen:
                 node = spec["relations"][0] if "relations" in spec else None
-                c.add(node, f"entities.{entity.name}.relations.{rel.name}",
-                      f"`{rel.name}` is already a {seen[rel.name]} of `{entity.name}`; "
-                      "choose another relation or reverse name")
+                c.add(
+                    node,
+                    f"entities.{entity.name}.relations.{rel.name}",
+                    f"`{rel.name}` is already a {seen[rel.name]} of `{entity.name}`; "
+                    "choose another relation or reverse name",
+                )
             seen[rel.name] = "relation"
-        entities.append(Entity(entity.name, entity.key, entity.attributes, tuple(rels),
-                               entity.description))
+        entities.append(
+            Entity(entity.name, entity.key, entity.attributes, tuple(rels), entity.description)
+        )
 
     streams: list[EventStream] = []
     if "events" in top:
@@ -396,9 +423,12 @@ def _streams(c: _Collector, node: yaml.Node, entities: list[Entity]) -> list[Eve
             time = _scalar(c, spec["time"][1], f"{key}.time") or "ts"
         refs: list[EventRef] = []
         if "references" not in spec:
-            c.add(sknode, f"{key}.references",
-                  "missing `references`: an event references at least one entity, "
-                  "e.g. user: {entity: users, column: user_id}")
+            c.add(
+                sknode,
+                f"{key}.references",
+                "missing `references`: an event references at least one entity, "
+                "e.g. user: {entity: users, column: user_id}",
+            )
         else:
             rmap = _mapping(c, spec["references"][1], f"{key}.references")
             for rname, (rknode, rvnode) in rmap.items():
@@ -410,7 +440,9 @@ def _streams(c: _Collector, node: yaml.Node, entities: list[Entity]) -> list[Eve
                 else:
                     rs = _mapping(c, rvnode, rkey)
                     _check_keys(c, rs, rkey, ["entity", "column"])
-                    target = _scalar(c, rs["entity"][1], f"{rkey}.entity") if "entity" in rs else None
+                    target = (
+                        _scalar(c, rs["entity"][1], f"{rkey}.entity") if "entity" in rs else None
+                    )
                     if "entity" not in rs:
                         c.add(rvnode, f"{rkey}.entity", "missing `entity`")
                     column = f"{rname}_id"
@@ -426,13 +458,19 @@ def _streams(c: _Collector, node: yaml.Node, entities: list[Entity]) -> list[Eve
         columns: dict[str, str] = {time: "the time field"}
         for ref in refs:
             if ref.column in columns:
-                c.add(svnode, f"{key}.references.{ref.name}",
-                      f"column `{ref.column}` is already {columns[ref.column]}")
+                c.add(
+                    svnode,
+                    f"{key}.references.{ref.name}",
+                    f"column `{ref.column}` is already {columns[ref.column]}",
+                )
             columns[ref.column] = f"the column of reference `{ref.name}`"
         for f, fnode in fields:
             if f.name in columns or any(f.name == r.name for r in refs):
-                c.add(fnode, f"{key}.fields.{f.name}",
-                      f"`{f.name}` is already {columns.get(f.name, 'a reference name')}")
+                c.add(
+                    fnode,
+                    f"{key}.fields.{f.name}",
+                    f"`{f.name}` is already {columns.get(f.name, 'a reference name')}",
+                )
             columns[f.name] = "a field"
         skey = None
         if "key" in spec:

@@ -1,7 +1,8 @@
 """The entity model as declarative data: entities, attributes, relations and event streams.
 
 Everything here is a frozen dataclass. This module imports nothing from the rest of the project;
-`entities.loader` builds a `Schema` from a user's YAML file and `entities.arrow` maps types to Arrow.
+`entities.loader` builds a `Schema` from a user's YAML file; `entities.arrow` maps types to
+Arrow.
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ class Relation:
 
 @dataclass(frozen=True, slots=True)
 class EventRef:
-    """An entity referenced by each event of a stream: `purchase.user -> users` in column user_id."""
+    """An entity referenced by each event of a stream: `purchase.user -> users` (column user_id)."""
 
     name: str
     entity: str

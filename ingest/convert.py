@@ -16,8 +16,13 @@ import pyarrow.compute as pc
 from entities.arrow import TS_TYPE, arrow_type
 from entities.model import Attribute, TypeKind
 
-ArrowErrors = (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OverflowError,
-               ValueError)
+ArrowErrors = (
+    pa.ArrowInvalid,
+    pa.ArrowNotImplementedError,
+    pa.ArrowTypeError,
+    OverflowError,
+    ValueError,
+)
 _ZONE_RE = r"(Z|z|[+-]\d\d(:?\d\d)?)$"
 _TYPE_WORDS = {
     TypeKind.INT: "a whole number",
@@ -146,6 +151,7 @@ def convert_column(attr: Attribute, arr: pa.Array) -> tuple[pa.Array, list[Rejec
     elif kind in (TypeKind.INT, TypeKind.FLOAT, TypeKind.DECIMAL):
         fn = _number(target)
     elif kind is TypeKind.DATE:
+
         def fn(a: pa.Array) -> pa.Array:
             if pa.types.is_timestamp(a.type):
                 raise pa.ArrowInvalid("a timestamp where a date was expected")
@@ -181,25 +187,26 @@ def convert_column(attr: Attribute, arr: pa.Array) -> tuple[pa.Array, list[Rejec
     return out, rejects
 
 
-def convert_table(
-    columns: tuple[Attribute, ...], raw: pa.Table
-) -> tuple[pa.Table, list[Reject]]:
-    """Convert every schema column present in `raw`; rows with any reject are dropped."""
-    arrays: dict[str, pa.Array] = {}
+def convert_table(columns: tuple[Attribute, ...], raw: pa.Table) -> tuple[pa.Table, list[Reject]]:
+    """Convert every schema column present in `raw`, chunk by chunk (no copies of good data);
+    rows with any reject are dropped."""
+    arrays: dict[str, pa.ChunkedArray] = {}
     rejects: list[Reject] = []
     for attr in columns:
         if attr.name not in raw.column_names:
             continue
-        col = raw.column(attr.name)
-        arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
-        out, bad = convert_column(attr, arr)
-        arrays[attr.name] = out
-        rejects.extend(bad)
+        chunks: list[pa.Array] = []
+        offset = 0
+        for chunk in raw.column(attr.name).chunks:
+            out, bad = convert_column(attr, chunk)
+            chunks.append(out)
+            rejects.extend(Reject(r.row + offset, r.column, r.value, r.reason) for r in bad)
+            offset += len(chunk)
+        target = arrow_type(attr.type, dictionary=False)
+        arrays[attr.name] = pa.chunked_array(chunks, type=target)
     table = pa.table(arrays) if arrays else pa.table({})
     if rejects:
         mask = np.ones(raw.num_rows, dtype=bool)
         mask[[r.row for r in rejects]] = False
         table = table.filter(pa.array(mask))
     return table, rejects
-
-

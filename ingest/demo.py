@@ -1,4 +1,4 @@
-"""Deterministic synthetic data for the retail demo world (examples/retail/schema.yaml).
+"""Deterministic synthetic data for the retail demo world (the shipped retail schema).
 
 ``generate_demo_files`` writes one Parquet file per entity and per event stream (large streams are
 split into ``<stream>-000.parquet``, ``-001``, ... of at most ``MAX_FILE_ROWS`` rows), plus two
@@ -162,7 +162,7 @@ def _dirty_purchases(world: World, path: Path, rng: np.random.Generator, orders:
         sku = int(rng.choice(old))
         qty = int(rng.integers(1, 4))
         day = int(rng.integers(0, w.days))
-        ts = (w.start_day + day) * 86_400_000_000 + int(rng.integers(10, 21)) * 3_600_000_000
+        ts = (w.start_day + day) * 86_400_000_000 + int(rng.integers(36_000, 75_600)) * 10**6
         in_store = rng.random() < 0.6
         cashier = int(w.store_emp_first[store]) + 2 if in_store else None
         channel = "store" if in_store else str(rng.choice(["app", "web"]))
@@ -173,7 +173,7 @@ def _dirty_purchases(world: World, path: Path, rng: np.random.Generator, orders:
             _cents(int(w.prod_price[sku]) * qty), str(qty), channel,
         ]  # fmt: skip
         rows.append([f.encode() for f in fields])
-    rows[2][6] = b"12,5O"  # non-numeric amount
+    rows[2][6] = b"12.5O"  # non-numeric amount (letter O)
     rows[5][0] = b"2026-02-30T25:61:00Z"  # impossible timestamp
     rows[8][7] = b"three"  # quantity as a word
     rows[11][8] = b"phone"  # channel not in enum

@@ -73,10 +73,13 @@ def chunk_events(
     lo_us = (w.start_day + lo) * DAY_US
     pref = w.user_pref[u0:u1]
     days = w.days
+    f = days / 365  # expected counts below are per year of window
 
     # --- purchases: never-buyers none, loyal steady (stratified over the window), others random
-    lam = np.select([seg == LOYAL, seg == LAPSED], [6.0 * prop, 1.4 * prop], 0.9 * prop)
-    n_buy = np.where(seg == NEVER, 0, np.where(seg == LOYAL, 6, 1) + rng.poisson(lam))
+    lam = f * np.select([seg == LOYAL, seg == LAPSED], [6.0 * prop, 1.4 * prop], 0.9 * prop)
+    n_buy = np.where(
+        seg == NEVER, 0, np.where(seg == LOYAL, max(2, round(6 * f)), 1) + rng.poisson(lam)
+    )
     u, k = expand(n_buy)
     m = len(u)
     r = rng.random(m)
@@ -110,7 +113,7 @@ def chunk_events(
     }  # fmt: skip
 
     # --- store visits: most in-store purchases come with a visit, plus browsing-only visits
-    n_vis = rng.poisson(0.6 * prop * (seg != NEVER) + 0.8 * (seg == NEVER))
+    n_vis = rng.poisson(f * (0.45 * prop * (seg != NEVER) + 0.7 * (seg == NEVER)))
     vu, _ = expand(n_vis)
     v_day = w.sample_days(rng, lo[vu], hi[vu])
     linked = np.flatnonzero(~online & (rng.random(m) < 0.9))
@@ -131,7 +134,7 @@ def chunk_events(
 
     # --- funnel: online purchases ← add_to_cart ← view (plus abandoned carts and browsing)
     cart_of = np.flatnonzero(online & (rng.random(m) < 0.75))
-    n_ab = rng.poisson(0.45 * prop)
+    n_ab = rng.poisson(f * 0.45 * prop)
     au, _ = expand(n_ab)
     a_day = w.sample_days(rng, lo[au], hi[au])
     a_ts = np.concatenate([
@@ -150,7 +153,7 @@ def chunk_events(
     })  # fmt: skip
 
     view_of = np.flatnonzero(rng.random(len(a_ts)) < 0.85)
-    n_br = rng.poisson(2.7 * prop)
+    n_br = rng.poisson(f * 2.1 * prop)
     bu, _ = expand(n_br)
     b_day = w.sample_days(rng, lo[bu], hi[bu])
     a_lo_us = lo_us[a_user]
@@ -169,10 +172,13 @@ def chunk_events(
     # --- coupons: issued before the discounted purchases that redeem them, plus campaigns
     cp = np.flatnonzero(coupon)
     c_issue = ts[cp] - rng.integers(2 * HOUR_US, 30 * DAY_US, len(cp))
-    c_issue = np.maximum(c_issue, p_lo_us[cp])
+    early = c_issue < p_lo_us[cp]  # would precede the user's first day: anywhere in between
+    c_issue[early] = p_lo_us[cp][early] + (
+        rng.random(int(early.sum())) * (ts[cp][early] - p_lo_us[cp][early])
+    ).astype(np.int64)
     keep = c_issue < ts[cp]
     cp, c_issue = cp[keep], c_issue[keep]
-    n_blast = rng.poisson(0.3, n)
+    n_blast = rng.poisson(f * 0.2, n)
     bl_u, _ = expand(n_blast)
     bl_ts = w.to_us(rng, w.sample_days(rng, lo[bl_u], np.full(len(bl_u), days)), ONLINE_CDF)
     welcome = np.flatnonzero((w.user_signup[u0:u1] >= w.start_day) & (rng.random(n) < 0.7))

@@ -176,7 +176,7 @@ class World:
             r = rng.random(len(lo))
         u = c[lo] + r * (c[hi] - c[lo])
         d = np.searchsorted(c, u, side="right") - 1
-        return np.clip(d, lo, hi - 1)
+        return np.asarray(np.clip(d, lo, hi - 1))
 
     def to_us(self, rng: np.random.Generator, day: Arr, hours: Arr) -> Arr:
         """Microsecond timestamps on relative ``day`` with an hour drawn from the ``hours`` cdf."""

@@ -77,7 +77,9 @@ def _target_columns(store: Store, kind: Kind, target: str) -> tuple[Attribute, .
     st = store.schema.stream(target)
     if st is None:
         names = [s.name for s in store.schema.streams]
-        raise FileError("<target>", f"unknown event stream {target!r}", _did_you_mean(target, names))
+        raise FileError(
+            "<target>", f"unknown event stream {target!r}", _did_you_mean(target, names)
+        )
     return store.schema.stream_columns(st)
 
 
@@ -106,8 +108,19 @@ def import_file(
     digest = file_digest(p, kind, target)
     done = store.ledger_get(digest)
     if done is not None:
-        return ImportReport(str(p), kind, target, digest, int(done.get("rows_read", 0)), 0, 0,
-                            True, None, (), time.perf_counter() - started)
+        return ImportReport(
+            str(p),
+            kind,
+            target,
+            digest,
+            int(done.get("rows_read", 0)),
+            0,
+            0,
+            True,
+            None,
+            (),
+            time.perf_counter() - started,
+        )
     if progress:
         progress("read", 0, 1)
     raw = read_raw(p, fmt)
@@ -117,16 +130,17 @@ def import_file(
         hint = _did_you_mean(extra[0], [n for n in names if n not in raw.table.column_names])
         raise FileError(
             str(p),
-            f"unknown column {extra[0]!r} for {target}" + (
-                f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""
-            ),
+            f"unknown column {extra[0]!r} for {target}"
+            + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""),
             f"{hint}; or pass --allow-extra-columns to ignore it",
         )
     needed = [columns[0]] + [c for c in columns if c.required]
     for col in needed:
         if col.name not in raw.table.column_names:
-            what = "key" if kind == "entity" and col is columns[0] else (
-                "time" if kind == "events" and col is columns[0] else "required"
+            what = (
+                "key"
+                if kind == "entity" and col is columns[0]
+                else ("time" if kind == "events" and col is columns[0] else "required")
             )
             raise FileError(
                 str(p),
@@ -170,16 +184,22 @@ def import_file(
     if progress:
         progress("commit", table.num_rows, table.num_rows)
     return ImportReport(
-        str(p), kind, target, digest, rows_read, table.num_rows,
+        str(p),
+        kind,
+        target,
+        digest,
+        rows_read,
+        table.num_rows,
         int(summary["rows_rejected"]),  # type: ignore[call-overload]
-        False, reject_file, missing, time.perf_counter() - started,
+        False,
+        reject_file,
+        missing,
+        time.perf_counter() - started,
     )
 
 
 def _renumber(rejects: list[Reject], row_numbers: np.ndarray) -> list[Reject]:
-    return [
-        Reject(int(row_numbers[r.row]), r.column, r.value, r.reason) for r in rejects
-    ]
+    return [Reject(int(row_numbers[r.row]), r.column, r.value, r.reason) for r in rejects]
 
 
 def _write_rejects(

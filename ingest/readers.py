@@ -53,7 +53,9 @@ class RawFile:
 def detect_format(path: Path, fmt: str | None = None) -> str:
     if fmt is not None:
         if fmt not in FORMATS:
-            raise FileError(str(path), f"unknown format {fmt!r}", f"use one of {', '.join(FORMATS)}")
+            raise FileError(
+                str(path), f"unknown format {fmt!r}", f"use one of {', '.join(FORMATS)}"
+            )
         return fmt
     found = _SUFFIXES.get(path.suffix.lower())
     if found is None:
@@ -87,7 +89,8 @@ def _header(path: Path, delimiter: str) -> list[str]:
         text = first.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise FileError(
-            str(path), f"the header line is not valid UTF-8 (byte {exc.start})",
+            str(path),
+            f"the header line is not valid UTF-8 (byte {exc.start})",
             "save the file as UTF-8",
         ) from None
     names = next(csv.reader(io.StringIO(text), delimiter=delimiter))
@@ -139,9 +142,7 @@ def _read_csv(path: Path) -> RawFile:
         # pyarrow numbers records from 1 with the header first; we number data rows from 1
         row = (number or 0) - 1
         bad_rows.append(row)
-        rejects.append(
-            Reject(row, "", text[:60], f"expected {expected} fields, found {actual}")
-        )
+        rejects.append(Reject(row, "", text[:60], f"expected {expected} fields, found {actual}"))
     return RawFile(table, _row_numbers(table.num_rows, bad_rows), tuple(rejects), "csv")
 
 
@@ -158,9 +159,11 @@ def _read_parquet(path: Path) -> RawFile:
         table = pq.read_table(path)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
         msg = _arrow_message(exc)
-        hint = "the file may be truncated or not Parquet; export it again" if (
-            "magic" in msg.lower() or "size" in msg.lower() or "eof" in msg.lower()
-        ) else ""
+        hint = (
+            "the file may be truncated or not Parquet; export it again"
+            if ("magic" in msg.lower() or "size" in msg.lower() or "eof" in msg.lower())
+            else ""
+        )
         raise FileError(str(path), f"not a readable Parquet file: {msg}", hint) from None
     return RawFile(table, np.arange(1, table.num_rows + 1, dtype=np.int64), (), "parquet")
 
@@ -177,8 +180,10 @@ def _read_jsonl(path: Path) -> RawFile:
             try:
                 obj = orjson.loads(line)
             except orjson.JSONDecodeError as exc:
-                reason = "not valid UTF-8 text" if "utf-8" in str(exc).lower() else (
-                    f"not valid JSON: {exc.msg}"
+                reason = (
+                    "not valid UTF-8 text"
+                    if "utf-8" in str(exc).lower()
+                    else (f"not valid JSON: {exc.msg}")
                 )
                 rejects.append(Reject(lineno, "", _snippet(line), reason))
                 continue

@@ -1,4 +1,4 @@
-"""The embedded store: RocksDB for entity state and metadata, Parquet segments for events.
+"""The embedded store: RocksDB for entity state and metadata, Arrow IPC segments for events.
 
 The only package that imports rocksdict (in `storage.kv`). May import entities and pyarrow.
 """

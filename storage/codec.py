@@ -7,7 +7,7 @@ Key space (every key starts with a one-letter family and a colon):
   r:<entity>\\0<id>          reverse of i: id -> encoded key
   n:<entity>                next dense id to allocate (uint32)
   v:<entity>                entity version, bumped by every committed change (uint64)
-  s:<stream>                event stream manifest (JSON: committed Parquet segments)
+  s:<stream>                event stream manifest (JSON: committed Arrow IPC segments)
   t:<stream>\\0<seq>         event tail: one commit's small append, as an Arrow IPC stream
   q:<stream>                next tail sequence number (uint64)
   l:<digest>                import ledger: a file already imported (JSON summary)

@@ -20,8 +20,8 @@ from rocksdict import (
     DBCompressionType,
     DBRecoveryMode,
     Options,
-    ReadOptions,
     Rdict,
+    ReadOptions,
     WriteBatch,
     WriteOptions,
 )

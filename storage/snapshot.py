@@ -34,9 +34,7 @@ def rows_to_json(entity: Entity, table: pa.Table) -> list[bytes]:
         kind = attr.type.kind
         if kind is TypeKind.TIMESTAMP:
             arr = pc.cast(arr, pa.int64())
-        elif kind in (TypeKind.DATE, TypeKind.DECIMAL):
-            arr = pc.cast(arr, pa.string())
-        elif kind is TypeKind.ENUM:
+        elif kind in (TypeKind.DATE, TypeKind.DECIMAL) or kind is TypeKind.ENUM:
             arr = pc.cast(arr, pa.string())
         cols[attr.name] = arr.to_pylist()
     names = list(cols)
@@ -91,8 +89,10 @@ def fill_missing(entity: Entity, rows: pa.Table, base: pa.Table) -> pa.Table:
     key = entity.key.name
     current = base.select([key] + [a.name for a in missing])
     plain = pa.schema(
-        [pa.field(f.name, pa.string() if pa.types.is_dictionary(f.type) else f.type)
-         for f in current.schema]
+        [
+            pa.field(f.name, pa.string() if pa.types.is_dictionary(f.type) else f.type)
+            for f in current.schema
+        ]
     )
     current = current.cast(plain)
     joined = rows.join(current, keys=key, join_type="left outer", use_threads=False)
@@ -130,7 +130,7 @@ def write(path: Path, table: pa.Table, version: int) -> None:
 
 
 def read(path: Path) -> tuple[pa.Table, int] | None:
-    """Load a persisted snapshot and the entity version it reflects, or None if absent/unreadable."""
+    """Load a persisted snapshot and the entity version it reflects; None if absent or broken."""
     try:
         with pa.memory_map(str(path), "r") as source:
             table = pa.ipc.open_file(source).read_all()

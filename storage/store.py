@@ -3,7 +3,7 @@
 Layout of a data directory:
   rocks/                    RocksDB: entity rows, id dictionaries, manifests, ledger, offsets
   schema.yaml               the schema the store was created with (also kept in RocksDB)
-  events/<stream>/*.parquet immutable event segments; exactly those listed in the manifest
+  events/<stream>/*.arrow   immutable event segments (Arrow IPC); exactly those in the manifest
   staging/                  segments written but not yet committed
   snapshots/<entity>.arrow  columnar snapshots of entity state (derived; rebuilt when stale)
 
@@ -26,7 +26,6 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from entities import Entity, Schema, parse_schema
 from entities.arrow import ID_COLUMN, entity_schema, stream_schema
@@ -35,10 +34,11 @@ from storage.kv import DURABILITY, KV
 
 FORMAT_VERSION = 1
 # Appends smaller than this go to the stream's tail in RocksDB (one Arrow IPC blob per commit),
-# so that many small commits (CDC transactions) do not make many small Parquet files; the tail is
-# folded into a Parquet segment, in the same batch, once it holds TAIL_MAX_ROWS rows.
+# so that many small commits (CDC transactions) do not make many small segment files; the tail is
+# folded into a segment, in the same batch, once it holds TAIL_MAX_ROWS rows.
 SEGMENT_MIN_ROWS = 20_000
 TAIL_MAX_ROWS = 200_000
+SEGMENT_BATCH_ROWS = 1 << 17  # record batch size inside a segment: the unit of scan parallelism
 
 
 class StoreError(Exception):
@@ -87,7 +87,7 @@ class TableSource:
     kind: str  # "entity" | "events"
     schema: pa.Schema
     table: pa.Table | None = None  # in-memory Arrow (entities)
-    files: tuple[Path, ...] = ()  # Parquet files (events), all of the same schema
+    files: tuple[Path, ...] = ()  # Arrow IPC segment files (events), all of the stream's schema
     tail: pa.Table | None = None  # events committed to the RocksDB tail, not yet in a segment
 
 
@@ -257,8 +257,10 @@ class Store:
             version = self.version(entity)
             path = self.data_dir / "snapshots" / f"{entity}.arrow"
             loaded = snapshot.read(path)
-            if loaded is not None and loaded[1] == version and loaded[0].schema.equals(
-                entity_schema(ent)
+            if (
+                loaded is not None
+                and loaded[1] == version
+                and loaded[0].schema.equals(entity_schema(ent))
             ):
                 table = loaded[0]
             else:
@@ -442,23 +444,37 @@ class Store:
         return ids, nxt - start
 
     def _write_segment(self, stream: str, rows: pa.Table, seq: int) -> tuple[Segment, Path]:
+        """Write an immutable segment: an uncompressed Arrow IPC file, memory-mapped by scans."""
         schema = stream_schema(self.schema, stream)
         st = self.schema.require_stream(stream)
-        rows = rows.select(schema.names).cast(schema)
-        rows = rows.sort_by(st.time)
+        # one dictionary per enum column: the IPC file format allows no dictionary replacement
+        rows = rows.select(schema.names).cast(schema).unify_dictionaries()
         times = rows.column(st.time)
         lo = pc.min(times).cast(pa.int64()).as_py() if rows.num_rows else None
         hi = pc.max(times).cast(pa.int64()).as_py() if rows.num_rows else None
         digest = hashlib.sha256(f"{stream}:{seq}:{dt.datetime.now(dt.UTC)}".encode()).hexdigest()
-        name = f"{seq:08d}-{digest[:12]}.parquet"
+        name = f"{seq:08d}-{digest[:12]}.arrow"
         path = self.data_dir / "staging" / name
-        pq.write_table(rows, path, row_group_size=1 << 20, compression="zstd")
+        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+            writer.write_table(rows, max_chunksize=SEGMENT_BATCH_ROWS)
         fd = os.open(path, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
         return Segment(name, rows.num_rows, lo, hi), path
+
+    def read_segment(self, stream: str, segment: Segment) -> pa.Table:
+        """A committed segment as an Arrow table backed by a memory map (no copy)."""
+        path = self.data_dir / "events" / stream / segment.file
+        return pa.ipc.open_file(pa.memory_map(str(path), "r")).read_all()
+
+    def event_table(self, stream: str) -> pa.Table:
+        """Every committed event of a stream: the segments (memory-mapped) and the tail."""
+        schema = stream_schema(self.schema, stream)
+        parts = [self.read_segment(stream, s) for s in self.segments(stream)]
+        parts.append(self.tail_table(stream))
+        return pa.concat_tables([p.cast(schema) for p in parts])
 
 
 def _seg_json(s: Segment) -> dict[str, Any]:

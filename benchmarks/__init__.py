@@ -1,0 +1,1 @@
+"""Benchmarks: each prints our figure next to a peer measured in the same run, as a ratio."""
