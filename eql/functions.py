@@ -1,0 +1,154 @@
+"""The registry of built-in scalar functions: name, signature check and result type.
+
+Aggregates (count, sum, avg, min, max, first, last) are known to the binder by `AGGREGATES`. How a
+function runs is the emitter's business (`eql/planner/to_datafusion.py` keeps one implementation
+per name here; a structure test checks that none is missing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from eql import types as T
+from eql.types import Kind, Type
+
+AGGREGATES = ("count", "sum", "avg", "min", "max", "first", "last")
+
+
+class SignatureError(Exception):
+    """Arguments that do not fit; the message says what the function takes."""
+
+
+@dataclass(frozen=True, slots=True)
+class Function:
+    name: str
+    signature: str  # for messages and docs: "days_since(date | timestamp) -> int"
+    min_args: int
+    max_args: int | None
+    result: Callable[[tuple[Type, ...]], Type]
+    doc: str
+    needs_reference_time: bool = False  # the binder appends the reference time as last argument
+
+
+def _expect(cond: bool, sig: str) -> None:
+    if not cond:
+        raise SignatureError(sig)
+
+
+def _temporal(sig: str, out: Type) -> Callable[[tuple[Type, ...]], Type]:
+    def check(args: tuple[Type, ...]) -> Type:
+        _expect(args[0].temporal or args[0].kind is Kind.NULL, sig)
+        return out
+
+    return check
+
+
+def _strings(sig: str, out: Type) -> Callable[[tuple[Type, ...]], Type]:
+    def check(args: tuple[Type, ...]) -> Type:
+        _expect(all(a.kind in (Kind.STRING, Kind.NULL) for a in args), sig)
+        return out
+
+    return check
+
+
+def _numeric_same(sig: str) -> Callable[[tuple[Type, ...]], Type]:
+    def check(args: tuple[Type, ...]) -> Type:
+        _expect(args[0].numeric or args[0].kind is Kind.NULL, sig)
+        for a in args[1:]:
+            _expect(a.kind in (Kind.INT, Kind.NULL), sig)
+        return T.plain(args[0])
+
+    return check
+
+
+def _common(sig: str) -> Callable[[tuple[Type, ...]], Type]:
+    def check(args: tuple[Type, ...]) -> Type:
+        out = args[0]
+        for a in args[1:]:
+            w = T.widen(out, a)
+            _expect(w is not None, sig)
+            assert w is not None
+            out = w
+        return T.plain(out)
+
+    return check
+
+
+def _substr(args: tuple[Type, ...]) -> Type:
+    sig = "substr(string, start int [, length int]) -> string"
+    _expect(args[0].kind in (Kind.STRING, Kind.NULL), sig)
+    _expect(all(a.kind in (Kind.INT, Kind.NULL) for a in args[1:]), sig)
+    return T.STRING
+
+
+def _date_part(args: tuple[Type, ...]) -> Type:
+    sig = "date_part('year'|'month'|'day'|'hour'|'dow'|'week', date | timestamp) -> int"
+    _expect(args[0].kind is Kind.STRING and (args[1].temporal or args[1].kind is Kind.NULL), sig)
+    return T.INT
+
+
+def _fn(
+    name: str, sig: str, lo: int, hi: int | None, result: Callable[[tuple[Type, ...]], Type],
+    doc: str, ref: bool = False,
+) -> Function:
+    return Function(name, sig, lo, hi, result, doc, ref)
+
+
+_TRUNC = "{0}(date | timestamp) -> date"
+REGISTRY: dict[str, Function] = {
+    f.name: f
+    for f in (
+        _fn("days_since", "days_since(date | timestamp) -> int", 1, 1,
+            _temporal("days_since(date | timestamp) -> int", T.INT),
+            "Whole days from the value to the reference time (null stays null).", ref=True),
+        _fn("day", _TRUNC.format("day"), 1, 1, _temporal(_TRUNC.format("day"), T.DATE),
+            "The calendar day (UTC) of a timestamp, as a date."),
+        _fn("week", _TRUNC.format("week"), 1, 1, _temporal(_TRUNC.format("week"), T.DATE),
+            "The Monday that starts the value's ISO week, as a date."),
+        _fn("month", _TRUNC.format("month"), 1, 1, _temporal(_TRUNC.format("month"), T.DATE),
+            "The first day of the value's month, as a date."),
+        _fn("year", _TRUNC.format("year"), 1, 1, _temporal(_TRUNC.format("year"), T.DATE),
+            "The first day of the value's year, as a date."),
+        _fn("date_part", "date_part(part, date | timestamp) -> int", 2, 2, _date_part,
+            "A numeric part: 'year', 'month', 'day', 'hour', 'dow' (0 = Sunday), 'week' (ISO)."),
+        _fn("coalesce", "coalesce(a, b, ...) -> common type", 1, None,
+            _common("coalesce(a, b, ...): arguments of one type"),
+            "The first argument that is not null."),
+        _fn("least", "least(a, b, ...) -> common type", 1, None,
+            _common("least(a, b, ...): arguments of one type"), "The smallest non-null argument."),
+        _fn("greatest", "greatest(a, b, ...) -> common type", 1, None,
+            _common("greatest(a, b, ...): arguments of one type"),
+            "The largest non-null argument."),
+        _fn("lower", "lower(string) -> string", 1, 1, _strings("lower(string)", T.STRING),
+            "Lower-case text."),
+        _fn("upper", "upper(string) -> string", 1, 1, _strings("upper(string)", T.STRING),
+            "Upper-case text."),
+        _fn("trim", "trim(string) -> string", 1, 1, _strings("trim(string)", T.STRING),
+            "Text without leading and trailing spaces."),
+        _fn("length", "length(string) -> int", 1, 1, _strings("length(string)", T.INT),
+            "The number of characters."),
+        _fn("concat", "concat(string, ...) -> string", 1, None,
+            _strings("concat(string, ...)", T.STRING), "Text joined; nulls count as empty."),
+        _fn("starts_with", "starts_with(string, prefix) -> bool", 2, 2,
+            _strings("starts_with(string, string)", T.BOOL), "Whether text starts with a prefix."),
+        _fn("ends_with", "ends_with(string, suffix) -> bool", 2, 2,
+            _strings("ends_with(string, string)", T.BOOL), "Whether text ends with a suffix."),
+        _fn("contains", "contains(string, part) -> bool", 2, 2,
+            _strings("contains(string, string)", T.BOOL), "Whether text contains a part."),
+        _fn("substr", "substr(string, start [, length]) -> string", 2, 3, _substr,
+            "Part of a text; the first character is at 1."),
+        _fn("abs", "abs(number) -> number", 1, 1, _numeric_same("abs(number)"),
+            "The absolute value."),
+        _fn("round", "round(number [, digits int]) -> number", 1, 2,
+            _numeric_same("round(number [, digits int])"), "Rounded half away from zero."),
+        _fn("floor", "floor(number) -> number", 1, 1, _numeric_same("floor(number)"),
+            "Rounded down."),
+        _fn("ceil", "ceil(number) -> number", 1, 1, _numeric_same("ceil(number)"),
+            "Rounded up."),
+    )
+}
+
+
+def lookup(name: str) -> Function | None:
+    return REGISTRY.get(name.lower())

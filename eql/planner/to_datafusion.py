@@ -1,0 +1,288 @@
+"""Emit the logical plan as DataFusion DataFrame/Expr calls: the only module importing datafusion.
+
+Columns are named c<N> after their ColumnId; only the final `Output` aliases them to the names the
+user sees. No SQL text is built or executed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pyarrow as pa
+from datafusion import DataFrame, Expr, RuntimeEnvBuilder, SessionConfig, SessionContext, col, lit
+from datafusion import functions as F
+
+from eql.binder.bound import AggFunc, BinOp, UnaryOp
+from eql.diagnostics import InternalError
+from eql.planner import logical as L
+from eql.types import Kind, Type
+
+ARROW_TS = pa.timestamp("us", tz="UTC")
+DAY_US = 86_400_000_000
+
+
+def arrow_type(t: Type) -> pa.DataType:
+    match t.kind:
+        case Kind.INT:
+            return pa.int64()
+        case Kind.DECIMAL:
+            return pa.decimal128(t.precision, t.scale)
+        case Kind.FLOAT:
+            return pa.float64()
+        case Kind.STRING:
+            return pa.string()
+        case Kind.BOOL:
+            return pa.bool_()
+        case Kind.DATE:
+            return pa.date32()
+        case Kind.TIMESTAMP:
+            return ARROW_TS
+        case Kind.DURATION:
+            return pa.duration("us")
+        case Kind.NULL:
+            return pa.null()
+    raise InternalError(f"no Arrow type for {t}")
+
+
+def literal(value: Any, t: Type) -> Expr:
+    if value is None:
+        return lit(pa.scalar(None, type=arrow_type(t) if t.kind is not Kind.NULL else pa.null()))
+    if t.kind is Kind.TIMESTAMP and isinstance(value, dt.datetime):
+        return lit(pa.scalar(value, type=ARROW_TS))
+    if t.kind is Kind.DECIMAL:
+        return lit(pa.scalar(decimal.Decimal(value), type=arrow_type(t)))
+    return lit(pa.scalar(value, type=arrow_type(t)))
+
+
+def _like_regex(pattern: str) -> str:
+    out = []
+    for ch in pattern:
+        out.append(".*" if ch == "%" else "." if ch == "_" else re.escape(ch))
+    return "(?s)^" + "".join(out) + "$"
+
+
+def _to_us(e: Expr, t: Type) -> Expr:
+    if t.kind is Kind.DATE:
+        e = e.cast(ARROW_TS)
+    return e.cast(pa.int64())
+
+
+def _trunc(unit: str) -> Callable[[list[Expr], list[Type]], Expr]:
+    def emit(args: list[Expr], types: list[Type]) -> Expr:
+        value = args[0].cast(ARROW_TS) if types[0].kind is Kind.DATE else args[0]
+        return F.date_trunc(lit(unit), value).cast(pa.date32())
+
+    return emit
+
+
+def _days_since(args: list[Expr], types: list[Type]) -> Expr:
+    diff = _to_us(args[1], types[1]) - _to_us(args[0], types[0])
+    return F.floor(diff.cast(pa.float64()) / lit(float(DAY_US))).cast(pa.int64())
+
+
+def _date_part(args: list[Expr], types: list[Type]) -> Expr:
+    return F.date_part(args[0], args[1]).cast(pa.int64())
+
+
+FUNCTIONS: dict[str, Callable[[list[Expr], list[Type]], Expr]] = {
+    "days_since": _days_since,
+    "day": _trunc("day"),
+    "week": _trunc("week"),
+    "month": _trunc("month"),
+    "year": _trunc("year"),
+    "date_part": _date_part,
+    "coalesce": lambda a, t: F.coalesce(*a),
+    "least": lambda a, t: F.least(*a),
+    "greatest": lambda a, t: F.greatest(*a),
+    "lower": lambda a, t: F.lower(a[0]),
+    "upper": lambda a, t: F.upper(a[0]),
+    "trim": lambda a, t: F.btrim(a[0]),
+    "length": lambda a, t: F.character_length(a[0]).cast(pa.int64()),
+    "concat": lambda a, t: F.concat(*a),
+    "starts_with": lambda a, t: F.starts_with(a[0], a[1]),
+    "ends_with": lambda a, t: F.ends_with(a[0], a[1]),
+    "contains": lambda a, t: F.contains(a[0], a[1]),
+    "substr": lambda a, t: F.substring(a[0], a[1], a[2]) if len(a) == 3 else F.substr(a[0], a[1]),
+    "abs": lambda a, t: F.abs(a[0]),
+    "round": lambda a, t: F.round(a[0], a[1]) if len(a) == 2 else F.round(a[0]),
+    "floor": lambda a, t: F.floor(a[0]),
+    "ceil": lambda a, t: F.ceil(a[0]),
+}
+
+
+def expr(e: L.LExpr) -> Expr:
+    match e:
+        case L.LCol(id=cid):
+            return col(str(cid))
+        case L.LLit(value=v, type=t):
+            return literal(v, t)
+        case L.LCall(func=f, args=args):
+            impl = FUNCTIONS.get(f)
+            if impl is None:
+                raise InternalError(f"no DataFusion emitter for function {f}")
+            return impl([expr(a) for a in args], [a.type for a in args])
+        case L.LUnary(op=UnaryOp.NOT, arg=arg):
+            return ~expr(arg)
+        case L.LUnary(op=UnaryOp.NEG, arg=arg, type=t):
+            return literal(0, t) - expr(arg)
+        case L.LBinary(op=op, left=left, right=right, type=t):
+            return _binary(op, left, right, t)
+        case L.LIsNull(arg=arg, negated=neg):
+            return expr(arg).is_not_null() if neg else expr(arg).is_null()
+        case L.LInList(arg=arg, items=items, negated=neg):
+            return F.in_list(expr(arg), [expr(i) for i in items], negated=neg)
+        case L.LLike(arg=arg, pattern=L.LLit(value=str() as p), negated=neg):
+            matched = F.regexp_like(expr(arg), lit(_like_regex(p)))
+            return ~matched if neg else matched
+        case L.LLike():
+            raise InternalError("LIKE needs a literal pattern")
+        case L.LCase(whens=whens, otherwise=other):
+            first_cond, first_val = whens[0]
+            builder = F.when(expr(first_cond), expr(first_val))
+            for c, v in whens[1:]:
+                builder = builder.when(expr(c), expr(v))
+            return builder.otherwise(expr(other)) if other is not None else builder.end()
+        case L.LCast(arg=arg, type=t):
+            return expr(arg).cast(arrow_type(t))
+    raise InternalError(f"no DataFusion emitter for {type(e).__name__}")
+
+
+def _binary(op: BinOp, left: L.LExpr, right: L.LExpr, t: Type) -> Expr:
+    a, b = expr(left), expr(right)
+    if op is BinOp.DIV and t.kind is Kind.FLOAT:
+        a, b = a.cast(pa.float64()), b.cast(pa.float64())
+    match op:
+        case BinOp.ADD:
+            return a + b
+        case BinOp.SUB:
+            return a - b
+        case BinOp.MUL:
+            return a * b
+        case BinOp.DIV:
+            return a / b
+        case BinOp.MOD:
+            return a % b
+        case BinOp.EQ:
+            return a == b
+        case BinOp.NE:
+            return a != b
+        case BinOp.LT:
+            return a < b
+        case BinOp.LE:
+            return a <= b
+        case BinOp.GT:
+            return a > b
+        case BinOp.GE:
+            return a >= b
+        case BinOp.AND:
+            return a & b
+        case BinOp.OR:
+            return a | b
+    raise InternalError(f"no emitter for {op}")
+
+
+def aggregate(a: L.LAgg) -> Expr:
+    arg = expr(a.arg) if a.arg is not None else None
+    flt = expr(a.filter) if a.filter is not None else None
+    match a.func:
+        case AggFunc.COUNT:
+            return F.count(arg, distinct=a.distinct, filter=flt)
+        case AggFunc.SUM:
+            assert arg is not None
+            return F.sum(arg, distinct=a.distinct, filter=flt)
+        case AggFunc.AVG:
+            assert arg is not None
+            return F.avg(arg.cast(pa.float64()) if a.type.kind is Kind.FLOAT else arg,
+                         distinct=a.distinct, filter=flt)
+        case AggFunc.MIN:
+            assert arg is not None
+            return F.min(arg, filter=flt)
+        case AggFunc.MAX:
+            assert arg is not None
+            return F.max(arg, filter=flt)
+        case AggFunc.FIRST | AggFunc.LAST:
+            assert arg is not None
+            fn = F.first_value if a.func is AggFunc.FIRST else F.last_value
+            # nulls are skipped: first/last is the earliest/latest event that has a value
+            cond = arg.is_not_null() if flt is None else flt & arg.is_not_null()
+            order = [expr(a.order_by).sort(ascending=True)] if a.order_by is not None else None
+            return fn(arg, filter=cond, order_by=order)
+    raise InternalError(f"no emitter for aggregate {a.func}")
+
+
+def emit(plan: L.Plan, ctx: SessionContext) -> DataFrame:
+    """The DataFrame computing `plan` over the tables registered in `ctx`."""
+    match plan:
+        case L.Scan(table=table, columns=cols):
+            df = ctx.table(table)
+            return df.select(*[col(name).alias(str(cid)) for name, cid, _ in cols])
+        case L.Filter(input=inp, predicate=p):
+            return emit(inp, ctx).filter(expr(p))
+        case L.Project(input=inp, items=items):
+            return emit(inp, ctx).select(*[expr(e).alias(str(cid)) for e, cid in items])
+        case L.Join(left=left, right=right, left_keys=lk, right_keys=rk, kind=kind):
+            return emit(left, ctx).join(
+                emit(right, ctx),
+                left_on=[str(c) for c in lk],
+                right_on=[str(c) for c in rk],
+                how=kind.value,
+                coalesce_duplicate_keys=False,
+            )
+        case L.Aggregate(input=inp, group=group, aggs=aggs):
+            return emit(inp, ctx).aggregate(
+                [expr(e).alias(str(cid)) for e, cid in group],
+                [aggregate(a).alias(str(cid)) for a, cid in aggs],
+            )
+        case L.Sort(input=inp, keys=keys):
+            return emit(inp, ctx).sort(
+                *[expr(e).sort(ascending=not desc, nulls_first=nf) for e, desc, nf in keys]
+            )
+        case L.Limit(input=inp, count=n):
+            return emit(inp, ctx).limit(n)
+        case L.Output(input=inp, columns=cols):
+            return emit(inp, ctx).select(*[col(str(cid)).alias(name) for cid, name, _ in cols])
+    raise InternalError(f"no emitter for plan node {type(plan).__name__}")
+
+
+def session(
+    tables: Sequence[tuple[str, pa.Table]],
+    *,
+    target_partitions: int = 2,
+    memory_limit: int | None = None,
+) -> SessionContext:
+    """A DataFusion context with in-memory tables (record batches split into partitions)."""
+    config = SessionConfig().with_target_partitions(target_partitions)
+    runtime = RuntimeEnvBuilder()
+    if memory_limit is not None:
+        runtime = runtime.with_fair_spill_pool(memory_limit)
+    ctx = SessionContext(config, runtime)
+    for name, table in tables:
+        register(ctx, name, table, target_partitions)
+    return ctx
+
+
+def register(ctx: SessionContext, name: str, table: pa.Table, partitions: int = 2) -> None:
+    if ctx.table_exist(name):
+        ctx.deregister_table(name)
+    batches = table.to_batches()
+    if not batches:
+        batches = [pa.RecordBatch.from_pylist([], schema=table.schema)]
+    parts: list[list[pa.RecordBatch]] = [[] for _ in range(max(1, min(partitions, len(batches))))]
+    for i, b in enumerate(batches):
+        parts[i % len(parts)].append(b)
+    ctx.register_record_batches(name, parts)
+
+
+def execute(plan: L.Plan, ctx: SessionContext) -> pa.Table:
+    return emit(plan, ctx).to_arrow_table()
+
+
+def explain(plan: L.Plan, ctx: SessionContext) -> str:
+    df = emit(plan, ctx)
+    return str(df.optimized_logical_plan().display_indent()) + "\n\n" + str(
+        df.execution_plan().display_indent()
+    )
