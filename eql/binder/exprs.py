@@ -1,0 +1,572 @@
+"""Bind expressions: resolve names, check and infer types, lower DID and aggregate forms.
+
+Errors are collected, never raised one by one: a failing sub-expression becomes a `null` literal
+of type NULL (which fits anywhere) so that binding goes on and finds the other mistakes too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from entities import Schema
+from eql import functions as FN
+from eql import types as T
+from eql.binder import bound as B
+from eql.binder import values as V
+from eql.binder.resolve import Many, Problem, Value, resolve
+from eql.diagnostics import Diagnostic, Span
+from eql.syntax import ast as A
+from eql.syntax.walk import children
+from eql.types import Kind, Type
+
+POISON = B.Literal(None, T.NULL)
+_CMP = {
+    A.CompareOp.EQ: B.BinOp.EQ,
+    A.CompareOp.NE: B.BinOp.NE,
+    A.CompareOp.LT: B.BinOp.LT,
+    A.CompareOp.LE: B.BinOp.LE,
+    A.CompareOp.GT: B.BinOp.GT,
+    A.CompareOp.GE: B.BinOp.GE,
+}
+_ARITH = {
+    A.ArithOp.ADD: B.BinOp.ADD,
+    A.ArithOp.SUB: B.BinOp.SUB,
+    A.ArithOp.MUL: B.BinOp.MUL,
+    A.ArithOp.DIV: B.BinOp.DIV,
+    A.ArithOp.MOD: B.BinOp.MOD,
+}
+
+
+@dataclass
+class Ctx:
+    schema: Schema
+    text: str
+    params: Mapping[str, Any]
+    reference: dt.datetime
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    group_aggregates: int = 0  # how many group aggregates were bound (decides "grouped")
+
+    def error(self, code: str, message: str, span: Span | None, *helps: str) -> B.Literal:
+        self.diagnostics.append(Diagnostic(code, message, span, helps=tuple(h for h in helps if h)))
+        return POISON
+
+
+@dataclass(frozen=True, slots=True)
+class Where:
+    """Where an expression is being bound."""
+
+    scope: B.Scope
+    alias: str | None = None  # inside an aggregate: the source's name also names the element
+    group_ok: bool = False  # group aggregates (count(), avg(x)) are allowed here
+    in_group_agg: bool = False
+
+
+def bool_expr(ctx: Ctx, node: A.Expr, where: Where, what: str) -> B.BExpr:
+    e = bind_expr(ctx, node, where)
+    if e.type.kind not in (Kind.BOOL, Kind.NULL):
+        return ctx.error("E213", f"{what} must be a condition (true/false), not {e.type}",
+                         node.span, "compare it: `... = value`, `... > 0`, `DID stream`")
+    return e
+
+
+def bind_expr(ctx: Ctx, node: A.Expr, where: Where, expected: Type | None = None) -> B.BExpr:
+    match node:
+        case A.IntLiteral(value=v):
+            return B.Literal(v, T.INT)
+        case A.DecimalLiteral(value=v):
+            exp = v.as_tuple().exponent
+            scale = -exp if isinstance(exp, int) and exp < 0 else 0
+            digits = max(len(v.as_tuple().digits), scale + 1)
+            return B.Literal(v, T.decimal(max(digits, 1), scale))
+        case A.StringLiteral(value=v):
+            return B.Literal(v, T.STRING)
+        case A.BoolLiteral(value=v):
+            return B.Literal(v, T.BOOL)
+        case A.NullLiteral():
+            return B.Literal(None, T.NULL)
+        case A.DateLiteral(value=v):
+            return B.Literal(v, T.DATE)
+        case A.TimestampLiteral(value=v):
+            return B.Literal(V.to_utc(v), T.TIMESTAMP)
+        case A.Param():
+            return bind_param(ctx, node, expected)
+        case A.Path(parts=parts):
+            return _path_value(ctx, node, parts, where)
+        case A.Call():
+            return _call(ctx, node, where)
+        case A.Did(path=path, filter=flt, window=win, span=span):
+            agg = _source_aggregate(ctx, B.AggFunc.COUNT, path, None, flt, win, False, where, span)
+            if agg is POISON:
+                return POISON
+            return B.Binary(B.BinOp.GT, agg, B.Literal(0, T.INT), T.BOOL)
+        case A.Not(operand=op):
+            return B.Unary(B.UnaryOp.NOT, bool_expr(ctx, op, where, "the operand of NOT"), T.BOOL)
+        case A.Logical(op=op, operands=ops):
+            bop = B.BinOp.AND if op is A.LogicalOp.AND else B.BinOp.OR
+            items = [bool_expr(ctx, o, where, f"each side of {op.value}") for o in ops]
+            out = items[0]
+            for nxt in items[1:]:
+                out = B.Binary(bop, out, nxt, T.BOOL)
+            return out
+        case A.Compare(op=op, left=left, right=right):
+            a, b = _pair(ctx, left, right, where)
+            if not _check_comparable(ctx, a, b, node.span, op.value, left, right):
+                return POISON
+            return B.Binary(_CMP[op], a, b, T.BOOL)
+        case A.Arith(op=op, left=left, right=right):
+            a, b = _pair(ctx, left, right, where)
+            return _arith(ctx, _ARITH[op], a, b, node.span)
+        case A.Negate(operand=op):
+            a = bind_expr(ctx, op, where)
+            if not (a.type.numeric or a.type.kind is Kind.NULL):
+                return ctx.error("E207", f"cannot negate a {a.type}", node.span)
+            return B.Unary(B.UnaryOp.NEG, a, T.plain(a.type))
+        case A.IsNull(operand=op, negated=neg):
+            return B.IsNull(bind_expr(ctx, op, where), neg, T.BOOL)
+        case A.InList(operand=op, items=items, negated=neg):
+            a = bind_expr(ctx, op, where)
+            bound = []
+            for it in items:
+                b = bind_expr(ctx, it, where, expected=a.type)
+                b = _coerce_literal(ctx, b, a.type, it)
+                if _check_comparable(ctx, a, b, it.span, "IN", op, it):
+                    bound.append(b)
+            return B.InList(a, tuple(bound), neg, T.BOOL)
+        case A.InParam(operand=op, param=p, negated=neg):
+            a = bind_expr(ctx, op, where)
+            return _in_param(ctx, a, p, neg)
+        case A.Between(operand=op, low=lo, high=hi, negated=neg):
+            a = bind_expr(ctx, op, where)
+            b_lo = _coerce_literal(ctx, bind_expr(ctx, lo, where, a.type), a.type, lo)
+            b_hi = _coerce_literal(ctx, bind_expr(ctx, hi, where, a.type), a.type, hi)
+            ok = _check_comparable(ctx, a, b_lo, lo.span, "BETWEEN", op, lo)
+            ok = _check_comparable(ctx, a, b_hi, hi.span, "BETWEEN", op, hi) and ok
+            return B.Between(a, b_lo, b_hi, neg, T.BOOL) if ok else POISON
+        case A.Like(operand=op, pattern=pat, negated=neg):
+            a = bind_expr(ctx, op, where)
+            if a.type.kind not in (Kind.STRING, Kind.NULL):
+                return ctx.error("E207", f"LIKE needs text on the left, not {a.type}", op.span)
+            if not isinstance(pat, A.StringLiteral | A.Param):
+                return ctx.error("E218", "the pattern of LIKE must be a string or a parameter",
+                                 pat.span, "e.g. name LIKE 'Li%'")
+            return B.Like(a, bind_expr(ctx, pat, where, T.STRING), neg, T.BOOL)
+        case A.Case():
+            return _case(ctx, node, where)
+        case A.InSegment(segment=seg):
+            return ctx.error(
+                "E217", f"`in segment {seg.name}`: segments are not available in this version",
+                node.span, "filter with the segment's condition instead")
+        case A.AsOfValue():
+            return ctx.error("E217", "a tag's value AS OF a time is not available in this "
+                             "version", node.span)
+    return ctx.error("E217", f"{type(node).__name__} is not supported here", node.span)
+
+
+def _pair(ctx: Ctx, left: A.Expr, right: A.Expr, where: Where) -> tuple[B.BExpr, B.BExpr]:
+    """Bind two operands; a parameter or string literal takes its type from the other side."""
+    if isinstance(left, A.Param) and not isinstance(right, A.Param):
+        b = bind_expr(ctx, right, where)
+        a = bind_expr(ctx, left, where, expected=b.type)
+    else:
+        a = bind_expr(ctx, left, where)
+        b = bind_expr(ctx, right, where, expected=a.type)
+    a = _coerce_literal(ctx, a, b.type, left)
+    b = _coerce_literal(ctx, b, a.type, right)
+    return a, b
+
+
+def _coerce_literal(ctx: Ctx, e: B.BExpr, other: Type, node: A.Expr) -> B.BExpr:
+    """'2026-01-01' next to a date or timestamp is that date; an enum value is checked."""
+    if not (isinstance(e, B.Literal) and isinstance(e.value, str) and e.type.kind is Kind.STRING):
+        return e
+    if other.temporal:
+        try:
+            t = V.parse_time(e.value)
+        except ValueError as exc:
+            return ctx.error("E214", str(exc), node.span)
+        if other.kind is Kind.DATE:
+            if t.time() != dt.time(0):
+                return ctx.error("E214", f"{e.value!r} has a time of day; a date is expected",
+                                 node.span)
+            return B.Literal(t.date(), T.DATE)
+        return B.Literal(t, T.TIMESTAMP)
+    if other.enum_values and e.value not in other.enum_values:
+        close = difflib.get_close_matches(e.value, list(other.enum_values), n=1, cutoff=0.5)
+        lowered = [v for v in other.enum_values if v.lower() == e.value.lower()]
+        hint = f"did you mean '{(lowered or close)[0]}'?" if (lowered or close) else ""
+        return ctx.error("E223", f"'{e.value}' is not one of the values: "
+                         + ", ".join(other.enum_values), node.span, hint)
+    return e
+
+
+def _check_comparable(
+    ctx: Ctx, a: B.BExpr, b: B.BExpr, span: Span, op: str, left: A.Expr, right: A.Expr
+) -> bool:
+    if a is POISON or b is POISON:
+        return False
+    if T.comparable(a.type, b.type):
+        return True
+    ctx.error("E207", f"cannot compare {a.type} with {b.type} using {op}",
+              span, f"`{_text(ctx, left)}` is {a.type}; `{_text(ctx, right)}` is {b.type}")
+    return False
+
+
+def _text(ctx: Ctx, node: A.Expr) -> str:
+    s = node.span
+    t = ctx.text[s.start : s.end]
+    return t if len(t) <= 40 else t[:37] + "..."
+
+
+def _arith(ctx: Ctx, op: B.BinOp, a: B.BExpr, b: B.BExpr, span: Span) -> B.BExpr:
+    if a is POISON or b is POISON:
+        return POISON
+    if not ((a.type.numeric or a.type.kind is Kind.NULL) and
+            (b.type.numeric or b.type.kind is Kind.NULL)):
+        return ctx.error("E207", f"`{op.value}` needs numbers, not {a.type} and {b.type}", span)
+    if op is B.BinOp.DIV:
+        return B.Binary(op, a, b, T.FLOAT)
+    t = T.widen(a.type, b.type) or T.FLOAT
+    if op is B.BinOp.MUL and a.type.kind is Kind.DECIMAL and b.type.kind is Kind.DECIMAL:
+        t = T.decimal(a.type.precision + b.type.precision, a.type.scale + b.type.scale)
+    return B.Binary(op, a, b, T.plain(t))
+
+
+def bind_param(ctx: Ctx, node: A.Param, expected: Type | None) -> B.BExpr:
+    if node.name not in ctx.params:
+        return ctx.error("E210", f"missing parameter ${node.name}", node.span,
+                         f"supply it: --param {node.name}=VALUE (CLI) or \"params\" (API)")
+    raw = ctx.params[node.name]
+    t = T.plain(expected) if expected is not None and expected.kind is not Kind.NULL else None
+    if t is None:
+        value = raw
+        if isinstance(raw, str):
+            value = raw
+        t = V.infer_type(value)
+    try:
+        value = V.convert(raw, t)
+    except ValueError as exc:
+        return ctx.error("E211", f"parameter ${node.name}: {exc}", node.span,
+                         f"${node.name} is used as {t} here")
+    return B.Param(node.name, value, t)
+
+
+def _in_param(ctx: Ctx, a: B.BExpr, p: A.Param, neg: bool) -> B.BExpr:
+    if p.name not in ctx.params:
+        return ctx.error("E210", f"missing parameter ${p.name}", p.span,
+                         "supply a list of values")
+    raw = ctx.params[p.name]
+    values = raw.split(",") if isinstance(raw, str) else raw
+    if not isinstance(values, list | tuple):
+        return ctx.error("E211", f"parameter ${p.name} must be a list of values", p.span)
+    t = T.plain(a.type) if a.type.kind is not Kind.NULL else T.STRING
+    items: list[B.BExpr] = []
+    for v in values:
+        try:
+            items.append(B.Param(p.name, V.convert(v, t), t))
+        except ValueError as exc:
+            return ctx.error("E211", f"parameter ${p.name}: {exc}", p.span)
+    return B.InList(a, tuple(items), neg, T.BOOL)
+
+
+def _path_value(ctx: Ctx, node: A.Path, parts: tuple[A.Ident, ...], where: Where) -> B.BExpr:
+    r = resolve(ctx.schema, where.scope, parts, where.alias)
+    if isinstance(r, Problem):
+        return ctx.error(r.code, r.message, r.ident.span, *r.helps)
+    if isinstance(r, Value):
+        return r.column
+    assert isinstance(r, Many)
+    return ctx.error(
+        "E204",
+        f"`{_text(ctx, node)}` has many values per {where.scope.name} row "
+        f"(`{r.name.name}` is a many-valued {_kind(r.source)})",
+        node.span,
+        f"aggregate it: count({_text(ctx, node)}), sum(...), last(...); or test it: "
+        f"DID {r.name.name}",
+    )
+
+
+def _kind(s: B.Source) -> str:
+    return "event stream" if isinstance(s, B.StreamSource) else "relation"
+
+
+# ---- calls and aggregates ----------------------------------------------------------------------
+def _call(ctx: Ctx, node: A.Call, where: Where) -> B.BExpr:
+    name = node.name.name.lower()
+    if name in FN.AGGREGATES:
+        return _aggregate(ctx, node, B.AggFunc(name), where)
+    fn = FN.lookup(name)
+    if fn is None:
+        options = list(FN.REGISTRY) + list(FN.AGGREGATES)
+        close = difflib.get_close_matches(name, options, n=1)
+        return ctx.error("E205", f"unknown function `{node.name.name}`", node.name.span,
+                         f"did you mean `{close[0]}`?" if close else "",
+                         "see docs/eql.md for the functions")
+    if node.distinct or node.filter is not None or node.window is not None or node.star:
+        return ctx.error("E206", f"`{fn.name}` is not an aggregate: DISTINCT, WHERE and DURING "
+                         "belong to aggregates", node.span)
+    n = len(node.args)
+    if n < fn.min_args or (fn.max_args is not None and n > fn.max_args):
+        return ctx.error("E206", f"wrong number of arguments for {fn.signature}", node.span)
+    args = [bind_expr(ctx, a, where) for a in node.args]
+    if any(a is POISON for a in args):
+        return POISON
+    if fn.needs_reference_time:
+        args.append(B.Literal(ctx.reference, T.TIMESTAMP))
+    try:
+        t = fn.result(tuple(a.type for a in args))
+    except FN.SignatureError:
+        got = ", ".join(str(a.type) for a in args[: len(node.args)])
+        return ctx.error("E206", f"{fn.signature} cannot take ({got})", node.span)
+    return B.Call(fn.name, tuple(args), t)
+
+
+def _aggregate(ctx: Ctx, node: A.Call, func: B.AggFunc, where: Where) -> B.BExpr:
+    if len(node.args) > 1:
+        return ctx.error("E206", f"{func.value}(...) takes one argument", node.span)
+    arg = node.args[0] if node.args else None
+    if isinstance(arg, A.Path):
+        r = resolve(ctx.schema, where.scope, arg.parts, where.alias)
+        if isinstance(r, Many):
+            return _source_aggregate(ctx, func, arg, r, node.filter, node.window, node.distinct,
+                                     where, node.span)
+        if isinstance(r, Problem):
+            return ctx.error(r.code, r.message, r.ident.span, *r.helps)
+    elif arg is not None:
+        path = _first_many_path(ctx, arg, where)
+        if path is not None:
+            return _source_aggregate(ctx, func, path, None, node.filter, node.window,
+                                     node.distinct, where, node.span, whole=arg)
+    return _group_aggregate(ctx, node, func, arg, where)
+
+
+def _first_many_path(ctx: Ctx, node: A.Expr, where: Where) -> A.Path | None:
+    """The first path in an expression that reaches a many-valued source (not inside a call)."""
+    if isinstance(node, A.Path):
+        r = resolve(ctx.schema, where.scope, node.parts, where.alias)
+        return node if isinstance(r, Many) else None
+    if isinstance(node, A.Call | A.Did):
+        return None
+    for child in children(node):
+        found = _first_many_path(ctx, child, where)
+        if found is not None:
+            return found
+    return None
+
+
+def _source_aggregate(
+    ctx: Ctx,
+    func: B.AggFunc,
+    path: A.Path,
+    resolved: Many | None,
+    flt: A.Expr | None,
+    window: A.Window | None,
+    distinct: bool,
+    where: Where,
+    span: Span,
+    whole: A.Expr | None = None,
+) -> B.BExpr:
+    r = resolved or resolve(ctx.schema, where.scope, path.parts, where.alias)
+    if isinstance(r, Problem):
+        return ctx.error(r.code, r.message, r.ident.span, *r.helps)
+    if isinstance(r, Value):
+        return ctx.error("E208", f"`{_text(ctx, path)}` has one value per {where.scope.name} "
+                         "row; DID and aggregates need an event stream or a many-relation",
+                         path.span, "e.g. DID purchase, count(purchase), sum(purchase.amount)")
+    element = Where(r.element, alias=r.name.name)
+    arg: B.BExpr | None = None
+    if whole is not None:
+        arg = bind_expr(ctx, whole, element)
+    elif r.rest:
+        inner = A.Path(r.rest, Span(r.rest[0].span.start, path.span.end))
+        sub = resolve(ctx.schema, r.element, r.rest)
+        if isinstance(sub, Many):  # two many-steps: aggregate the inner source per element
+            return _two_hops(ctx, func, r, inner, sub, flt, window, distinct, span)
+        arg = bind_expr(ctx, inner, element)
+    if arg is POISON:
+        return POISON
+    bound_filter = bool_expr(ctx, flt, element, "the WHERE of an aggregate") if flt else None
+    win = _window(ctx, window, r.source)
+    return _make_aggregate(ctx, func, r.source, arg, bound_filter, win, distinct, span)
+
+
+def _two_hops(
+    ctx: Ctx, func: B.AggFunc, outer: Many, inner_path: A.Path, inner: Many,
+    flt: A.Expr | None, window: A.Window | None, distinct: bool, span: Span,
+) -> B.BExpr:
+    """`sum(members.purchase.amount)` = the sum over members of each member's sum."""
+    if func not in (B.AggFunc.COUNT, B.AggFunc.SUM, B.AggFunc.MIN, B.AggFunc.MAX) or distinct:
+        return ctx.error("E224", f"{func.value}(...) across two many-steps cannot be split "
+                         "per element", span,
+                         f"nest it: {func.value}({outer.name.name} WHERE ...) or aggregate "
+                         "each hop yourself")
+    if flt is not None:
+        return ctx.error("E224", "a WHERE across two many-steps is ambiguous", span,
+                         f"nest it: count({outer.name.name} WHERE count(...) > 0)")
+    inner_agg = _source_aggregate(ctx, func, inner_path, inner, None, window, False,
+                                  Where(outer.element), span)
+    if inner_agg is POISON:
+        return POISON
+    combine = B.AggFunc.SUM if func is B.AggFunc.COUNT else func
+    return _make_aggregate(ctx, combine, outer.source, inner_agg, None, None, False, span)
+
+
+def _make_aggregate(
+    ctx: Ctx, func: B.AggFunc, source: B.Source | None, arg: B.BExpr | None,
+    flt: B.BExpr | None, window: B.Window | None, distinct: bool, span: Span,
+) -> B.BExpr:
+    if arg is None and func is not B.AggFunc.COUNT:
+        return ctx.error("E208", f"{func.value}(...) needs a value to aggregate", span,
+                         f"e.g. {func.value}(purchase.amount)")
+    t = arg.type if arg is not None else T.NULL
+    if func in (B.AggFunc.SUM, B.AggFunc.AVG) and not (t.numeric or t.kind is Kind.NULL):
+        return ctx.error("E208", f"{func.value}(...) needs numbers, not {t}", span)
+    match func:
+        case B.AggFunc.COUNT:
+            out = T.INT
+        case B.AggFunc.SUM:
+            out = T.decimal(t.precision + 10, t.scale) if t.kind is Kind.DECIMAL else T.plain(t)
+        case B.AggFunc.AVG:
+            out = T.decimal(t.precision + 4, t.scale + 4) if t.kind is Kind.DECIMAL else T.FLOAT
+        case _:
+            out = T.plain(t)
+    order = None
+    if func in (B.AggFunc.FIRST, B.AggFunc.LAST):
+        if isinstance(source, B.StreamSource):
+            order = source.time
+        elif isinstance(source, B.RelationSource):
+            order = ctx.schema.require_entity(source.target).key.name
+        else:
+            return ctx.error("E208", f"{func.value}(...) needs an event stream or relation "
+                             "to order by", span)
+    return B.Aggregate(func, source, arg, flt, window, distinct, out, order)
+
+
+def _group_aggregate(
+    ctx: Ctx, node: A.Call, func: B.AggFunc, arg: A.Expr | None, where: Where
+) -> B.BExpr:
+    if not where.group_ok:
+        what = f"`{_text(ctx, arg)}`" if arg is not None else "the rows"
+        return ctx.error(
+            "E220", f"{func.value}(...) here would aggregate {what} over the whole result",
+            node.span,
+            "aggregates over a stream or relation name it: count(purchase), "
+            "sum(purchase.amount); to aggregate rows, use GROUP BY in RETURN",
+        )
+    if where.in_group_agg:
+        return ctx.error("E220", "an aggregate over the group cannot contain another one",
+                         node.span)
+    if node.window is not None:
+        return ctx.error("E209", "DURING needs an event stream to aggregate", node.window.span)
+    if node.star or arg is None:
+        if func is not B.AggFunc.COUNT:
+            return ctx.error("E208", f"{func.value}() needs a value", node.span)
+        ctx.group_aggregates += 1
+        inner_where = Where(where.scope, where.alias, False, True)
+        flt = bool_expr(ctx, node.filter, inner_where, "WHERE") if node.filter else None
+        return B.Aggregate(func, None, None, flt, None, False, T.INT)
+    inner_where = Where(where.scope, where.alias, False, True)
+    bound = bind_expr(ctx, arg, inner_where)
+    if bound is POISON:
+        return POISON
+    flt = bool_expr(ctx, node.filter, inner_where, "WHERE") if node.filter else None
+    ctx.group_aggregates += 1
+    agg = _make_aggregate(ctx, func, None, bound, flt, None, node.distinct, node.span)
+    if func in (B.AggFunc.FIRST, B.AggFunc.LAST):
+        return ctx.error("E208", f"{func.value}(...) over a group has no order", node.span,
+                         "use min(...) or max(...)")
+    return agg
+
+
+def _window(ctx: Ctx, w: A.Window | None, source: B.Source | None) -> B.Window | None:
+    if w is None:
+        if isinstance(source, B.StreamSource):  # only events before the reference time
+            return B.Window(None, ctx.reference)
+        return None
+    if not isinstance(source, B.StreamSource) and source is not None:
+        ctx.error("E209", "DURING needs an event stream; a relation's rows have no time",
+                  w.span, "put the window on the stream inside: count(members WHERE "
+                  "DID purchase DURING LAST 30 DAYS)")
+        return None
+    return window_of(ctx, w)
+
+
+def window_of(ctx: Ctx, w: A.Window) -> B.Window | None:
+    if isinstance(w, A.LastWindow):
+        n: Any
+        if isinstance(w.count, A.Param):
+            p = bind_param(ctx, w.count, T.INT)
+            if p is POISON:
+                return None
+            n = p.value if isinstance(p, B.Param) else None
+        else:
+            n = w.count.value
+        if not isinstance(n, int) or n < 0:
+            ctx.error("E219", "a window's length must be a whole number ≥ 0", w.count.span)
+            return None
+        try:
+            return B.Window(V.minus(ctx.reference, n, w.unit.value), ctx.reference)
+        except (ValueError, OverflowError) as exc:
+            ctx.error("E214", f"window out of range: {exc}", w.span)
+            return None
+    start = time_point(ctx, w.start)
+    end = time_point(ctx, w.end)
+    if start is None or end is None:
+        return None
+    if end < start:
+        ctx.error("E214", "the window ends before it starts", w.span)
+        return None
+    return B.Window(start, end)
+
+
+def time_point(ctx: Ctx, p: A.TimePoint) -> dt.datetime | None:
+    match p:
+        case A.DateLiteral(value=d):
+            return V.to_utc(d)
+        case A.TimestampLiteral(value=t):
+            return V.to_utc(t)
+        case A.StringLiteral(value=s):
+            try:
+                return V.parse_time(s)
+            except ValueError as exc:
+                ctx.error("E214", str(exc), p.span)
+                return None
+        case A.Param():
+            b = bind_param(ctx, p, T.TIMESTAMP)
+            return b.value if isinstance(b, B.Param) else None
+    return None
+
+
+def _case(ctx: Ctx, node: A.Case, where: Where) -> B.BExpr:
+    operand = bind_expr(ctx, node.operand, where) if node.operand is not None else None
+    whens: list[tuple[B.BExpr, B.BExpr]] = []
+    result: Type = T.NULL
+    for w in node.whens:
+        if operand is not None:
+            v = _coerce_literal(ctx, bind_expr(ctx, w.condition, where, operand.type),
+                                operand.type, w.condition)
+            if not _check_comparable(ctx, operand, v, w.condition.span, "CASE", node, w.condition):
+                continue
+            cond: B.BExpr = B.Binary(B.BinOp.EQ, operand, v, T.BOOL)
+        else:
+            cond = bool_expr(ctx, w.condition, where, "a WHEN")
+        val = bind_expr(ctx, w.result, where)
+        widened = T.widen(result, val.type)
+        if widened is None:
+            return ctx.error("E207", f"CASE branches mix {result} and {val.type}", w.result.span)
+        result = widened
+        whens.append((cond, val))
+    other = None
+    if node.else_ is not None:
+        other = bind_expr(ctx, node.else_, where)
+        widened = T.widen(result, other.type)
+        if widened is None:
+            return ctx.error("E207", f"CASE branches mix {result} and {other.type}",
+                             node.else_.span)
+        result = widened
+    if not whens:
+        return POISON
+    return B.Case(tuple(whens), other, result)

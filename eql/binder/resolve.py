@@ -1,0 +1,149 @@
+"""Name resolution: a path of names, read in a scope, to a column, an entity or a many-source."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from entities import Cardinality, Schema
+from eql import types as T
+from eql.binder import bound as B
+from eql.syntax import ast as A
+
+
+@dataclass(frozen=True, slots=True)
+class Value:
+    """The path names one value: a column of the row at `column.path`."""
+
+    column: B.Column
+
+
+@dataclass(frozen=True, slots=True)
+class Many:
+    """The path reaches a many-valued source; `rest` continues in the source's element scope."""
+
+    source: B.Source
+    element: B.Scope
+    rest: tuple[A.Ident, ...]
+    name: A.Ident  # the name that made it many (the stream or relation as written)
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    code: str
+    message: str
+    ident: A.Ident
+    helps: tuple[str, ...] = ()
+
+
+Resolved = Value | Many | Problem
+
+
+def _norm(name: str) -> str:
+    return name.lower()
+
+
+def names_in(schema: Schema, scope: B.Scope) -> list[str]:
+    """Everything a name can mean at the root of a scope (for "did you mean")."""
+    if scope.kind is B.ScopeKind.ENTITY:
+        ent = schema.require_entity(scope.name)
+        out = [c.name for c in ent.columns] + [r.name for r in ent.relations]
+        out += [st.name for st, _ in schema.streams_of(scope.name)]
+        return out
+    st = schema.require_stream(scope.name)
+    return ["time", st.time] + [r.name for r in st.references] + [f.name for f in st.fields]
+
+
+def resolve(
+    schema: Schema, scope: B.Scope, parts: tuple[A.Ident, ...], alias: str | None = None
+) -> Resolved:
+    """Resolve `parts` from the scope's row. Inside an aggregate over a source, the element
+    may also be named by the source's name (`alias`): `sum(purchase.amount)`."""
+    if alias is not None and len(parts) > 1 and _norm(parts[0].name) == _norm(alias):
+        if _lookup_root(schema, scope, parts[0].name) is None:
+            parts = parts[1:]
+    path = B.ROOT
+    entity = scope.name if scope.kind is B.ScopeKind.ENTITY else None
+    for i, ident in enumerate(parts):
+        last = i == len(parts) - 1
+        name = ident.name
+        if entity is None:  # the event row itself (only ever at the root of an event scope)
+            st = schema.require_stream(scope.name)
+            if _norm(name) in ("time", _norm(st.time)):
+                if not last:
+                    return _past_value(ident, parts[i + 1])
+                return Value(B.Column(path, st.time, T.TIMESTAMP))
+            field = next((f for f in st.fields if _norm(f.name) == _norm(name)), None)
+            if field is not None:
+                if not last:
+                    return _past_value(ident, parts[i + 1])
+                return Value(B.Column(path, field.name, T.from_schema(field.type)))
+            ref = next((r for r in st.references if _norm(r.name) == _norm(name)), None)
+            if ref is not None:
+                target = schema.require_entity(ref.entity)
+                if last:  # the entity itself: its key, held in the reference column
+                    return Value(B.Column(path, ref.column, T.from_schema(target.key.type)))
+                path = path.child(B.Step(ref.name, ref.column, ref.entity))
+                entity = ref.entity
+                continue
+            return _unknown(ident, f"event stream `{st.name}`", names_in(schema, scope))
+        ent = schema.require_entity(entity)
+        col = ent.column(name) or next(
+            (c for c in ent.columns if _norm(c.name) == _norm(name)), None
+        )
+        if col is not None:
+            if not last:
+                return _past_value(ident, parts[i + 1])
+            return Value(B.Column(path, col.name, T.from_schema(col.type)))
+        rel = next((r for r in ent.relations if _norm(r.name) == _norm(name)), None)
+        if rel is not None:
+            if rel.cardinality is Cardinality.ONE:
+                target = schema.require_entity(rel.target)
+                if last:
+                    return Value(B.Column(path, rel.via, T.from_schema(target.key.type)))
+                path = path.child(B.Step(rel.name, rel.via, rel.target))
+                entity = rel.target
+                continue
+            source = B.RelationSource(path, rel.name, rel.target, rel.via)
+            element = B.Scope(B.ScopeKind.ENTITY, rel.target)
+            return Many(source, element, parts[i + 1 :], ident)
+        seen = [(st, ref) for st, ref in schema.streams_of(ent.name) if _norm(st.name) == _norm(name)]
+        if len(seen) > 1:
+            refs = ", ".join(r.name for _, r in seen)
+            return Problem(
+                "E222",
+                f"`{name}` references {ent.name} more than once ({refs}); which one is meant "
+                "is ambiguous",
+                ident,
+                ("aggregate from the event side instead: FIND EVENTS " + name,),
+            )
+        if seen:
+            st, ref = seen[0]
+            source = B.StreamSource(path, st.name, ref.name, ref.column, st.time)
+            return Many(source, B.Scope(B.ScopeKind.EVENT, st.name), parts[i + 1 :], ident)
+        where = f"entity `{ent.name}`" + (f" (reached by `{B.Path(path.steps)}`)" if path.steps else "")
+        scope_names = names_in(schema, B.Scope(B.ScopeKind.ENTITY, ent.name))
+        return _unknown(ident, where, scope_names)
+    raise AssertionError("empty path")
+
+
+def _lookup_root(schema: Schema, scope: B.Scope, name: str) -> object | None:
+    return next((n for n in names_in(schema, scope) if _norm(n) == _norm(name)), None)
+
+
+def _past_value(ident: A.Ident, nxt: A.Ident) -> Problem:
+    return Problem(
+        "E203",
+        f"`{ident.name}` is a value, so `.{nxt.name}` cannot follow it",
+        nxt,
+        ("only relations and event references lead on to other names",),
+    )
+
+
+def _unknown(ident: A.Ident, where: str, candidates: list[str]) -> Problem:
+    import difflib
+
+    close = difflib.get_close_matches(ident.name, candidates, n=1, cutoff=0.6)
+    helps = (f"did you mean `{close[0]}`?",) if close else ()
+    known = ", ".join(candidates[:12]) + (", ..." if len(candidates) > 12 else "")
+    return Problem("E202", f"unknown name `{ident.name}` in {where}", ident,
+                   (*helps, f"known here: {known}"))

@@ -1,0 +1,182 @@
+"""Bind FIND and FIND EVENTS statements: scope, reference time, items, grouping, order, limit."""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+from collections.abc import Mapping
+from typing import Any
+
+from entities import Schema
+from eql import types as T
+from eql.binder import bound as B
+from eql.binder.exprs import POISON, Ctx, Where, bind_expr, bind_param, bool_expr, time_point
+from eql.binder.exprs import window_of
+from eql.diagnostics import EqlError, Span
+from eql.syntax import ast as A
+
+MAX_LIMIT = 10_000_000
+
+
+def bind(
+    stmt: A.Statement,
+    schema: Schema,
+    text: str,
+    params: Mapping[str, Any],
+    reference: dt.datetime,
+) -> B.BoundQuery:
+    """Bind a query; raise EqlError with every problem found."""
+    ctx = Ctx(schema, text, params, reference)
+    if not isinstance(stmt, A.Find | A.FindEvents):
+        ctx.error("E217", "only FIND and FIND EVENTS can run as queries here", stmt.span,
+                  "DEFINE, REFRESH, SHOW and DESCRIBE work on tags and segments")
+        raise EqlError(ctx.diagnostics, text)
+    out = _bind_query(ctx, stmt)
+    if ctx.diagnostics or out is None:
+        raise EqlError(ctx.diagnostics, text)
+    return out
+
+
+def _bind_query(ctx: Ctx, q: A.Find | A.FindEvents) -> B.BoundQuery | None:
+    if q.as_of is not None:
+        t = time_point(ctx, q.as_of)
+        if t is not None:
+            ctx.reference = t
+    if isinstance(q, A.Find):
+        name = q.entity
+        known = [e.name for e in ctx.schema.entities]
+        found = next((e for e in known if e.lower() == name.name.lower()), None)
+        what = "entity"
+        scope = B.Scope(B.ScopeKind.ENTITY, found) if found else None
+    else:
+        name = q.stream
+        known = [s.name for s in ctx.schema.streams]
+        found = next((s for s in known if s.lower() == name.name.lower()), None)
+        what = "event stream"
+        scope = B.Scope(B.ScopeKind.EVENT, found) if found else None
+    if scope is None:
+        close = difflib.get_close_matches(name.name, known, n=1, cutoff=0.5)
+        helps = [f"did you mean `{close[0]}`?"] if close else []
+        if isinstance(q, A.Find) and name.name in [s.name for s in ctx.schema.streams]:
+            helps = [f"`{name.name}` is an event stream: FIND EVENTS {name.name}"]
+        ctx.error("E201", f"unknown {what} `{name.name}`", name.span, *helps,
+                  f"known: {', '.join(known)}")
+        return None
+    row = Where(scope)
+    during = None
+    if isinstance(q, A.FindEvents) and q.during is not None:
+        during = window_of(ctx, q.during)
+    where = bool_expr(ctx, q.where, row, "WHERE") if q.where is not None else None
+    group = tuple(
+        B.Item(bind_expr(ctx, g, row), _name(ctx, g, None)) for g in q.group_by
+    )
+    before = ctx.group_aggregates
+    items = _items(ctx, q, scope)
+    order = _order(ctx, q, scope, items)
+    grouped = bool(q.group_by) or ctx.group_aggregates > before
+    if grouped:
+        keys = [g.expr for g in group]
+        for it, node in zip(items, q.returns or (), strict=False):
+            _check_grouped(ctx, it.expr, keys, node.expr.span)
+        for o, onode in zip(order, q.order_by, strict=True):
+            _check_grouped(ctx, o.expr, keys + [i.expr for i in items], onode.expr.span)
+        if not q.returns:
+            ctx.error("E212", "a grouped query needs RETURN with the group keys and aggregates",
+                      q.span, "e.g. RETURN home_store.region, count() AS users")
+    limit = _limit(ctx, q.limit)
+    _unique_names(ctx, items, q)
+    return B.BoundQuery(scope, where, during, group, tuple(items), tuple(order), limit,
+                        ctx.reference, grouped)
+
+
+def _name(ctx: Ctx, node: A.Expr, alias: A.Ident | None) -> str:
+    if alias is not None:
+        return alias.name
+    if isinstance(node, A.Path):
+        return ".".join(p.name for p in node.parts)
+    return " ".join(ctx.text[node.span.start : node.span.end].split())
+
+
+def _items(ctx: Ctx, q: A.Find | A.FindEvents, scope: B.Scope) -> list[B.Item]:
+    if q.returns:
+        where = Where(scope, group_ok=True)
+        return [
+            B.Item(bind_expr(ctx, r.expr, where), _name(ctx, r.expr, r.alias)) for r in q.returns
+        ]
+    if scope.kind is B.ScopeKind.ENTITY:
+        ent = ctx.schema.require_entity(scope.name)
+        return [
+            B.Item(B.Column(B.ROOT, c.name, T.from_schema(c.type)), c.name) for c in ent.columns
+        ]
+    st = ctx.schema.require_stream(scope.name)
+    out = [B.Item(B.Column(B.ROOT, st.time, T.TIMESTAMP), st.time)]
+    for ref in st.references:
+        key = ctx.schema.require_entity(ref.entity).key
+        out.append(B.Item(B.Column(B.ROOT, ref.column, T.from_schema(key.type)), ref.name))
+    out += [B.Item(B.Column(B.ROOT, f.name, T.from_schema(f.type)), f.name) for f in st.fields]
+    return out
+
+
+def _order(
+    ctx: Ctx, q: A.Find | A.FindEvents, scope: B.Scope, items: list[B.Item]
+) -> list[B.Order]:
+    out: list[B.Order] = []
+    by_name = {i.name: i for i in items}
+    for o in q.order_by:
+        expr: B.BExpr | None = None
+        if isinstance(o.expr, A.Path) and len(o.expr.parts) == 1:
+            item = by_name.get(o.expr.parts[0].name)
+            if item is not None:
+                expr = item.expr
+        if expr is None:
+            expr = bind_expr(ctx, o.expr, Where(scope, group_ok=True))
+        desc = o.direction is A.SortDirection.DESC
+        nulls_first = (o.nulls is A.NullsOrder.FIRST) if o.nulls is not None else desc
+        out.append(B.Order(expr, desc, nulls_first))
+    return out
+
+
+def _limit(ctx: Ctx, node: A.IntLiteral | A.Param | None) -> int | None:
+    if node is None:
+        return None
+    if isinstance(node, A.Param):
+        p = bind_param(ctx, node, T.INT)
+        value = p.value if isinstance(p, B.Param) else None
+    else:
+        value = node.value
+    if value is None:
+        return None
+    if not isinstance(value, int) or value < 0 or value > MAX_LIMIT:
+        ctx.error("E219", f"LIMIT must be a whole number from 0 to {MAX_LIMIT:,}", node.span)
+        return None
+    return value
+
+
+def _check_grouped(ctx: Ctx, e: B.BExpr, keys: list[B.BExpr], span: Span) -> None:
+    """In a grouped query every value must be a group key or inside a group aggregate."""
+    if e is POISON or e in keys:
+        return
+    if isinstance(e, B.Aggregate) and e.source is None:
+        return
+    if isinstance(e, B.Literal | B.Param):
+        return
+    if isinstance(e, B.Column | B.Aggregate):
+        ctx.error("E212", "this value is neither a GROUP BY key nor aggregated over the group",
+                  span, "add it to GROUP BY, or aggregate it: count(), avg(...), max(...)")
+        return
+    from eql.planner.lower import children
+
+    for c in children(e):
+        _check_grouped(ctx, c, keys, span)
+
+
+def _unique_names(ctx: Ctx, items: list[B.Item], q: A.Find | A.FindEvents) -> None:
+    seen: set[str] = set()
+    for it, node in zip(items, q.returns or (), strict=False):
+        if it.name in seen:
+            ctx.error("E215", f"two results are named `{it.name}`", node.span,
+                      "name one with AS")
+        seen.add(it.name)
+
+
+

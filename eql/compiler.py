@@ -1,0 +1,59 @@
+"""The pipeline: parse -> bind -> plan, one pure function per stage, chained by `compile`.
+
+`explain` prints any stage. Nothing here does I/O; executing a plan is `eql.engine`'s job.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from entities import Schema
+from eql.binder import bind
+from eql.binder.bound import BoundQuery
+from eql.planner import logical as L
+from eql.planner.explain import format_bound, format_plan
+from eql.planner.plan import plan
+from eql.syntax import ast as A
+from eql.syntax import format_statement, parse
+
+
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    text: str
+    statement: A.Statement
+    bound: BoundQuery
+    plan: L.Plan
+    explain_stage: str | None  # set when the text was EXPLAIN [stage] ...
+
+
+def compile_query(
+    text: str,
+    schema: Schema,
+    params: Mapping[str, Any] | None = None,
+    now: dt.datetime | None = None,
+) -> Compiled:
+    """Parse, bind and plan one query; raises EqlError with every diagnostic of the stage."""
+    stmt = parse(text)
+    stage: str | None = None
+    if isinstance(stmt, A.Explain):
+        stage = stmt.stage.value.lower() if stmt.stage is not None else "all"
+        stmt = stmt.statement
+    reference = now or dt.datetime.now(dt.UTC)
+    bound = bind(stmt, schema, text, params or {}, reference)
+    return Compiled(text, stmt, bound, plan(bound, schema), stage)
+
+
+def explain_text(compiled: Compiled, stage: str, datafusion: str = "") -> str:
+    parts: list[str] = []
+    if stage in ("ast", "all"):
+        parts.append("-- ast (formatted)\n" + format_statement(compiled.statement))
+    if stage in ("bound", "all"):
+        parts.append("-- bound\n" + format_bound(compiled.bound))
+    if stage in ("plan", "all"):
+        parts.append("-- logical plan\n" + format_plan(compiled.plan))
+    if stage in ("datafusion", "all") and datafusion:
+        parts.append("-- datafusion\n" + datafusion)
+    return "\n\n".join(parts)
