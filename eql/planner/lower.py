@@ -19,6 +19,7 @@ from eql import types as T
 from eql.binder import bound as B
 from eql.diagnostics import InternalError
 from eql.planner import logical as L
+from eql.planner.rules.join_kinds import Existence
 from eql.types import Type
 
 
@@ -102,9 +103,14 @@ class Lowerer:
     _current_owner: str = ""
 
     def build_scope(
-        self, scope: B.Scope, exprs: list[B.BExpr], extra: tuple[str, ...] = ()
+        self,
+        scope: B.Scope,
+        exprs: list[B.BExpr],
+        extra: tuple[str, ...] = (),
+        inner: frozenset[B.Source] = frozenset(),
     ) -> tuple[L.Plan, _Env]:
-        """A relation with one row per row of `scope`, offering what `exprs` need."""
+        """A relation with one row per row of `scope`, offering what `exprs` need. Sources in
+        `inner` may be inner-joined: the caller filters out rows without their elements."""
         saved = self._current_owner
         self._current_owner = scope.name
         needs = _Needs()
@@ -135,7 +141,8 @@ class Lowerer:
             env.columns.update(right_env.columns)
             env.types.update(right_env.types)
         for source, aggs in needs.sources.items():
-            plan = self._join_source(scope, plan, env, source, aggs)
+            kind = L.JoinKind.INNER if source in inner else L.JoinKind.LEFT
+            plan = self._join_source(scope, plan, env, source, aggs, kind)
         self._current_owner = saved
         return plan, env
 
@@ -158,6 +165,7 @@ class Lowerer:
         env: _Env,
         source: B.Source,
         aggs: list[B.Aggregate],
+        kind: L.JoinKind = L.JoinKind.LEFT,
     ) -> L.Plan:
         if isinstance(source, B.StreamSource):
             element = B.Scope(B.ScopeKind.EVENT, source.stream)
@@ -175,18 +183,20 @@ class Lowerer:
             L.LCol(eenv.columns[(B.ROOT, time)], T.TIMESTAMP) if time else None
         )
         bounds = [a.window for a in aggs]
+        scanned: B.Window | None = None
         if time_col is not None and all(w is not None for w in bounds):
             # read only the time range some aggregate needs
             starts = [w.start for w in bounds if w is not None]
             lo = None if any(s is None for s in starts) else min(s for s in starts if s)
             hi = max(w.end for w in bounds if w is not None)
             eplan = L.Filter(eplan, _range(time_col, lo, hi))
+            scanned = B.Window(lo, hi)
         eplan = L.Filter(eplan, L.LIsNull(L.LCol(fk_id, env_type(eenv, fk_id)), True, T.BOOL))
         group_id = self.new_id()
         lagg: list[tuple[L.LAgg, L.ColumnId]] = []
         for a in aggs:
             cond = self.expr(a.filter, eenv) if a.filter is not None else None
-            if a.window is not None and time_col is not None:
+            if a.window is not None and time_col is not None and a.window != scanned:
                 w = _range(time_col, a.window.start, a.window.end)
                 cond = w if cond is None else L.LBinary(B.BinOp.AND, w, cond, T.BOOL)
             arg = self.expr(a.arg, eenv) if a.arg is not None else None
@@ -203,7 +213,34 @@ class Lowerer:
             eplan, ((L.LCol(fk_id, env_type(eenv, fk_id)), group_id),), tuple(lagg)
         )
         owner_key = env.columns[(source.path, self._owner_key(source))]
-        return L.Join(plan, agg, (owner_key,), (group_id,), L.JoinKind.LEFT)
+        return L.Join(plan, agg, (owner_key,), (group_id,), kind)
+
+    def existence_join(
+        self, scope: B.Scope, plan: L.Plan, env: _Env, ex: Existence
+    ) -> L.Plan:
+        """Keep the rows of `plan` with (semi) or without (anti) a matching element."""
+        source = ex.source
+        if isinstance(source, B.StreamSource):
+            element = B.Scope(B.ScopeKind.EVENT, source.stream)
+            fk, time = source.column, source.time
+        else:
+            element = B.Scope(B.ScopeKind.ENTITY, source.target)
+            fk, time = source.via, ""
+        exprs = [ex.filter] if ex.filter is not None else []
+        eplan, eenv = self.build_scope(element, exprs, tuple(n for n in (fk, time) if n))
+        fk_id = eenv.columns[(B.ROOT, fk)]
+        conds: list[L.LExpr] = [L.LIsNull(L.LCol(fk_id, env_type(eenv, fk_id)), True, T.BOOL)]
+        if ex.window is not None and time:
+            t = L.LCol(eenv.columns[(B.ROOT, time)], T.TIMESTAMP)
+            conds.insert(0, _range(t, ex.window.start, ex.window.end))
+        if ex.filter is not None:
+            conds.append(self.expr(ex.filter, eenv))
+        for c in conds:
+            eplan = L.Filter(eplan, c)
+        keys = L.Project(eplan, ((L.LCol(fk_id, env_type(eenv, fk_id)), fk_id),))
+        owner_key = env.columns[(B.ROOT, self.schema.require_entity(scope.name).key.name)]
+        kind = L.JoinKind.ANTI if ex.negated else L.JoinKind.SEMI
+        return L.Join(plan, keys, (owner_key,), (fk_id,), kind)
 
     # ---- expressions -------------------------------------------------------------------------
     def expr(self, e: B.BExpr, env: _Env) -> L.LExpr:

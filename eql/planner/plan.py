@@ -8,6 +8,7 @@ from eql.binder import bound as B
 from eql.planner import logical as L
 from eql.planner.lower import Lowerer, children
 from eql.planner.rules import RULES
+from eql.planner.rules.join_kinds import classify
 
 
 def plan(query: B.BoundQuery, schema: Schema) -> L.Plan:
@@ -29,9 +30,8 @@ def _group_aggregates(e: B.BExpr, found: list[B.Aggregate]) -> None:
 
 def _plan(q: B.BoundQuery, schema: Schema) -> L.Plan:
     lw = Lowerer(schema)
-    row_exprs: list[B.BExpr] = []
-    if q.where is not None:
-        row_exprs.append(q.where)
+    joins = classify(q.where)
+    row_exprs: list[B.BExpr] = list(joins.rest)
     row_exprs.extend(g.expr for g in q.group_by)
     row_exprs.extend(i.expr for i in q.items)
     row_exprs.extend(o.expr for o in q.order_by)
@@ -40,7 +40,9 @@ def _plan(q: B.BoundQuery, schema: Schema) -> L.Plan:
     if q.scope.kind is B.ScopeKind.EVENT:
         time_col = schema.require_stream(q.scope.name).time
         extra = (time_col,)
-    rel, env = lw.build_scope(q.scope, row_exprs, extra)
+    rel, env = lw.build_scope(q.scope, row_exprs, extra, joins.inner)
+    for ex in joins.existence:
+        rel = lw.existence_join(q.scope, rel, env, ex)
     if q.during is not None:
         t = L.LCol(env.columns[(B.ROOT, time_col)], T.TIMESTAMP)
         hi = L.LBinary(B.BinOp.LT, t, L.LLit(q.during.end, T.TIMESTAMP), T.BOOL)
@@ -49,8 +51,8 @@ def _plan(q: B.BoundQuery, schema: Schema) -> L.Plan:
             lo = L.LBinary(B.BinOp.GE, t, L.LLit(q.during.start, T.TIMESTAMP), T.BOOL)
             cond = L.LBinary(B.BinOp.AND, lo, hi, T.BOOL)
         rel = L.Filter(rel, cond)
-    if q.where is not None:
-        rel = L.Filter(rel, lw.expr(q.where, env))
+    for conjunct in joins.rest:
+        rel = L.Filter(rel, lw.expr(conjunct, env))
 
     if q.grouped:
         group_items: list[tuple[L.LExpr, L.ColumnId]] = []

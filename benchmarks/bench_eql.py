@@ -1,0 +1,182 @@
+"""EQL compile time, and EQL queries next to hand-written DataFusion SQL and DuckDB SQL.
+
+python -m benchmarks.bench_eql [--data-dir DIR] [--repeat N]
+The store defaults to benchmarks/.data/m1 (build it with
+`eql demo --data-dir benchmarks/.data/m1 --users 1000000`). Each query runs as EQL (compile +
+execute), as DataFusion SQL on the same registered tables, and as DuckDB SQL over the same Arrow
+tables; the table shows median times and EQL's ratio to each peer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import statistics
+import time
+from pathlib import Path
+
+import pyarrow as pa
+
+from eql.compiler import compile_query
+from eql.engine import Engine
+from storage import Store
+
+REF = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+D30, D90, D7, D60, D365 = (
+    "TIMESTAMP '2026-10-02 00:00:00+00'",
+    "TIMESTAMP '2026-08-03 00:00:00+00'",
+    "TIMESTAMP '2026-10-25 00:00:00+00'",
+    "TIMESTAMP '2026-09-02 00:00:00+00'",
+    "TIMESTAMP '2025-11-01 00:00:00+00'",
+)
+END = "TIMESTAMP '2026-11-01 00:00:00+00'"
+
+QUERIES: list[tuple[str, str, str]] = [
+    (
+        "shanghai_buyers",
+        """FIND users WHERE home_store.city = 'Shanghai'
+             AND count(purchase DURING LAST 30 DAYS) >= 3
+           RETURN id, name, sum(purchase.amount DURING LAST 30 DAYS) AS spend_30d
+           ORDER BY spend_30d DESC LIMIT 100""",
+        f"""SELECT u.id, u.name, p.spend AS spend_30d FROM users u
+            JOIN stores s ON u.home_store_id = s.id
+            JOIN (SELECT user_id, count(*) AS n, sum(amount) AS spend FROM purchase
+                  WHERE ts >= {D30} AND ts < {END} GROUP BY user_id) p ON p.user_id = u.id
+            WHERE s.city = 'Shanghai' AND p.n >= 3 ORDER BY spend_30d DESC LIMIT 100""",
+    ),
+    (
+        "app_spenders_no_coupon",
+        """FIND users WHERE sum(purchase.amount WHERE channel = 'app' DURING LAST 90 DAYS) > 500
+             AND DID visit DURING LAST 7 DAYS AND NOT DID coupon_use DURING LAST 30 DAYS
+           RETURN id""",
+        f"""SELECT u.id FROM users u
+            JOIN (SELECT user_id FROM purchase WHERE channel = 'app' AND ts >= {D90}
+                  AND ts < {END} GROUP BY user_id HAVING sum(amount) > 500) p ON p.user_id = u.id
+            WHERE u.id IN (SELECT user_id FROM visit WHERE ts >= {D7} AND ts < {END})
+              AND u.id NOT IN (SELECT user_id FROM coupon_use WHERE ts >= {D30} AND ts < {END}
+                               AND user_id IS NOT NULL)""",
+    ),
+    (
+        "store_sales_idle_members",
+        """FIND stores RETURN id, city, sum(purchase.amount DURING LAST 30 DAYS) AS sales_30d,
+             count(members WHERE count(purchase DURING LAST 30 DAYS) = 0) AS idle_members
+           ORDER BY sales_30d DESC""",
+        f"""SELECT s.id, s.city, coalesce(ps.sales, 0) AS sales_30d,
+                   coalesce(im.idle, 0) AS idle_members FROM stores s
+            LEFT JOIN (SELECT store_id, sum(amount) AS sales FROM purchase
+                       WHERE ts >= {D30} AND ts < {END} GROUP BY store_id) ps ON ps.store_id = s.id
+            LEFT JOIN (SELECT u.home_store_id, count(*) AS idle FROM users u
+                       WHERE u.id NOT IN (SELECT user_id FROM purchase WHERE ts >= {D30}
+                                          AND ts < {END} AND user_id IS NOT NULL)
+                       GROUP BY u.home_store_id) im ON im.home_store_id = s.id
+            ORDER BY sales_30d DESC""",
+    ),
+    (
+        "region_lifetime_spend",
+        """FIND users GROUP BY home_store.region
+           RETURN home_store.region, count() AS users, avg(sum(purchase.amount)) AS avg_spend""",
+        f"""SELECT s.region, count(*) AS users, avg(coalesce(p.spend, 0)) AS avg_spend FROM users u
+            LEFT JOIN stores s ON u.home_store_id = s.id
+            LEFT JOIN (SELECT user_id, sum(amount) AS spend FROM purchase WHERE ts < {END}
+                       GROUP BY user_id) p ON p.user_id = u.id
+            GROUP BY s.region""",
+    ),
+    (
+        "daily_category_sales",
+        """FIND EVENTS purchase DURING LAST 7 DAYS WHERE store.city = 'Shanghai'
+           GROUP BY day(time), product.category
+           RETURN day(time) AS day, product.category, sum(amount) AS sales,
+                  count(DISTINCT user) AS buyers""",
+        f"""SELECT CAST(date_trunc('day', p.ts) AS DATE) AS day, pr.category,
+                   sum(p.amount) AS sales, count(DISTINCT p.user_id) AS buyers
+            FROM purchase p JOIN stores s ON p.store_id = s.id
+            LEFT JOIN products pr ON p.sku = pr.sku
+            WHERE p.ts >= {D7} AND p.ts < {END} AND s.city = 'Shanghai'
+            GROUP BY 1, 2""",
+    ),
+    (
+        "lapsed_vips",
+        """FIND users WHERE sum(purchase.amount DURING LAST 365 DAYS) > 1000
+             AND NOT DID purchase DURING LAST 60 DAYS RETURN id""",
+        f"""SELECT u.id FROM users u JOIN (SELECT user_id, sum(amount) AS s FROM purchase
+              WHERE ts >= {D365} AND ts < {END} GROUP BY user_id) p ON p.user_id = u.id
+            WHERE p.s > 1000 AND u.id NOT IN (SELECT user_id FROM purchase WHERE ts >= {D60}
+              AND ts < {END} AND user_id IS NOT NULL)""",
+    ),
+]
+
+
+def timed(fn: object, repeat: int) -> tuple[float, object]:
+    times, result = [], None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        result = fn()  # type: ignore[operator]
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), result
+
+
+def compile_times(store: Store, n: int = 300) -> None:
+    samples: list[float] = []
+    for _ in range(n):
+        for _, text, _ in QUERIES:
+            t0 = time.perf_counter()
+            compile_query(text, store.schema, {}, REF)
+            samples.append(time.perf_counter() - t0)
+    samples.sort()
+    p50 = samples[len(samples) // 2] * 1000
+    p99 = samples[int(len(samples) * 0.99)] * 1000
+    print(f"compile (parse+bind+plan), {len(samples)} samples: p50 {p50:.3f} ms, "
+          f"p99 {p99:.3f} ms")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data-dir", default="benchmarks/.data/m1")
+    ap.add_argument("--repeat", type=int, default=5)
+    args, _ = ap.parse_known_args()
+    if not (Path(args.data_dir) / "rocks").exists():
+        print(f"no store at {args.data_dir}: build it with "
+              f"`eql demo --data-dir {args.data_dir} --users 1000000`")
+        return
+    import datafusion
+    import duckdb
+
+    store = Store.open(args.data_dir, read_only=True)
+    compile_times(store)
+    engine = Engine(store)
+    ctx: datafusion.SessionContext = engine._ctx  # the same registered tables
+    con = duckdb.connect()
+    con.execute("SET threads TO 2")
+    for ent in store.schema.entities:
+        con.register(ent.name, _plain(store.entity_table(ent.name)))
+    for st in store.schema.streams:
+        con.register(st.name, _plain(store.event_table(st.name)))
+    events = sum(store.event_count(s.name) for s in store.schema.streams)
+    print(f"store {args.data_dir}: {store.count('users'):,} users, {events:,} events")
+    print(f"{'query':<26}{'EQL ms':>9}{'DF SQL ms':>11}{'DuckDB ms':>11}{'EQL/DF':>8}"
+          f"{'EQL/Duck':>9}  rows")
+    for name, eql, sql in QUERIES:
+        t_eql, r_eql = timed(lambda eql=eql: engine.query(eql, now=REF), args.repeat)
+        t_df, r_df = timed(lambda sql=sql: ctx.sql(sql).to_arrow_table(), args.repeat)
+        t_dk, r_dk = timed(lambda sql=sql: con.execute(sql).to_arrow_table(), args.repeat)
+        rows = (r_eql.num_rows, r_df.num_rows, _rows(r_dk))  # type: ignore[union-attr]
+        print(f"{name:<26}{t_eql * 1000:>9.1f}{t_df * 1000:>11.1f}{t_dk * 1000:>11.1f}"
+              f"{t_eql / t_df:>8.2f}{t_eql / t_dk:>9.2f}  {rows}")
+    store.close()
+
+
+def _rows(r: object) -> int:
+    if isinstance(r, pa.Table):
+        return r.num_rows
+    return int(r.read_all().num_rows) if hasattr(r, "read_all") else -1  # type: ignore[attr-defined]
+
+
+def _plain(table: pa.Table) -> pa.Table:
+    cols = [
+        c.cast(pa.string()) if pa.types.is_dictionary(c.type) else c for c in table.columns
+    ]
+    return pa.table(cols, names=table.column_names)
+
+
+if __name__ == "__main__":
+    main()
