@@ -85,6 +85,7 @@ def _substr(args: tuple[Type, ...]) -> Type:
 def _date_part(args: tuple[Type, ...]) -> Type:
     sig = "date_part('year'|'month'|'day'|'hour'|'dow'|'week', date | timestamp) -> int"
     _expect(args[0].kind is Kind.STRING and (args[1].temporal or args[1].kind is Kind.NULL), sig)
+    # the part must be a literal: the binder checks that (E206)
     return T.INT
 
 

@@ -24,6 +24,7 @@ from eql.syntax.walk import children
 from eql.types import Kind, Type
 
 POISON = B.Literal(None, T.NULL)
+DATE_PARTS = ("year", "month", "day", "hour", "dow", "week")
 _CMP = {
     A.CompareOp.EQ: B.BinOp.EQ,
     A.CompareOp.NE: B.BinOp.NE,
@@ -314,6 +315,11 @@ def _call(ctx: Ctx, node: A.Call, where: Where) -> B.BExpr:
     args = [bind_expr(ctx, a, where) for a in node.args]
     if any(a is POISON for a in args):
         return POISON
+    if fn.name == "date_part":
+        part = args[0]
+        if not (isinstance(part, B.Literal | B.Param) and part.value in DATE_PARTS):
+            return ctx.error("E206", "date_part's first argument must be one of: "
+                             + ", ".join(f"'{p}'" for p in DATE_PARTS), node.args[0].span)
     if fn.needs_reference_time:
         args.append(B.Literal(ctx.reference, T.TIMESTAMP))
     try:

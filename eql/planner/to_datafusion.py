@@ -74,7 +74,7 @@ def _to_us(e: Expr, t: Type) -> Expr:
 def _trunc(unit: str) -> Callable[[list[Expr], list[Type]], Expr]:
     def emit(args: list[Expr], types: list[Type]) -> Expr:
         value = args[0].cast(ARROW_TS) if types[0].kind is Kind.DATE else args[0]
-        return F.date_trunc(lit(unit), value).cast(pa.date32())
+        return F.date_trunc(unit, value).cast(pa.date32())
 
     return emit
 
@@ -84,17 +84,12 @@ def _days_since(args: list[Expr], types: list[Type]) -> Expr:
     return F.floor(diff.cast(pa.float64()) / lit(float(DAY_US))).cast(pa.int64())
 
 
-def _date_part(args: list[Expr], types: list[Type]) -> Expr:
-    return F.date_part(args[0], args[1]).cast(pa.int64())
-
-
 FUNCTIONS: dict[str, Callable[[list[Expr], list[Type]], Expr]] = {
     "days_since": _days_since,
     "day": _trunc("day"),
     "week": _trunc("week"),
     "month": _trunc("month"),
     "year": _trunc("year"),
-    "date_part": _date_part,
     "coalesce": lambda a, t: F.coalesce(*a),
     "least": lambda a, t: F.least(*a),
     "greatest": lambda a, t: F.greatest(*a),
@@ -120,6 +115,9 @@ def expr(e: L.LExpr) -> Expr:
             return col(str(cid))
         case L.LLit(value=v, type=t):
             return literal(v, t)
+        case L.LCall(func="date_part", args=(L.LLit(value=str() as part), value)):
+            # the binder admits only literal parts (DataFusion takes them as Python values)
+            return F.date_part(part, expr(value)).cast(pa.int64())
         case L.LCall(func=f, args=args):
             impl = FUNCTIONS.get(f)
             if impl is None:
