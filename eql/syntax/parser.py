@@ -1,0 +1,183 @@
+"""`parse(text) -> Statement`: the Lark LALR parser, built once, plus the input guards.
+
+The grammar is eql/grammar/eql.lark. The parser is built on first use and cached for the life of
+the process (about a second, mostly spent by strict mode proving there are no conflicts).
+`AstBuilder` is passed to Lark as an inline transformer, so each reduction builds an AST node
+directly and no parse tree exists. Every failure becomes an `EqlError`; Lark types stay here.
+
+May import lark, eql.diagnostics, eql.grammar and eql.syntax.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import cast
+
+from lark import Lark
+from lark.exceptions import UnexpectedInput, UnexpectedToken
+from lark.lexer import PatternRE, TerminalDef
+
+from eql.diagnostics import Diagnostic, EqlError, InternalError, Span
+from eql.grammar import grammar_text
+from eql.syntax import ast as a
+from eql.syntax.build_ast import AstBuilder, LiteralError
+from eql.syntax.errors import diagnostic_from_lark
+from eql.syntax.walk import first_too_deep
+
+__all__ = ["KEYWORD_PRIORITY", "MAX_DEPTH", "MAX_QUERY_CHARS", "lark_parser", "parse"]
+
+MAX_QUERY_CHARS = 100_000
+MAX_DEPTH = 100  # levels of AST nesting, statement included
+# Above this size an error's "expected ..." list comes from the failing state, without re-parsing.
+_REPARSE_MAX_CHARS = 20_000
+KEYWORD_PRIORITY = 2
+
+# Characters that can separate two tokens without whitespace (see `_may_be_too_deep`).
+_TOKEN_EDGES = "()'`,.;=<>!+-*/%$"
+# What the parenthesis pre-check must skip over: strings, quoted names and comments.
+_PAREN_SCAN = re.compile(r"'(?:[^']|'')*'?|`(?:[^`]|``)*`?|--[^\n]*|/\*[\s\S]*?(?:\*/|$)|[()]")
+
+
+def _whole_word_keywords(t: TerminalDef) -> TerminalDef:
+    """Make each case-insensitive keyword (`"where"i`) match whole words only.
+
+    It becomes the pattern `where(?![A-Za-z0-9_])` with a priority above NAME, so `WHEREx` is a
+    name (and an error) rather than WHERE followed by `x`, and the contextual lexer can still
+    read `where` as a NAME in places where the keyword is not acceptable.
+    """
+    p = t.pattern
+    if p.type == "str" and "i" in p.flags:
+        t.pattern = PatternRE(re.escape(p.value) + "(?![A-Za-z0-9_])", p.flags)
+        t.priority = KEYWORD_PRIORITY
+    return t
+
+
+@functools.cache
+def lark_parser() -> Lark:
+    """The one Lark parser of the process (built on first call)."""
+    return Lark(
+        grammar_text(),
+        parser="lalr",
+        lexer="contextual",
+        # Positions come straight from tokens: the inline transformer builds AST nodes, so
+        # propagate_positions (which annotates lark Trees) would only add work (~15%).
+        propagate_positions=False,
+        strict=True,
+        maybe_placeholders=False,
+        edit_terminals=_whole_word_keywords,
+        transformer=AstBuilder(),
+    )
+
+
+def _may_be_too_deep(text: str) -> bool:
+    """False when the AST cannot possibly exceed MAX_DEPTH, so the depth walk can be skipped.
+
+    Every AST level below the statement owns at least one token, and two tokens touch without
+    whitespace only next to one of `_TOKEN_EDGES`; so the token count, and with it the depth, is
+    at most the number of whitespace-separated chunks plus twice the number of edge characters.
+    """
+    bound = len(text.split()) + 2 * sum(text.count(ch) for ch in _TOKEN_EDGES) + 5
+    return bound > MAX_DEPTH
+
+
+def _deep_paren(text: str) -> int | None:
+    """Offset of the first `(` nested deeper than MAX_DEPTH, checked before parsing.
+
+    Deep parentheses need no AST depth (`((x))` is just `x`) but cost parse time, so they are
+    refused up front; cheap unless the text has more than MAX_DEPTH `(`.
+    """
+    if text.count("(") <= MAX_DEPTH:
+        return None
+    depth = 0
+    for m in _PAREN_SCAN.finditer(text):
+        tok = m.group()
+        if tok == "(":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return m.start()
+        elif tok == ")":
+            depth = max(0, depth - 1)
+    return None
+
+
+def parse(text: str) -> a.Statement:
+    """Parse one EQL statement (an optional trailing `;` allowed). Raises `EqlError`."""
+    if not isinstance(text, str):
+        raise TypeError(f"parse() needs a str, not {type(text).__name__}")
+    if len(text) > MAX_QUERY_CHARS:
+        raise EqlError(
+            [
+                Diagnostic(
+                    "E106",
+                    f"query too long: {len(text)} characters, the limit is {MAX_QUERY_CHARS}",
+                    Span(MAX_QUERY_CHARS, len(text)),
+                    helps=("pass long lists as a parameter: `x IN $ids`",),
+                )
+            ],
+            text,
+        )
+    paren = _deep_paren(text)
+    if paren is not None:
+        raise EqlError([_too_deep(Span(paren, paren + 1))], text)
+    try:
+        stmt = cast(a.Statement, lark_parser().parse(text))
+    except UnexpectedInput as e:
+        raise EqlError([_syntax_error(e, text)], text) from None
+    except LiteralError as e:
+        raise EqlError([e.diagnostic], text) from None
+    except RecursionError:
+        raise EqlError([_too_deep(Span(0, len(text)))], text) from None
+    except EqlError:
+        raise
+    except Exception as e:  # a bug: report it as one, without the query text
+        raise InternalError(f"parser failed with {type(e).__name__}") from e
+    if _may_be_too_deep(text):
+        deep = first_too_deep(stmt, MAX_DEPTH)
+        if deep is not None:
+            raise EqlError([_too_deep(deep.span)], text)
+    return stmt
+
+
+def _syntax_error(e: UnexpectedInput, text: str) -> Diagnostic:
+    try:
+        expected = None
+        if isinstance(e, UnexpectedToken) and len(text) <= _REPARSE_MAX_CHARS:
+            expected = _expected_before(text, e)
+        return diagnostic_from_lark(e, text, expected)
+    except Exception:  # wording failed (a bug): still report the error, at its position
+        pos = e.pos_in_stream if isinstance(e.pos_in_stream, int) else 0
+        pos = max(0, min(pos, len(text)))
+        return Diagnostic("E101", "syntax error", Span(pos, pos))
+
+
+def _expected_before(text: str, e: UnexpectedToken) -> set[str] | None:
+    """The terminals acceptable right before the offending token (error path only).
+
+    Lark reports the state it failed in, but an LALR parser may first make reductions that the
+    offending token cannot follow (its lookahead sets are merged across contexts), which makes
+    the list poorer: after `WHERE x = 1 )` it would no longer offer AND or an operator. So parse
+    again, stop before that token, and ask which terminals the parser would accept there.
+    """
+    pos = e.token.start_pos if e.token.type != "$END" else None
+    ip = lark_parser().parse_interactive(text)
+    try:
+        for tok in ip.iter_parse():
+            if pos is not None and tok.start_pos == pos:
+                break
+    except (UnexpectedInput, LiteralError):
+        pass  # the lexer fails at the same place: the state is the one before the token
+    try:
+        accepted = ip.accepts()  # type: ignore[no-untyped-call]
+        return {str(t) for t in accepted}
+    except Exception:
+        return None
+
+
+def _too_deep(span: Span) -> Diagnostic:
+    return Diagnostic(
+        "E107",
+        f"query nested too deeply (more than {MAX_DEPTH} levels)",
+        span,
+        helps=("split the expression, or pass long lists as a parameter: `x IN $ids`",),
+    )

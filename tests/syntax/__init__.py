@@ -1,0 +1,1 @@
+"""Tests of eql.syntax: grammar, parser, AST, printer, syntax diagnostics."""
