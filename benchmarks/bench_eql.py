@@ -125,8 +125,7 @@ def compile_times(store: Store, n: int = 300) -> None:
     samples.sort()
     p50 = samples[len(samples) // 2] * 1000
     p99 = samples[int(len(samples) * 0.99)] * 1000
-    print(f"compile (parse+bind+plan), {len(samples)} samples: p50 {p50:.3f} ms, "
-          f"p99 {p99:.3f} ms")
+    print(f"compile (parse+bind+plan), {len(samples)} samples: p50 {p50:.3f} ms, p99 {p99:.3f} ms")
 
 
 def main() -> None:
@@ -135,8 +134,10 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     args, _ = ap.parse_known_args()
     if not (Path(args.data_dir) / "rocks").exists():
-        print(f"no store at {args.data_dir}: build it with "
-              f"`eql demo --data-dir {args.data_dir} --users 1000000`")
+        print(
+            f"no store at {args.data_dir}: build it with "
+            f"`eql demo --data-dir {args.data_dir} --users 1000000`"
+        )
         return
     import datafusion
     import duckdb
@@ -153,15 +154,19 @@ def main() -> None:
         con.register(st.name, _plain(store.event_table(st.name)))
     events = sum(store.event_count(s.name) for s in store.schema.streams)
     print(f"store {args.data_dir}: {store.count('users'):,} users, {events:,} events")
-    print(f"{'query':<26}{'EQL ms':>9}{'DF SQL ms':>11}{'DuckDB ms':>11}{'EQL/DF':>8}"
-          f"{'EQL/Duck':>9}  rows")
+    print(
+        f"{'query':<26}{'EQL ms':>9}{'DF SQL ms':>11}{'DuckDB ms':>11}{'EQL/DF':>8}"
+        f"{'EQL/Duck':>9}  rows"
+    )
     for name, eql, sql in QUERIES:
         t_eql, r_eql = timed(lambda eql=eql: engine.query(eql, now=REF), args.repeat)
         t_df, r_df = timed(lambda sql=sql: ctx.sql(sql).to_arrow_table(), args.repeat)
         t_dk, r_dk = timed(lambda sql=sql: con.execute(sql).to_arrow_table(), args.repeat)
         rows = (r_eql.num_rows, r_df.num_rows, _rows(r_dk))  # type: ignore[union-attr]
-        print(f"{name:<26}{t_eql * 1000:>9.1f}{t_df * 1000:>11.1f}{t_dk * 1000:>11.1f}"
-              f"{t_eql / t_df:>8.2f}{t_eql / t_dk:>9.2f}  {rows}")
+        print(
+            f"{name:<26}{t_eql * 1000:>9.1f}{t_df * 1000:>11.1f}{t_dk * 1000:>11.1f}"
+            f"{t_eql / t_df:>8.2f}{t_eql / t_dk:>9.2f}  {rows}"
+        )
     store.close()
 
 
@@ -172,9 +177,7 @@ def _rows(r: object) -> int:
 
 
 def _plain(table: pa.Table) -> pa.Table:
-    cols = [
-        c.cast(pa.string()) if pa.types.is_dictionary(c.type) else c for c in table.columns
-    ]
+    cols = [c.cast(pa.string()) if pa.types.is_dictionary(c.type) else c for c in table.columns]
     return pa.table(cols, names=table.column_names)
 
 

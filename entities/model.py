@@ -37,7 +37,7 @@ class DataType:
             return f"decimal({self.precision},{self.scale})"
         if self.kind is TypeKind.ENUM:
             return "enum[" + ", ".join(self.values) + "]"
-        return self.kind.value
+        return str(self.kind.value)
 
     @property
     def is_numeric(self) -> bool:

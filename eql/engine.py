@@ -51,14 +51,22 @@ class Engine:
             for ent in schema.entities:
                 v = self._table_version("entity", ent.name)
                 if self._versions.get(ent.name) != v:
-                    TD.register(self._ctx, ent.name, self.store.entity_table(ent.name),
-                                self.settings.target_partitions)
+                    TD.register(
+                        self._ctx,
+                        ent.name,
+                        self.store.entity_table(ent.name),
+                        self.settings.target_partitions,
+                    )
                     self._versions[ent.name] = v
             for st in schema.streams:
                 v = self._table_version("events", st.name)
                 if self._versions.get(st.name) != v:
-                    TD.register(self._ctx, st.name, self.store.event_table(st.name),
-                                self.settings.target_partitions)
+                    TD.register(
+                        self._ctx,
+                        st.name,
+                        self.store.event_table(st.name),
+                        self.settings.target_partitions,
+                    )
                     self._versions[st.name] = v
 
     def compile(

@@ -190,7 +190,7 @@ def import_file(
         digest,
         rows_read,
         table.num_rows,
-        int(summary["rows_rejected"]),  # type: ignore[call-overload]
+        int(summary["rows_rejected"]),
         False,
         reject_file,
         missing,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, cast
 
 from rocksdict import (
     AccessType,
@@ -80,7 +81,7 @@ class KV:
     def multi_get(self, keys: list[bytes]) -> list[bytes | None]:
         if not keys:
             return []
-        values = self._db.get(keys)
+        values: list[Any] = self._db.get(cast(Any, keys)) or []
         return [None if v is None else bytes(v) for v in values]
 
     def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:

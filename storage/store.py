@@ -241,7 +241,7 @@ class Store:
         return 0 if raw is None else codec.unpack_u32(raw)
 
     def count(self, entity: str) -> int:
-        return self.entity_table(entity).num_rows
+        return int(self.entity_table(entity).num_rows)
 
     def iter_rows(self, entity: str) -> Iterator[tuple[int | str, dict[str, Any]]]:
         for k, v in self.kv.scan(codec.family_prefix("e", entity)):
@@ -296,7 +296,7 @@ class Store:
         return [live / s.file for s in self.segments(stream)]
 
     def event_count(self, stream: str) -> int:
-        return sum(s.rows for s in self.segments(stream)) + self.tail_table(stream).num_rows
+        return sum(s.rows for s in self.segments(stream)) + int(self.tail_table(stream).num_rows)
 
     def _tail_blobs(self, stream: str) -> list[tuple[bytes, bytes]]:
         return list(self.kv.scan(codec.family_prefix("t", stream)))

@@ -1,4 +1,4 @@
-"""Run the shell examples of docs/*.md (blocks fenced as ```sh run), in order, one folder per doc."""
+"""Run the shell examples of docs/*.md (```sh run blocks), in order, one folder per doc."""
 
 from __future__ import annotations
 
@@ -17,15 +17,23 @@ DOCS = sorted(p for p in (ROOT / "docs").glob("*.md") if BLOCK.search(p.read_tex
 
 @pytest.mark.parametrize("doc", DOCS, ids=[p.name for p in DOCS])
 def test_doc_examples_run(doc: Path, tmp_path: Path) -> None:
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-               NO_COLOR="1", COLUMNS="120")
+    env = dict(
+        os.environ,
+        PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        NO_COLOR="1",
+        COLUMNS="120",
+    )
     env.pop("EQL_DATA_DIR", None)
     blocks = BLOCK.findall(doc.read_text(encoding="utf-8"))
     assert blocks
     for i, (code, script) in enumerate(blocks, start=1):
         proc = subprocess.run(
-            ["bash", "-e", "-c", script], cwd=tmp_path, env=env, capture_output=True,
-            text=True, timeout=120,
+            ["bash", "-e", "-c", script],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         expected = int(code or 0)
         assert proc.returncode == expected, (

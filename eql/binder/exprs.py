@@ -69,8 +69,12 @@ class Where:
 def bool_expr(ctx: Ctx, node: A.Expr, where: Where, what: str) -> B.BExpr:
     e = bind_expr(ctx, node, where)
     if e.type.kind not in (Kind.BOOL, Kind.NULL):
-        return ctx.error("E213", f"{what} must be a condition (true/false), not {e.type}",
-                         node.span, "compare it: `... = value`, `... > 0`, `DID stream`")
+        return ctx.error(
+            "E213",
+            f"{what} must be a condition (true/false), not {e.type}",
+            node.span,
+            "compare it: `... = value`, `... > 0`, `DID stream`",
+        )
     return e
 
 
@@ -152,18 +156,26 @@ def bind_expr(ctx: Ctx, node: A.Expr, where: Where, expected: Type | None = None
             if a.type.kind not in (Kind.STRING, Kind.NULL):
                 return ctx.error("E207", f"LIKE needs text on the left, not {a.type}", op.span)
             if not isinstance(pat, A.StringLiteral | A.Param):
-                return ctx.error("E218", "the pattern of LIKE must be a string or a parameter",
-                                 pat.span, "e.g. name LIKE 'Li%'")
+                return ctx.error(
+                    "E218",
+                    "the pattern of LIKE must be a string or a parameter",
+                    pat.span,
+                    "e.g. name LIKE 'Li%'",
+                )
             return B.Like(a, bind_expr(ctx, pat, where, T.STRING), neg, T.BOOL)
         case A.Case():
             return _case(ctx, node, where)
         case A.InSegment(segment=seg):
             return ctx.error(
-                "E217", f"`in segment {seg.name}`: segments are not available in this version",
-                node.span, "filter with the segment's condition instead")
+                "E217",
+                f"`in segment {seg.name}`: segments are not available in this version",
+                node.span,
+                "filter with the segment's condition instead",
+            )
         case A.AsOfValue():
-            return ctx.error("E217", "a tag's value AS OF a time is not available in this "
-                             "version", node.span)
+            return ctx.error(
+                "E217", "a tag's value AS OF a time is not available in this version", node.span
+            )
     return ctx.error("E217", f"{type(node).__name__} is not supported here", node.span)
 
 
@@ -191,16 +203,21 @@ def _coerce_literal(ctx: Ctx, e: B.BExpr, other: Type, node: A.Expr) -> B.BExpr:
             return ctx.error("E214", str(exc), node.span)
         if other.kind is Kind.DATE:
             if t.time() != dt.time(0):
-                return ctx.error("E214", f"{e.value!r} has a time of day; a date is expected",
-                                 node.span)
+                return ctx.error(
+                    "E214", f"{e.value!r} has a time of day; a date is expected", node.span
+                )
             return B.Literal(t.date(), T.DATE)
         return B.Literal(t, T.TIMESTAMP)
     if other.enum_values and e.value not in other.enum_values:
         close = difflib.get_close_matches(e.value, list(other.enum_values), n=1, cutoff=0.5)
         lowered = [v for v in other.enum_values if v.lower() == e.value.lower()]
         hint = f"did you mean '{(lowered or close)[0]}'?" if (lowered or close) else ""
-        return ctx.error("E223", f"'{e.value}' is not one of the values: "
-                         + ", ".join(other.enum_values), node.span, hint)
+        return ctx.error(
+            "E223",
+            f"'{e.value}' is not one of the values: " + ", ".join(other.enum_values),
+            node.span,
+            hint,
+        )
     return e
 
 
@@ -211,8 +228,12 @@ def _check_comparable(
         return False
     if T.comparable(a.type, b.type):
         return True
-    ctx.error("E207", f"cannot compare {a.type} with {b.type} using {op}",
-              span, f"`{_text(ctx, left)}` is {a.type}; `{_text(ctx, right)}` is {b.type}")
+    ctx.error(
+        "E207",
+        f"cannot compare {a.type} with {b.type} using {op}",
+        span,
+        f"`{_text(ctx, left)}` is {a.type}; `{_text(ctx, right)}` is {b.type}",
+    )
     return False
 
 
@@ -225,8 +246,10 @@ def _text(ctx: Ctx, node: A.Expr) -> str:
 def _arith(ctx: Ctx, op: B.BinOp, a: B.BExpr, b: B.BExpr, span: Span) -> B.BExpr:
     if a is POISON or b is POISON:
         return POISON
-    if not ((a.type.numeric or a.type.kind is Kind.NULL) and
-            (b.type.numeric or b.type.kind is Kind.NULL)):
+    if not (
+        (a.type.numeric or a.type.kind is Kind.NULL)
+        and (b.type.numeric or b.type.kind is Kind.NULL)
+    ):
         return ctx.error("E207", f"`{op.value}` needs numbers, not {a.type} and {b.type}", span)
     if op is B.BinOp.DIV:
         return B.Binary(op, a, b, T.FLOAT)
@@ -238,8 +261,12 @@ def _arith(ctx: Ctx, op: B.BinOp, a: B.BExpr, b: B.BExpr, span: Span) -> B.BExpr
 
 def bind_param(ctx: Ctx, node: A.Param, expected: Type | None) -> B.BExpr:
     if node.name not in ctx.params:
-        return ctx.error("E210", f"missing parameter ${node.name}", node.span,
-                         f"supply it: --param {node.name}=VALUE (CLI) or \"params\" (API)")
+        return ctx.error(
+            "E210",
+            f"missing parameter ${node.name}",
+            node.span,
+            f'supply it: --param {node.name}=VALUE (CLI) or "params" (API)',
+        )
     raw = ctx.params[node.name]
     t = T.plain(expected) if expected is not None and expected.kind is not Kind.NULL else None
     if t is None:
@@ -250,15 +277,15 @@ def bind_param(ctx: Ctx, node: A.Param, expected: Type | None) -> B.BExpr:
     try:
         value = V.convert(raw, t)
     except ValueError as exc:
-        return ctx.error("E211", f"parameter ${node.name}: {exc}", node.span,
-                         f"${node.name} is used as {t} here")
+        return ctx.error(
+            "E211", f"parameter ${node.name}: {exc}", node.span, f"${node.name} is used as {t} here"
+        )
     return B.Param(node.name, value, t)
 
 
 def _in_param(ctx: Ctx, a: B.BExpr, p: A.Param, neg: bool) -> B.BExpr:
     if p.name not in ctx.params:
-        return ctx.error("E210", f"missing parameter ${p.name}", p.span,
-                         "supply a list of values")
+        return ctx.error("E210", f"missing parameter ${p.name}", p.span, "supply a list of values")
     raw = ctx.params[p.name]
     values = raw.split(",") if isinstance(raw, str) else raw
     if not isinstance(values, list | tuple):
@@ -303,12 +330,19 @@ def _call(ctx: Ctx, node: A.Call, where: Where) -> B.BExpr:
     if fn is None:
         options = list(FN.REGISTRY) + list(FN.AGGREGATES)
         close = difflib.get_close_matches(name, options, n=1)
-        return ctx.error("E205", f"unknown function `{node.name.name}`", node.name.span,
-                         f"did you mean `{close[0]}`?" if close else "",
-                         "see docs/eql.md for the functions")
+        return ctx.error(
+            "E205",
+            f"unknown function `{node.name.name}`",
+            node.name.span,
+            f"did you mean `{close[0]}`?" if close else "",
+            "see docs/eql.md for the functions",
+        )
     if node.distinct or node.filter is not None or node.window is not None or node.star:
-        return ctx.error("E206", f"`{fn.name}` is not an aggregate: DISTINCT, WHERE and DURING "
-                         "belong to aggregates", node.span)
+        return ctx.error(
+            "E206",
+            f"`{fn.name}` is not an aggregate: DISTINCT, WHERE and DURING belong to aggregates",
+            node.span,
+        )
     n = len(node.args)
     if n < fn.min_args or (fn.max_args is not None and n > fn.max_args):
         return ctx.error("E206", f"wrong number of arguments for {fn.signature}", node.span)
@@ -318,8 +352,12 @@ def _call(ctx: Ctx, node: A.Call, where: Where) -> B.BExpr:
     if fn.name == "date_part":
         part = args[0]
         if not (isinstance(part, B.Literal | B.Param) and part.value in DATE_PARTS):
-            return ctx.error("E206", "date_part's first argument must be one of: "
-                             + ", ".join(f"'{p}'" for p in DATE_PARTS), node.args[0].span)
+            return ctx.error(
+                "E206",
+                "date_part's first argument must be one of: "
+                + ", ".join(f"'{p}'" for p in DATE_PARTS),
+                node.args[0].span,
+            )
     if fn.needs_reference_time:
         args.append(B.Literal(ctx.reference, T.TIMESTAMP))
     try:
@@ -337,15 +375,26 @@ def _aggregate(ctx: Ctx, node: A.Call, func: B.AggFunc, where: Where) -> B.BExpr
     if isinstance(arg, A.Path):
         r = resolve(ctx.schema, where.scope, arg.parts, where.alias)
         if isinstance(r, Many):
-            return _source_aggregate(ctx, func, arg, r, node.filter, node.window, node.distinct,
-                                     where, node.span)
+            return _source_aggregate(
+                ctx, func, arg, r, node.filter, node.window, node.distinct, where, node.span
+            )
         if isinstance(r, Problem):
             return ctx.error(r.code, r.message, r.ident.span, *r.helps)
     elif arg is not None:
         path = _first_many_path(ctx, arg, where)
         if path is not None:
-            return _source_aggregate(ctx, func, path, None, node.filter, node.window,
-                                     node.distinct, where, node.span, whole=arg)
+            return _source_aggregate(
+                ctx,
+                func,
+                path,
+                None,
+                node.filter,
+                node.window,
+                node.distinct,
+                where,
+                node.span,
+                whole=arg,
+            )
     return _group_aggregate(ctx, node, func, arg, where)
 
 
@@ -379,9 +428,13 @@ def _source_aggregate(
     if isinstance(r, Problem):
         return ctx.error(r.code, r.message, r.ident.span, *r.helps)
     if isinstance(r, Value):
-        return ctx.error("E208", f"`{_text(ctx, path)}` has one value per {where.scope.name} "
-                         "row; DID and aggregates need an event stream or a many-relation",
-                         path.span, "e.g. DID purchase, count(purchase), sum(purchase.amount)")
+        return ctx.error(
+            "E208",
+            f"`{_text(ctx, path)}` has one value per {where.scope.name} "
+            "row; DID and aggregates need an event stream or a many-relation",
+            path.span,
+            "e.g. DID purchase, count(purchase), sum(purchase.amount)",
+        )
     element = Where(r.element, alias=r.name.name)
     arg: B.BExpr | None = None
     if whole is not None:
@@ -400,20 +453,34 @@ def _source_aggregate(
 
 
 def _two_hops(
-    ctx: Ctx, func: B.AggFunc, outer: Many, inner_path: A.Path, inner: Many,
-    flt: A.Expr | None, window: A.Window | None, distinct: bool, span: Span,
+    ctx: Ctx,
+    func: B.AggFunc,
+    outer: Many,
+    inner_path: A.Path,
+    inner: Many,
+    flt: A.Expr | None,
+    window: A.Window | None,
+    distinct: bool,
+    span: Span,
 ) -> B.BExpr:
     """`sum(members.purchase.amount)` = the sum over members of each member's sum."""
     if func not in (B.AggFunc.COUNT, B.AggFunc.SUM, B.AggFunc.MIN, B.AggFunc.MAX) or distinct:
-        return ctx.error("E224", f"{func.value}(...) across two many-steps cannot be split "
-                         "per element", span,
-                         f"nest it: {func.value}({outer.name.name} WHERE ...) or aggregate "
-                         "each hop yourself")
+        return ctx.error(
+            "E224",
+            f"{func.value}(...) across two many-steps cannot be split per element",
+            span,
+            f"nest it: {func.value}({outer.name.name} WHERE ...) or aggregate each hop yourself",
+        )
     if flt is not None:
-        return ctx.error("E224", "a WHERE across two many-steps is ambiguous", span,
-                         f"nest it: count({outer.name.name} WHERE count(...) > 0)")
-    inner_agg = _source_aggregate(ctx, func, inner_path, inner, None, window, False,
-                                  Where(outer.element), span)
+        return ctx.error(
+            "E224",
+            "a WHERE across two many-steps is ambiguous",
+            span,
+            f"nest it: count({outer.name.name} WHERE count(...) > 0)",
+        )
+    inner_agg = _source_aggregate(
+        ctx, func, inner_path, inner, None, window, False, Where(outer.element), span
+    )
     if inner_agg is POISON:
         return POISON
     combine = B.AggFunc.SUM if func is B.AggFunc.COUNT else func
@@ -421,12 +488,22 @@ def _two_hops(
 
 
 def _make_aggregate(
-    ctx: Ctx, func: B.AggFunc, source: B.Source | None, arg: B.BExpr | None,
-    flt: B.BExpr | None, window: B.Window | None, distinct: bool, span: Span,
+    ctx: Ctx,
+    func: B.AggFunc,
+    source: B.Source | None,
+    arg: B.BExpr | None,
+    flt: B.BExpr | None,
+    window: B.Window | None,
+    distinct: bool,
+    span: Span,
 ) -> B.BExpr:
     if arg is None and func is not B.AggFunc.COUNT:
-        return ctx.error("E208", f"{func.value}(...) needs a value to aggregate", span,
-                         f"e.g. {func.value}(purchase.amount)")
+        return ctx.error(
+            "E208",
+            f"{func.value}(...) needs a value to aggregate",
+            span,
+            f"e.g. {func.value}(purchase.amount)",
+        )
     t = arg.type if arg is not None else T.NULL
     if func in (B.AggFunc.SUM, B.AggFunc.AVG) and not (t.numeric or t.kind is Kind.NULL):
         return ctx.error("E208", f"{func.value}(...) needs numbers, not {t}", span)
@@ -446,8 +523,9 @@ def _make_aggregate(
         elif isinstance(source, B.RelationSource):
             order = ctx.schema.require_entity(source.target).key.name
         else:
-            return ctx.error("E208", f"{func.value}(...) needs an event stream or relation "
-                             "to order by", span)
+            return ctx.error(
+                "E208", f"{func.value}(...) needs an event stream or relation to order by", span
+            )
     return B.Aggregate(func, source, arg, flt, window, distinct, out, order)
 
 
@@ -457,14 +535,16 @@ def _group_aggregate(
     if not where.group_ok:
         what = f"`{_text(ctx, arg)}`" if arg is not None else "the rows"
         return ctx.error(
-            "E220", f"{func.value}(...) here would aggregate {what} over the whole result",
+            "E220",
+            f"{func.value}(...) here would aggregate {what} over the whole result",
             node.span,
             "aggregates over a stream or relation name it: count(purchase), "
             "sum(purchase.amount); to aggregate rows, use GROUP BY in RETURN",
         )
     if where.in_group_agg:
-        return ctx.error("E220", "an aggregate over the group cannot contain another one",
-                         node.span)
+        return ctx.error(
+            "E220", "an aggregate over the group cannot contain another one", node.span
+        )
     if node.window is not None:
         return ctx.error("E209", "DURING needs an event stream to aggregate", node.window.span)
     if node.star or arg is None:
@@ -482,8 +562,12 @@ def _group_aggregate(
     ctx.group_aggregates += 1
     agg = _make_aggregate(ctx, func, None, bound, flt, None, node.distinct, node.span)
     if func in (B.AggFunc.FIRST, B.AggFunc.LAST):
-        return ctx.error("E208", f"{func.value}(...) over a group has no order", node.span,
-                         "use min(...) or max(...)")
+        return ctx.error(
+            "E208",
+            f"{func.value}(...) over a group has no order",
+            node.span,
+            "use min(...) or max(...)",
+        )
     return agg
 
 
@@ -493,9 +577,13 @@ def _window(ctx: Ctx, w: A.Window | None, source: B.Source | None) -> B.Window |
             return B.Window(None, ctx.reference)
         return None
     if not isinstance(source, B.StreamSource) and source is not None:
-        ctx.error("E209", "DURING needs an event stream; a relation's rows have no time",
-                  w.span, "put the window on the stream inside: count(members WHERE "
-                  "DID purchase DURING LAST 30 DAYS)")
+        ctx.error(
+            "E209",
+            "DURING needs an event stream; a relation's rows have no time",
+            w.span,
+            "put the window on the stream inside: count(members WHERE "
+            "DID purchase DURING LAST 30 DAYS)",
+        )
         return None
     return window_of(ctx, w)
 
@@ -552,8 +640,9 @@ def _case(ctx: Ctx, node: A.Case, where: Where) -> B.BExpr:
     result: Type = T.NULL
     for w in node.whens:
         if operand is not None:
-            v = _coerce_literal(ctx, bind_expr(ctx, w.condition, where, operand.type),
-                                operand.type, w.condition)
+            v = _coerce_literal(
+                ctx, bind_expr(ctx, w.condition, where, operand.type), operand.type, w.condition
+            )
             if not _check_comparable(ctx, operand, v, w.condition.span, "CASE", node, w.condition):
                 continue
             cond: B.BExpr = B.Binary(B.BinOp.EQ, operand, v, T.BOOL)
@@ -570,8 +659,9 @@ def _case(ctx: Ctx, node: A.Case, where: Where) -> B.BExpr:
         other = bind_expr(ctx, node.else_, where)
         widened = T.widen(result, other.type)
         if widened is None:
-            return ctx.error("E207", f"CASE branches mix {result} and {other.type}",
-                             node.else_.span)
+            return ctx.error(
+                "E207", f"CASE branches mix {result} and {other.type}", node.else_.span
+            )
         result = widened
     if not whens:
         return POISON

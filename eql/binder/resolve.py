@@ -58,9 +58,13 @@ def resolve(
 ) -> Resolved:
     """Resolve `parts` from the scope's row. Inside an aggregate over a source, the element
     may also be named by the source's name (`alias`): `sum(purchase.amount)`."""
-    if alias is not None and len(parts) > 1 and _norm(parts[0].name) == _norm(alias):
-        if _lookup_root(schema, scope, parts[0].name) is None:
-            parts = parts[1:]
+    if (
+        alias is not None
+        and len(parts) > 1
+        and _norm(parts[0].name) == _norm(alias)
+        and _lookup_root(schema, scope, parts[0].name) is None
+    ):
+        parts = parts[1:]
     path = B.ROOT
     entity = scope.name if scope.kind is B.ScopeKind.ENTITY else None
     for i, ident in enumerate(parts):
@@ -103,10 +107,12 @@ def resolve(
                 path = path.child(B.Step(rel.name, rel.via, rel.target))
                 entity = rel.target
                 continue
-            source = B.RelationSource(path, rel.name, rel.target, rel.via)
+            relation = B.RelationSource(path, rel.name, rel.target, rel.via)
             element = B.Scope(B.ScopeKind.ENTITY, rel.target)
-            return Many(source, element, parts[i + 1 :], ident)
-        seen = [(st, ref) for st, ref in schema.streams_of(ent.name) if _norm(st.name) == _norm(name)]
+            return Many(relation, element, parts[i + 1 :], ident)
+        seen = [
+            (st, ref) for st, ref in schema.streams_of(ent.name) if _norm(st.name) == _norm(name)
+        ]
         if len(seen) > 1:
             refs = ", ".join(r.name for _, r in seen)
             return Problem(
@@ -120,7 +126,8 @@ def resolve(
             st, ref = seen[0]
             source = B.StreamSource(path, st.name, ref.name, ref.column, st.time)
             return Many(source, B.Scope(B.ScopeKind.EVENT, st.name), parts[i + 1 :], ident)
-        where = f"entity `{ent.name}`" + (f" (reached by `{B.Path(path.steps)}`)" if path.steps else "")
+        reached = f" (reached by `{B.Path(path.steps)}`)" if path.steps else ""
+        where = f"entity `{ent.name}`{reached}"
         scope_names = names_in(schema, B.Scope(B.ScopeKind.ENTITY, ent.name))
         return _unknown(ident, where, scope_names)
     raise AssertionError("empty path")
@@ -145,5 +152,6 @@ def _unknown(ident: A.Ident, where: str, candidates: list[str]) -> Problem:
     close = difflib.get_close_matches(ident.name, candidates, n=1, cutoff=0.6)
     helps = (f"did you mean `{close[0]}`?",) if close else ()
     known = ", ".join(candidates[:12]) + (", ..." if len(candidates) > 12 else "")
-    return Problem("E202", f"unknown name `{ident.name}` in {where}", ident,
-                   (*helps, f"known here: {known}"))
+    return Problem(
+        "E202", f"unknown name `{ident.name}` in {where}", ident, (*helps, f"known here: {known}")
+    )

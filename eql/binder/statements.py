@@ -10,8 +10,16 @@ from typing import Any
 from entities import Schema
 from eql import types as T
 from eql.binder import bound as B
-from eql.binder.exprs import POISON, Ctx, Where, bind_expr, bind_param, bool_expr, time_point
-from eql.binder.exprs import window_of
+from eql.binder.exprs import (
+    POISON,
+    Ctx,
+    Where,
+    bind_expr,
+    bind_param,
+    bool_expr,
+    time_point,
+    window_of,
+)
 from eql.diagnostics import EqlError, Span
 from eql.syntax import ast as A
 
@@ -28,8 +36,12 @@ def bind(
     """Bind a query; raise EqlError with every problem found."""
     ctx = Ctx(schema, text, params, reference)
     if not isinstance(stmt, A.Find | A.FindEvents):
-        ctx.error("E217", "only FIND and FIND EVENTS can run as queries here", stmt.span,
-                  "DEFINE, REFRESH, SHOW and DESCRIBE work on tags and segments")
+        ctx.error(
+            "E217",
+            "only FIND and FIND EVENTS can run as queries here",
+            stmt.span,
+            "DEFINE, REFRESH, SHOW and DESCRIBE work on tags and segments",
+        )
         raise EqlError(ctx.diagnostics, text)
     out = _bind_query(ctx, stmt)
     if ctx.diagnostics or out is None:
@@ -59,17 +71,19 @@ def _bind_query(ctx: Ctx, q: A.Find | A.FindEvents) -> B.BoundQuery | None:
         helps = [f"did you mean `{close[0]}`?"] if close else []
         if isinstance(q, A.Find) and name.name in [s.name for s in ctx.schema.streams]:
             helps = [f"`{name.name}` is an event stream: FIND EVENTS {name.name}"]
-        ctx.error("E201", f"unknown {what} `{name.name}`", name.span, *helps,
-                  f"known: {', '.join(known)}")
+        ctx.error(
+            "E201", f"unknown {what} `{name.name}`", name.span, *helps, f"known: {', '.join(known)}"
+        )
         return None
     row = Where(scope)
     during = None
-    if isinstance(q, A.FindEvents) and q.during is not None:
-        during = window_of(ctx, q.during)
+    if isinstance(q, A.FindEvents):
+        # events after the reference time are invisible, as they are to aggregates
+        during = B.Window(None, ctx.reference)
+        if q.during is not None:
+            during = window_of(ctx, q.during)
     where = bool_expr(ctx, q.where, row, "WHERE") if q.where is not None else None
-    group = tuple(
-        B.Item(bind_expr(ctx, g, row), _name(ctx, g, None)) for g in q.group_by
-    )
+    group = tuple(B.Item(bind_expr(ctx, g, row), _name(ctx, g, None)) for g in q.group_by)
     before = ctx.group_aggregates
     items = _items(ctx, q, scope)
     order = _order(ctx, q, scope, items)
@@ -81,12 +95,17 @@ def _bind_query(ctx: Ctx, q: A.Find | A.FindEvents) -> B.BoundQuery | None:
         for o, onode in zip(order, q.order_by, strict=True):
             _check_grouped(ctx, o.expr, keys + [i.expr for i in items], onode.expr.span)
         if not q.returns:
-            ctx.error("E212", "a grouped query needs RETURN with the group keys and aggregates",
-                      q.span, "e.g. RETURN home_store.region, count() AS users")
+            ctx.error(
+                "E212",
+                "a grouped query needs RETURN with the group keys and aggregates",
+                q.span,
+                "e.g. RETURN home_store.region, count() AS users",
+            )
     limit = _limit(ctx, q.limit)
     _unique_names(ctx, items, q)
-    return B.BoundQuery(scope, where, during, group, tuple(items), tuple(order), limit,
-                        ctx.reference, grouped)
+    return B.BoundQuery(
+        scope, where, during, group, tuple(items), tuple(order), limit, ctx.reference, grouped
+    )
 
 
 def _name(ctx: Ctx, node: A.Expr, alias: A.Ident | None) -> str:
@@ -145,6 +164,8 @@ def _limit(ctx: Ctx, node: A.IntLiteral | A.Param | None) -> int | None:
     else:
         value = node.value
     if value is None:
+        if isinstance(node, A.Param) and node.name in ctx.params:
+            ctx.error("E211", f"parameter ${node.name}: LIMIT needs a number, not null", node.span)
         return None
     if not isinstance(value, int) or value < 0 or value > MAX_LIMIT:
         ctx.error("E219", f"LIMIT must be a whole number from 0 to {MAX_LIMIT:,}", node.span)
@@ -161,8 +182,12 @@ def _check_grouped(ctx: Ctx, e: B.BExpr, keys: list[B.BExpr], span: Span) -> Non
     if isinstance(e, B.Literal | B.Param):
         return
     if isinstance(e, B.Column | B.Aggregate):
-        ctx.error("E212", "this value is neither a GROUP BY key nor aggregated over the group",
-                  span, "add it to GROUP BY, or aggregate it: count(), avg(...), max(...)")
+        ctx.error(
+            "E212",
+            "this value is neither a GROUP BY key nor aggregated over the group",
+            span,
+            "add it to GROUP BY, or aggregate it: count(), avg(...), max(...)",
+        )
         return
     from eql.planner.lower import children
 
@@ -174,9 +199,5 @@ def _unique_names(ctx: Ctx, items: list[B.Item], q: A.Find | A.FindEvents) -> No
     seen: set[str] = set()
     for it, node in zip(items, q.returns or (), strict=False):
         if it.name in seen:
-            ctx.error("E215", f"two results are named `{it.name}`", node.span,
-                      "name one with AS")
+            ctx.error("E215", f"two results are named `{it.name}`", node.span, "name one with AS")
         seen.add(it.name)
-
-
-

@@ -190,6 +190,3 @@ def explain(
         out.print(engine.explain(compiled, compiled.explain_stage or stage), markup=False)
     finally:
         store.close()
-
-
-

@@ -128,13 +128,13 @@ def _agg(a: L.LAgg) -> str:
 def format_plan(plan: L.Plan, indent: int = 0) -> str:
     pad = "  " * indent
     match plan:
-        case L.Scan(table=t, columns=cols):
-            return f"{pad}Scan {t} [" + ", ".join(f"{n} as {c}" for n, c, _ in cols) + "]"
+        case L.Scan(table=t, columns=scanned):
+            return f"{pad}Scan {t} [" + ", ".join(f"{n} as {c}" for n, c, _ in scanned) + "]"
         case L.Filter(input=i, predicate=p):
             return f"{pad}Filter {lexpr(p)}\n" + format_plan(i, indent + 1)
         case L.Project(input=i, items=items):
-            cols = ", ".join(f"{c} := {lexpr(e)}" for e, c in items)
-            return f"{pad}Project [{cols}]\n" + format_plan(i, indent + 1)
+            listed = ", ".join(f"{c} := {lexpr(e)}" for e, c in items)
+            return f"{pad}Project [{listed}]\n" + format_plan(i, indent + 1)
         case L.Join(left=left, right=right, left_keys=lk, right_keys=rk, kind=k):
             on = ", ".join(f"{a} = {b}" for a, b in zip(lk, rk, strict=True))
             return (
@@ -148,14 +148,14 @@ def format_plan(plan: L.Plan, indent: int = 0) -> str:
             a = ", ".join(f"{c} := {_agg(x)}" for x, c in aggs)
             return f"{pad}Aggregate group [{g}] aggs [{a}]\n" + format_plan(i, indent + 1)
         case L.Sort(input=i, keys=keys):
-            k = ", ".join(
+            sort_keys = ", ".join(
                 f"{lexpr(e)} {'desc' if d else 'asc'}{' nulls first' if nf else ''}"
                 for e, d, nf in keys
             )
-            return f"{pad}Sort [{k}]\n" + format_plan(i, indent + 1)
+            return f"{pad}Sort [{sort_keys}]\n" + format_plan(i, indent + 1)
         case L.Limit(input=i, count=n):
             return f"{pad}Limit {n}\n" + format_plan(i, indent + 1)
-        case L.Output(input=i, columns=cols):
-            c = ", ".join(f"{cid} as {name!r}" for cid, name, _ in cols)
-            return f"{pad}Output [{c}]\n" + format_plan(i, indent + 1)
+        case L.Output(input=i, columns=outputs):
+            named = ", ".join(f"{cid} as {name!r}" for cid, name, _ in outputs)
+            return f"{pad}Output [{named}]\n" + format_plan(i, indent + 1)
     raise AssertionError(plan)

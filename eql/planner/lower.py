@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from entities import Schema
@@ -68,9 +68,7 @@ class Lowerer:
         if entity is not None:
             attr = self.schema.require_entity(entity).column(name)
         else:
-            attr = next(
-                (a for a in self.schema.stream_columns(scope.name) if a.name == name), None
-            )
+            attr = next((a for a in self.schema.stream_columns(scope.name) if a.name == name), None)
         if attr is None:
             raise InternalError(f"no column {name} at {path} in {scope}")
         return T.from_schema(attr.type)
@@ -179,9 +177,7 @@ class Lowerer:
         extra = tuple(n for n in (fk, time, *(a.order_column or "" for a in aggs)) if n)
         eplan, eenv = self.build_scope(element, inner, extra)
         fk_id = eenv.columns[(B.ROOT, fk)]
-        time_col = (
-            L.LCol(eenv.columns[(B.ROOT, time)], T.TIMESTAMP) if time else None
-        )
+        time_col = L.LCol(eenv.columns[(B.ROOT, time)], T.TIMESTAMP) if time else None
         bounds = [a.window for a in aggs]
         scanned: B.Window | None = None
         if time_col is not None and all(w is not None for w in bounds):
@@ -209,15 +205,11 @@ class Lowerer:
             lagg.append((L.LAgg(a.func, arg, a.distinct, cond, order, a.type), cid))
             env.aggregates[a] = cid
             env.types[cid] = a.type
-        agg = L.Aggregate(
-            eplan, ((L.LCol(fk_id, env_type(eenv, fk_id)), group_id),), tuple(lagg)
-        )
+        agg = L.Aggregate(eplan, ((L.LCol(fk_id, env_type(eenv, fk_id)), group_id),), tuple(lagg))
         owner_key = env.columns[(source.path, self._owner_key(source))]
         return L.Join(plan, agg, (owner_key,), (group_id,), kind)
 
-    def existence_join(
-        self, scope: B.Scope, plan: L.Plan, env: _Env, ex: Existence
-    ) -> L.Plan:
+    def existence_join(self, scope: B.Scope, plan: L.Plan, env: _Env, ex: Existence) -> L.Plan:
         """Keep the rows of `plan` with (semi) or without (anti) a matching element."""
         source = ex.source
         if isinstance(source, B.StreamSource):
@@ -243,7 +235,21 @@ class Lowerer:
         return L.Join(plan, keys, (owner_key,), (fk_id,), kind)
 
     # ---- expressions -------------------------------------------------------------------------
+    _subst: Mapping[B.BExpr, L.ColumnId] = {}
+
+    def expr_over(self, e: B.BExpr, env: _Env, subst: Mapping[B.BExpr, L.ColumnId]) -> L.LExpr:
+        """Translate `e` where the sub-expressions in `subst` are already columns (after a
+        grouping: group keys and group aggregates)."""
+        saved, self._subst = self._subst, subst
+        try:
+            return self.expr(e, env)
+        finally:
+            self._subst = saved
+
     def expr(self, e: B.BExpr, env: _Env) -> L.LExpr:
+        done = self._subst.get(e)
+        if done is not None:
+            return L.LCol(done, e.type)
         match e:
             case B.Literal(value=v, type=t) | B.Param(value=v, type=t):
                 return L.LLit(v, t)
@@ -258,8 +264,10 @@ class Lowerer:
                     raise InternalError(f"aggregate {e.func} was not collected")
                 col = L.LCol(cid, e.type)
                 if e.func in (B.AggFunc.COUNT, B.AggFunc.SUM) and e.source is not None:
-                    zero = L.LLit(0, e.type) if e.type.kind is not T.Kind.DECIMAL else L.LLit(
-                        _decimal_zero(), e.type
+                    zero = (
+                        L.LLit(0, e.type)
+                        if e.type.kind is not T.Kind.DECIMAL
+                        else L.LLit(_decimal_zero(), e.type)
                     )
                     return L.LCall("coalesce", (col, zero), e.type)
                 return col

@@ -72,14 +72,17 @@ def _plan(q: B.BoundQuery, schema: Schema) -> L.Plan:
             cid = lw.new_id()
             lagg.append((L.LAgg(a.func, arg, a.distinct, flt, order, a.type), cid))
         rel = L.Aggregate(rel, tuple(group_items), tuple(lagg))
-        # after grouping, expressions see group keys and group aggregates only
-        genv = type(env)()
+        # after grouping, expressions see only group keys and group aggregates
+        subst: dict[B.BExpr, L.ColumnId] = {}
         for g, (_, cid) in zip(q.group_by, group_items, strict=True):
-            genv.aggregates[_as_key(g.expr)] = cid
+            subst[g.expr] = cid
         for a, (_, cid) in zip(aggs, lagg, strict=True):
-            genv.aggregates[a] = cid
-        env = genv
-        translate = _grouped_translator(lw, env, q)
+            subst[a] = cid
+        grouped_env = type(env)()
+
+        def translate(e: B.BExpr) -> L.LExpr:
+            return lw.expr_over(e, grouped_env, subst)
+
     else:
 
         def translate(e: B.BExpr) -> L.LExpr:
@@ -105,61 +108,3 @@ def _plan(q: B.BoundQuery, schema: Schema) -> L.Plan:
 
 def le_type(e: L.LExpr) -> T.Type:
     return e.type
-
-
-def _as_key(e: B.BExpr) -> B.Aggregate:
-    """Group keys are looked up like aggregates: by the bound expression's value."""
-    return e  # type: ignore[return-value]
-
-
-def _grouped_translator(lw: Lowerer, env: object, q: B.BoundQuery):  # type: ignore[no-untyped-def]
-    from eql.planner.lower import _Env
-
-    assert isinstance(env, _Env)
-
-    def translate(e: B.BExpr) -> L.LExpr:
-        cid = env.aggregates.get(e)  # type: ignore[call-overload]
-        if cid is not None:
-            return L.LCol(cid, e.type)
-        if isinstance(e, B.Literal | B.Param):
-            return lw.expr(e, env)
-        return _rebuild(e, translate, lw, env)
-
-    return translate
-
-
-def _rebuild(e: B.BExpr, translate, lw: Lowerer, env: object) -> L.LExpr:  # type: ignore[no-untyped-def]
-    """Translate an expression over group keys/aggregates by translating its children first."""
-    match e:
-        case B.Call(func=f, args=args, type=t):
-            return L.LCall(f, tuple(translate(a) for a in args), t)
-        case B.Unary(op=op, arg=arg, type=t):
-            return L.LUnary(op, translate(arg), t)
-        case B.Binary(op=op, left=left, right=right, type=t):
-            return L.LBinary(op, translate(left), translate(right), t)
-        case B.IsNull(arg=arg, negated=neg, type=t):
-            return L.LIsNull(translate(arg), neg, t)
-        case B.InList(arg=arg, items=items, negated=neg, type=t):
-            return L.LInList(translate(arg), tuple(translate(i) for i in items), neg, t)
-        case B.Case(whens=whens, otherwise=other, type=t):
-            return L.LCase(
-                tuple((translate(c), translate(v)) for c, v in whens),
-                translate(other) if other is not None else None,
-                t,
-            )
-        case B.Cast(arg=arg, type=t):
-            return L.LCast(translate(arg), t)
-        case B.Like(arg=arg, pattern=p, negated=neg, type=t):
-            return L.LLike(translate(arg), translate(p), neg, t)
-        case B.Between(arg=arg, low=lo, high=hi, negated=neg, type=t):
-            a = translate(arg)
-            both = L.LBinary(
-                B.BinOp.AND,
-                L.LBinary(B.BinOp.GE, a, translate(lo), T.BOOL),
-                L.LBinary(B.BinOp.LE, a, translate(hi), T.BOOL),
-                T.BOOL,
-            )
-            return L.LUnary(B.UnaryOp.NOT, both, t) if neg else both
-    from eql.diagnostics import InternalError
-
-    raise InternalError(f"{type(e).__name__} is neither grouped nor aggregated")

@@ -194,8 +194,11 @@ def aggregate(a: L.LAgg) -> Expr:
             return F.sum(arg, distinct=a.distinct, filter=flt)
         case AggFunc.AVG:
             assert arg is not None
-            return F.avg(arg.cast(pa.float64()) if a.type.kind is Kind.FLOAT else arg,
-                         distinct=a.distinct, filter=flt)
+            return F.avg(
+                arg.cast(pa.float64()) if a.type.kind is Kind.FLOAT else arg,
+                distinct=a.distinct,
+                filter=flt,
+            )
         case AggFunc.MIN:
             assert arg is not None
             return F.min(arg, filter=flt)
@@ -207,7 +210,9 @@ def aggregate(a: L.LAgg) -> Expr:
             fn = F.first_value if a.func is AggFunc.FIRST else F.last_value
             # nulls are skipped: first/last is the earliest/latest event that has a value
             cond = arg.is_not_null() if flt is None else flt & arg.is_not_null()
-            order = [expr(a.order_by).sort(ascending=True)] if a.order_by is not None else None
+            order: list[Any] | None = None
+            if a.order_by is not None:
+                order = [expr(a.order_by).sort(ascending=True)]
             return fn(arg, filter=cond, order_by=order)
     raise InternalError(f"no emitter for aggregate {a.func}")
 
@@ -281,6 +286,8 @@ def execute(plan: L.Plan, ctx: SessionContext) -> pa.Table:
 
 def explain(plan: L.Plan, ctx: SessionContext) -> str:
     df = emit(plan, ctx)
-    return str(df.optimized_logical_plan().display_indent()) + "\n\n" + str(
-        df.execution_plan().display_indent()
+    return (
+        str(df.optimized_logical_plan().display_indent())
+        + "\n\n"
+        + str(df.execution_plan().display_indent())
     )
