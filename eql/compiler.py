@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,12 @@ from eql.planner.explain import format_bound, format_plan
 from eql.planner.plan import plan
 from eql.syntax import ast as A
 from eql.syntax import format_statement, parse
+
+
+@functools.lru_cache(maxsize=2048)
+def parse_cached(text: str) -> A.Statement:
+    """ASTs are immutable, so a query text seen before is not parsed again."""
+    return parse(text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +43,7 @@ def compile_query(
     now: dt.datetime | None = None,
 ) -> Compiled:
     """Parse, bind and plan one query; raises EqlError with every diagnostic of the stage."""
-    stmt = parse(text)
+    stmt = parse_cached(text)
     stage: str | None = None
     if isinstance(stmt, A.Explain):
         stage = stmt.stage.value.lower() if stmt.stage is not None else "all"

@@ -42,6 +42,24 @@ def _norm(name: str) -> str:
     return name.lower()
 
 
+_INDEX: dict[tuple[int, B.Scope], tuple[Schema, dict[str, str]]] = {}
+
+
+def _index(schema: Schema, scope: B.Scope) -> dict[str, str]:
+    """Lower-cased name -> declared name at the root of a scope (cached per schema object)."""
+    key = (id(schema), scope)
+    entry = _INDEX.get(key)
+    if entry is not None and entry[0] is schema:
+        return entry[1]
+    found: dict[str, str] = {}
+    for n in names_in(schema, scope):
+        found.setdefault(n.lower(), n)
+    if len(_INDEX) > 4096:
+        _INDEX.clear()
+    _INDEX[key] = (schema, found)
+    return found
+
+
 def names_in(schema: Schema, scope: B.Scope) -> list[str]:
     """Everything a name can mean at the root of a scope (for "did you mean")."""
     if scope.kind is B.ScopeKind.ENTITY:
@@ -69,19 +87,20 @@ def resolve(
     entity = scope.name if scope.kind is B.ScopeKind.ENTITY else None
     for i, ident in enumerate(parts):
         last = i == len(parts) - 1
-        name = ident.name
+        here = B.Scope(B.ScopeKind.ENTITY, entity) if entity is not None else scope
+        name = _index(schema, here).get(ident.name.lower(), ident.name)
         if entity is None:  # the event row itself (only ever at the root of an event scope)
             st = schema.require_stream(scope.name)
-            if _norm(name) in ("time", _norm(st.time)):
+            if name in ("time", st.time):
                 if not last:
                     return _past_value(ident, parts[i + 1])
                 return Value(B.Column(path, st.time, T.TIMESTAMP))
-            field = next((f for f in st.fields if _norm(f.name) == _norm(name)), None)
+            field = st.field(name)
             if field is not None:
                 if not last:
                     return _past_value(ident, parts[i + 1])
                 return Value(B.Column(path, field.name, T.from_schema(field.type)))
-            ref = next((r for r in st.references if _norm(r.name) == _norm(name)), None)
+            ref = st.reference(name)
             if ref is not None:
                 target = schema.require_entity(ref.entity)
                 if last:  # the entity itself: its key, held in the reference column
@@ -91,14 +110,12 @@ def resolve(
                 continue
             return _unknown(ident, f"event stream `{st.name}`", names_in(schema, scope))
         ent = schema.require_entity(entity)
-        col = ent.column(name) or next(
-            (c for c in ent.columns if _norm(c.name) == _norm(name)), None
-        )
+        col = ent.column(name)
         if col is not None:
             if not last:
                 return _past_value(ident, parts[i + 1])
             return Value(B.Column(path, col.name, T.from_schema(col.type)))
-        rel = next((r for r in ent.relations if _norm(r.name) == _norm(name)), None)
+        rel = ent.relation(name)
         if rel is not None:
             if rel.cardinality is Cardinality.ONE:
                 target = schema.require_entity(rel.target)
@@ -110,9 +127,7 @@ def resolve(
             relation = B.RelationSource(path, rel.name, rel.target, rel.via)
             element = B.Scope(B.ScopeKind.ENTITY, rel.target)
             return Many(relation, element, parts[i + 1 :], ident)
-        seen = [
-            (st, ref) for st, ref in schema.streams_of(ent.name) if _norm(st.name) == _norm(name)
-        ]
+        seen = [(st, ref) for st, ref in schema.streams_of(ent.name) if st.name == name]
         if len(seen) > 1:
             refs = ", ".join(r.name for _, r in seen)
             return Problem(
@@ -134,7 +149,7 @@ def resolve(
 
 
 def _lookup_root(schema: Schema, scope: B.Scope, name: str) -> object | None:
-    return next((n for n in names_in(schema, scope) if _norm(n) == _norm(name)), None)
+    return _index(schema, scope).get(name.lower())
 
 
 def _past_value(ident: A.Ident, nxt: A.Ident) -> Problem:

@@ -164,7 +164,7 @@ def _limit(ctx: Ctx, node: A.IntLiteral | A.Param | None) -> int | None:
     else:
         value = node.value
     if value is None:
-        if isinstance(node, A.Param) and node.name in ctx.params:
+        if isinstance(node, A.Param) and ctx.params.get(node.name, 0) is None:
             ctx.error("E211", f"parameter ${node.name}: LIMIT needs a number, not null", node.span)
         return None
     if not isinstance(value, int) or value < 0 or value > MAX_LIMIT:
