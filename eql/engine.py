@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,6 +80,16 @@ class Engine:
     def run(self, compiled: Compiled) -> pa.Table:
         self.refresh()
         return TD.execute(compiled.plan, self._ctx)
+
+    def stream(self, compiled: Compiled) -> Iterator[pa.RecordBatch]:
+        """Execute and yield record batches as DataFusion produces them."""
+        self.refresh()
+        return TD.stream(compiled.plan, self._ctx)
+
+    def result_schema(self, compiled: Compiled) -> pa.Schema:
+        """The Arrow schema of a compiled query's result, without running it."""
+        self.refresh()
+        return TD.result_schema(compiled.plan, self._ctx)
 
     def query(
         self,

@@ -196,6 +196,10 @@ class Store:
     def get_meta(self, key: bytes) -> bytes | None:
         return self.kv.get(key)
 
+    def scan_meta(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Metadata entries (e.g. `o:` offsets) whose key starts with `prefix`, in key order."""
+        return self.kv.scan(prefix)
+
     def ledger_get(self, digest: str) -> dict[str, Any] | None:
         raw = self.kv.get(b"l:" + digest.encode())
         return None if raw is None else dict(codec.loads(raw))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -282,6 +282,18 @@ def register(ctx: SessionContext, name: str, table: pa.Table, partitions: int = 
 
 def execute(plan: L.Plan, ctx: SessionContext) -> pa.Table:
     return emit(plan, ctx).to_arrow_table()
+
+
+def stream(plan: L.Plan, ctx: SessionContext) -> Iterator[pa.RecordBatch]:
+    """The result batch by batch; the work stops when the caller stops iterating (a client
+    that disconnects, a deadline that passes)."""
+    batches = emit(plan, ctx).execute_stream()
+    for batch in batches:
+        yield batch.to_pyarrow()
+
+
+def result_schema(plan: L.Plan, ctx: SessionContext) -> pa.Schema:
+    return pa.schema(emit(plan, ctx).schema())
 
 
 def explain(plan: L.Plan, ctx: SessionContext) -> str:
