@@ -216,6 +216,7 @@ def demo(
         files = generate_demo_files(files_dir, users=users, seed=seed, end=end_date)
         reports = _import_all(store, [(f.kind, f.target, f.path) for f in files], None, False, None)
         status_table(store)
+        sample_queries(store, end_date)
     finally:
         store.close()
         if not keep_files:
@@ -225,6 +226,42 @@ def demo(
         f"demo store ready at {data_dir}; {dirty} deliberately dirty files showed the reject "
         f"path (see {data_dir / 'rejects'})"
     )
+
+
+SAMPLES = (
+    (
+        "Top stores by sales in the last 30 days",
+        "FIND stores RETURN id, city, sum(purchase.amount DURING LAST 30 DAYS) AS sales_30d,\n"
+        "  count(members WHERE NOT DID purchase DURING LAST 30 DAYS) AS idle_members\n"
+        "ORDER BY sales_30d DESC LIMIT 5",
+    ),
+    (
+        "Lapsed big spenders, by region",
+        "FIND users WHERE sum(purchase.amount DURING LAST 365 DAYS) > 1000\n"
+        "  AND NOT DID purchase DURING LAST 60 DAYS\n"
+        "GROUP BY home_store.region RETURN home_store.region, count() AS users\n"
+        "ORDER BY users DESC",
+    ),
+    (
+        "Daily app sales last week",
+        "FIND EVENTS purchase DURING LAST 7 DAYS WHERE channel = 'app'\n"
+        "GROUP BY day(time) RETURN day(time) AS day, sum(amount) AS sales,\n"
+        "  count(DISTINCT user) AS buyers ORDER BY day",
+    ),
+)
+
+
+def sample_queries(store: Store, end: dt.date) -> None:
+    """Run a few EQL queries on the fresh demo store, to show what it holds."""
+    from eql.cli.query_cmds import write
+    from eql.engine import Engine
+
+    engine = Engine(store)
+    now = dt.datetime(end.year, end.month, end.day, tzinfo=dt.UTC)
+    for title, text in SAMPLES:
+        out.print(f"\n[bold]{title}[/] (as of {end})", markup=True)
+        out.print(text, markup=False, highlight=False)
+        write(engine.query(text, now=now), "table", None)
 
 
 def status(data_dir: DataDir) -> None:
