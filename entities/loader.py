@@ -233,6 +233,13 @@ def load_schema(path: str | Path) -> Schema:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SchemaError([SchemaProblem(str(p), 1, "<file>", "file not found")]) from None
+    except IsADirectoryError:
+        raise SchemaError(
+            [SchemaProblem(str(p), 1, "<file>", "is a directory, not a file")]
+        ) from None
+    except OSError as exc:
+        msg = f"cannot read the file: {exc.strerror}"
+        raise SchemaError([SchemaProblem(str(p), 1, "<file>", msg)]) from None
     except UnicodeDecodeError as exc:
         msg = f"not valid UTF-8 text (byte {exc.start})"
         raise SchemaError([SchemaProblem(str(p), 1, "<file>", msg)]) from None
@@ -261,7 +268,12 @@ def parse_schema(text: str, file: str = "<schema>") -> Schema:
         raise SchemaError(c.problems)
 
     raw_entities: list[tuple[Entity, dict[str, tuple[yaml.Node, yaml.Node]]]] = []
-    for ename, (eknode, evnode) in _mapping(c, top["entities"][1], "entities").items():
+    declared = _mapping(c, top["entities"][1], "entities")
+    if not declared and isinstance(top["entities"][1], yaml.MappingNode | yaml.ScalarNode):
+        c.add(top["entities"][1], "entities", "a schema declares at least one entity")
+    # entities whose own declaration is wrong: other references to them are not errors too
+    broken: set[str] = set(declared)
+    for ename, (eknode, evnode) in declared.items():
         key = f"entities.{ename}"
         if not _name(c, eknode, key, ename):
             continue
@@ -305,9 +317,11 @@ def parse_schema(text: str, file: str = "<schema>") -> Schema:
             desc,
         )
         raw_entities.append((entity, spec))
+        broken.discard(ename)
 
     names = [e.name for e, _ in raw_entities]
     relations: dict[str, list[Relation]] = {n: [] for n in names}
+    rel_where: dict[tuple[str, str], tuple[yaml.Node, str]] = {}
     for entity, spec in raw_entities:
         if "relations" not in spec:
             continue
@@ -336,6 +350,8 @@ def parse_schema(text: str, file: str = "<schema>") -> Schema:
                     c.add(rs["cardinality"][1], f"{rkey}.cardinality", "expected `one` or `many`")
                     continue
             if target is None or via is None:
+                continue
+            if target in broken:
                 continue
             if target not in relations:
                 c.add(rs["to"][1], f"{rkey}.to", f"unknown entity `{target}`{_hint(target, names)}")
@@ -372,12 +388,13 @@ def parse_schema(text: str, file: str = "<schema>") -> Schema:
             relations[entity.name].append(
                 Relation(rname, entity.name, target, cardinality, via, card == "many", reverse)
             )
+            rel_where[(entity.name, rname)] = (rknode, rkey)
             if reverse is not None:
                 back = Cardinality.MANY if card == "one" else Cardinality.ONE
                 relations[target].append(
                     Relation(reverse, target, entity.name, back, via, card == "one", rname)
                 )
-            _ = rknode
+                rel_where[(target, reverse)] = (rs["reverse"][1], f"{rkey}.reverse")
 
     entities: list[Entity] = []
     for entity, spec in raw_entities:
@@ -385,10 +402,12 @@ def parse_schema(text: str, file: str = "<schema>") -> Schema:
         rels = relations[entity.name]
         for rel in rels:
             if rel.name in seen:
-                node = spec["relations"][0] if "relations" in spec else None
+                node, where = rel_where.get(
+                    (entity.name, rel.name), (None, f"entities.{entity.name}.relations.{rel.name}")
+                )
                 c.add(
                     node,
-                    f"entities.{entity.name}.relations.{rel.name}",
+                    where,
                     f"`{rel.name}` is already a {seen[rel.name]} of `{entity.name}`; "
                     "choose another relation or reverse name",
                 )
@@ -399,14 +418,16 @@ def parse_schema(text: str, file: str = "<schema>") -> Schema:
 
     streams: list[EventStream] = []
     if "events" in top:
-        streams = _streams(c, top["events"][1], entities)
+        streams = _streams(c, top["events"][1], entities, broken)
 
     if c.problems:
         raise SchemaError(c.problems)
     return Schema(tuple(entities), tuple(streams), file)
 
 
-def _streams(c: _Collector, node: yaml.Node, entities: list[Entity]) -> list[EventStream]:
+def _streams(
+    c: _Collector, node: yaml.Node, entities: list[Entity], broken: set[str]
+) -> list[EventStream]:
     out: list[EventStream] = []
     enames = [e.name for e in entities]
     for sname, (sknode, svnode) in _mapping(c, node, "events").items():
@@ -421,6 +442,7 @@ def _streams(c: _Collector, node: yaml.Node, entities: list[Entity]) -> list[Eve
         time = "ts"
         if "time" in spec:
             time = _scalar(c, spec["time"][1], f"{key}.time") or "ts"
+        ref_nodes: dict[str, yaml.Node] = {}
         refs: list[EventRef] = []
         if "references" not in spec:
             c.add(
@@ -450,16 +472,19 @@ def _streams(c: _Collector, node: yaml.Node, entities: list[Entity]) -> list[Eve
                         column = _scalar(c, rs["column"][1], f"{rkey}.column") or column
                 if target is None:
                     continue
+                if target in broken:
+                    continue
                 if target not in enames:
                     c.add(rvnode, rkey, f"unknown entity `{target}`{_hint(target, enames)}")
                     continue
                 refs.append(EventRef(rname, target, column))
+                ref_nodes[rname] = rknode
         fields = _attributes(c, spec.get("fields", (None, None))[1], f"{key}.fields")
         columns: dict[str, str] = {time: "the time field"}
         for ref in refs:
             if ref.column in columns:
                 c.add(
-                    svnode,
+                    ref_nodes.get(ref.name, svnode),
                     f"{key}.references.{ref.name}",
                     f"column `{ref.column}` is already {columns[ref.column]}",
                 )

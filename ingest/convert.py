@@ -178,6 +178,20 @@ def convert_column(attr: Attribute, arr: pa.Array) -> tuple[pa.Array, list[Rejec
             allowed = ", ".join(attr.type.values)
             for i, v in zip(idx.tolist(), values, strict=True):
                 rejects.append(Reject(i, attr.name, _short(v), f"not one of: {allowed}"))
+    if kind is TypeKind.FLOAT:
+        finite = pc.fill_null(pc.is_finite(out), True)
+        idx = np.flatnonzero(pc.invert(finite).to_numpy(zero_copy_only=False))
+        flagged = {r.row for r in rejects}
+        for i in idx.tolist():
+            if i not in flagged:
+                rejects.append(
+                    Reject(
+                        int(i),
+                        attr.name,
+                        str(out[i].as_py()),
+                        "expected a finite number (not NaN or infinity)",
+                    )
+                )
     if attr.required:
         idx = np.flatnonzero(pc.is_null(out).to_numpy(zero_copy_only=False))
         flagged = {r.row for r in rejects}

@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from entities.model import Attribute
 from ingest.convert import Reject, convert_table
-from ingest.readers import FileError, read_raw
+from ingest.readers import FileError, RawFile, read_raw
 from storage import ChangeSet, Store
 
 Kind = Literal["entity", "events"]
@@ -105,7 +105,12 @@ def import_file(
     columns = _target_columns(store, kind, target)
     if not p.exists():
         raise FileError(str(p), "file not found")
-    digest = file_digest(p, kind, target)
+    if p.is_dir():
+        raise FileError(str(p), "is a directory, not a file", "name the files inside it")
+    try:
+        digest = file_digest(p, kind, target)
+    except OSError as exc:
+        raise FileError(str(p), f"cannot read the file: {exc.strerror}") from None
     done = store.ledger_get(digest)
     if done is not None:
         return ImportReport(
@@ -124,6 +129,10 @@ def import_file(
     if progress:
         progress("read", 0, 1)
     raw = read_raw(p, fmt)
+    if not raw.table.column_names and raw.table.num_rows == 0:
+        if not raw.rejects:
+            raise FileError(str(p), "empty file: it holds no rows")
+        raw = _empty_raw(raw, columns)
     names = [c.name for c in columns]
     extra = [c for c in raw.table.column_names if c not in names]
     if extra and not allow_extra_columns:
@@ -214,3 +223,9 @@ def _write_rejects(
         for r in sorted(rejects, key=lambda r: (r.row, r.column)):
             writer.writerow([str(path), r.row, r.column, r.value, r.reason])
     return out
+
+
+def _empty_raw(raw: RawFile, columns: tuple[Attribute, ...]) -> RawFile:
+    """A file whose every row was unreadable: no rows, the schema's columns, its rejects."""
+    empty = pa.table({c.name: pa.array([], pa.string()) for c in columns})
+    return RawFile(empty, raw.row_numbers[:0], raw.rejects, raw.format)

@@ -81,6 +81,18 @@ def conform(entity: Entity, table: pa.Table) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
+def finite_floats(rows: pa.Table) -> pa.Table:
+    """NaN and infinities are stored as null: JSON has no such numbers, and a snapshot must
+    hold exactly what RocksDB holds."""
+    for i, f in enumerate(rows.schema):
+        if pa.types.is_floating(f.type):
+            col = rows.column(i)
+            finite = pc.fill_null(pc.is_finite(col), True)
+            if not pc.all(finite).as_py():
+                rows = rows.set_column(i, f, pc.if_else(finite, col, pa.scalar(None, f.type)))
+    return rows
+
+
 def fill_missing(entity: Entity, rows: pa.Table, base: pa.Table) -> pa.Table:
     """Upsert semantics: attributes absent from `rows` keep their current values (null if new)."""
     missing = [a for a in entity.attributes if a.name not in rows.column_names]

@@ -191,6 +191,10 @@ class Store:
             _fsync_dir(live)
         for path in staging.iterdir():
             path.unlink()
+        snapshots = self.data_dir / "snapshots"
+        if snapshots.is_dir():
+            for path in snapshots.glob("*.tmp"):  # a snapshot write cut short
+                path.unlink()
 
     # ---- metadata, ledger, offsets -------------------------------------------------------
     def get_meta(self, key: bytes) -> bytes | None:
@@ -295,9 +299,18 @@ class Store:
             return []
         return [Segment(**s) for s in codec.loads(raw)["segments"]]
 
+    def segment_path(self, stream: str, segment: Segment) -> Path:
+        """Where a committed segment is: in events/, or, for a reader of a store whose writer
+        died between the commit and the rename (the next writer rolls it forward), in staging/."""
+        live = self.data_dir / "events" / stream / segment.file
+        if self.kv.read_only and not live.exists():
+            staged = self.data_dir / "staging" / segment.file
+            if staged.exists():
+                return staged
+        return live
+
     def event_files(self, stream: str) -> list[Path]:
-        live = self.data_dir / "events" / stream
-        return [live / s.file for s in self.segments(stream)]
+        return [self.segment_path(stream, s) for s in self.segments(stream)]
 
     def event_count(self, stream: str) -> int:
         return sum(s.rows for s in self.segments(stream)) + int(self.tail_table(stream).num_rows)
@@ -356,6 +369,7 @@ class Store:
             snap_rows: pa.Table | None = None
             if rows is not None and rows.num_rows:
                 rows = snapshot.fill_missing(ent, _last_per_key(rows, ent.key.name), bases[name])
+                rows = snapshot.finite_floats(rows)
                 keys = rows.column(ent.key.name).to_pylist()
                 enc = [codec.encode_key(k) for k in keys]
                 ids, fresh = self._ensure_ids(name, enc, puts)
@@ -470,7 +484,7 @@ class Store:
 
     def read_segment(self, stream: str, segment: Segment) -> pa.Table:
         """A committed segment as an Arrow table backed by a memory map (no copy)."""
-        path = self.data_dir / "events" / stream / segment.file
+        path = self.segment_path(stream, segment)
         return pa.ipc.open_file(pa.memory_map(str(path), "r")).read_all()
 
     def event_table(self, stream: str) -> pa.Table:

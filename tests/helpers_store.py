@@ -62,11 +62,28 @@ events:
 """
 
 CUSTOMER_COLUMNS = (
-    "id", "name", "balance", "score", "visits", "active", "born", "last_seen", "tier",
+    "id",
+    "name",
+    "balance",
+    "score",
+    "visits",
+    "active",
+    "born",
+    "last_seen",
+    "tier",
 )
 ORDER_COLUMNS = (
-    "ts", "customer_id", "sku", "amount", "qty", "weight", "note", "gift", "ship_date",
-    "paid_at", "channel",
+    "ts",
+    "customer_id",
+    "sku",
+    "amount",
+    "qty",
+    "weight",
+    "note",
+    "gift",
+    "ship_date",
+    "paid_at",
+    "channel",
 )
 
 
@@ -150,7 +167,9 @@ def snapshot_ids(store: Store, entity: str) -> dict[Any, int]:
     ent = store.entity(entity)
     table = store.entity_table(entity)
     return dict(
-        zip(table.column(ent.key.name).to_pylist(), table.column(ID_COLUMN).to_pylist(), strict=True)
+        zip(
+            table.column(ent.key.name).to_pylist(), table.column(ID_COLUMN).to_pylist(), strict=True
+        )
     )
 
 
@@ -196,3 +215,16 @@ def assert_no_orphans(store: Store) -> None:
     for st in store.schema.streams:
         listed = {s.file for s in store.segments(st.name)}
         assert listing(store.data_dir / "events" / st.name) == listed, st.name
+
+
+def require_slow(request: Any) -> None:
+    """Skip a `slow` test unless it was selected (`-m slow`) or EQL_SLOW=1 is set, so that the
+    default run stays short even while the default options do not deselect slow tests."""
+    import os
+
+    import pytest
+
+    expr = request.config.getoption("markexpr") or ""
+    selected = "slow" in expr and "not slow" not in expr
+    if not (selected or os.environ.get("EQL_SLOW")):
+        pytest.skip("slow: run with -m slow or EQL_SLOW=1")

@@ -1,0 +1,121 @@
+"""One writer process at a time (a real second process), and STO-1: the durability settings as
+RocksDB itself records them in its OPTIONS file, and as the store writes them."""
+
+from __future__ import annotations
+
+import configparser
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from storage import ChangeSet, Store
+from storage.kv import DURABILITY, KV
+from tests.helpers_store import ROOT, customers_table, new_store
+
+OPEN_IN_CHILD = textwrap.dedent(
+    """
+    import sys
+    from storage import Store
+    from storage.kv import StoreLockedError
+    try:
+        store = Store.open(sys.argv[1], read_only=sys.argv[2] == "ro")
+    except StoreLockedError as exc:
+        print("LOCKED", exc)
+        sys.exit(3)
+    print("OPENED", store.get("customers", 1))
+    store.close()
+    """
+)
+
+
+def open_in_child(data: Path, mode: str = "rw") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", OPEN_IN_CHILD, str(data), mode],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_second_process_gets_store_locked_error(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with new_store(data) as store:
+        change = ChangeSet()
+        change.upsert("customers", customers_table([{"id": 1, "name": "a"}], ("id", "name")))
+        store.commit(change)
+        child = open_in_child(data)
+        assert child.returncode == 3, child.stderr
+        assert child.stdout.startswith(f"LOCKED the store at {data} is open in another process")
+        assert "Traceback" not in child.stderr
+        # a read-only opener does not need the lock and sees committed rows
+        ro = open_in_child(data, "ro")
+        assert ro.returncode == 0, ro.stderr
+        assert "OPENED {'id': 1, 'name': 'a'" in ro.stdout
+    # once the writer is gone, another process can open the store
+    child = open_in_child(data)
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.startswith("OPENED {'id': 1, 'name': 'a'")
+
+
+def _rocks_options(rocks: Path) -> configparser.ConfigParser:
+    files = sorted(rocks.glob("OPTIONS-*"), key=lambda p: int(p.name.split("-")[1]))
+    assert files, f"RocksDB wrote no OPTIONS file in {rocks}"
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read(files[-1])
+    return parser
+
+
+def test_sto1_rocksdb_options_file_records_recovery_mode_and_paranoid_checks(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    new_store(data).close()
+    for _ in range(2):  # as created, and as reopened
+        opts = _rocks_options(data / "rocks")
+        db = opts["DBOptions"]
+        assert db["wal_recovery_mode"] == "kPointInTimeRecovery"
+        assert db["paranoid_checks"] == "true"
+        # nothing turns the WAL off or makes it vanish behind our back
+        assert db["manual_wal_flush"] == "false"
+        assert db["WAL_ttl_seconds"] == "0"
+        assert db["WAL_size_limit_MB"] == "0"
+        assert db["unordered_write"] == "false"
+        Store.open(data).close()
+
+
+def test_sto1_write_options_sync_and_wal(tmp_path: Path) -> None:
+    kv = KV(tmp_path / "rocks")
+    try:
+        assert kv._wopt.sync is True
+        assert kv._wopt.disable_wal is False
+    finally:
+        kv.close()
+    with new_store(tmp_path / "data") as store:
+        assert store.kv._wopt.sync is True
+        assert store.kv._wopt.disable_wal is False
+        assert store.durability == {
+            "wal": "on",
+            "sync": "every commit (WriteOptions.sync = true)",
+            "wal_recovery_mode": "point_in_time",
+            "paranoid_checks": "true",
+        }
+        assert store.durability == DURABILITY
+        store.durability["wal"] = "off"  # a copy: callers cannot change the policy
+        assert DURABILITY["wal"] == "on"
+
+
+def test_sto1_commits_are_in_the_wal(tmp_path: Path) -> None:
+    """A committed batch is in a WAL file (not only in the memtable) right after commit."""
+    data = tmp_path / "data"
+    with new_store(data) as store:
+        change = ChangeSet()
+        change.upsert(
+            "customers",
+            customers_table([{"id": 42, "name": "durable-marker-7f3a"}], ("id", "name")),
+        )
+        store.commit(change)
+        logs = list((data / "rocks").glob("*.log"))
+        assert logs and any(b"durable-marker-7f3a" in p.read_bytes() for p in logs)
