@@ -397,7 +397,7 @@ def parse_schema(text: str, file: str = "<schema>") -> Schema:
                 rel_where[(target, reverse)] = (rs["reverse"][1], f"{rkey}.reverse")
 
     entities: list[Entity] = []
-    for entity, spec in raw_entities:
+    for entity, _spec in raw_entities:
         seen: dict[str, str] = {a.name: "attribute" for a in entity.columns}
         rels = relations[entity.name]
         for rel in rels:
