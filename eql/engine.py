@@ -16,6 +16,7 @@ from typing import Any
 import pyarrow as pa
 
 from eql.compiler import Compiled, compile_query, explain_text
+from eql.diagnostics import Diagnostic, EqlError
 from eql.planner import to_datafusion as TD
 from storage import Store
 
@@ -79,12 +80,18 @@ class Engine:
 
     def run(self, compiled: Compiled) -> pa.Table:
         self.refresh()
-        return TD.execute(compiled.plan, self._ctx)
+        try:
+            return TD.execute(compiled.plan, self._ctx)
+        except TD.ExecutionFailed as exc:
+            raise runtime_error(compiled, str(exc)) from None
 
     def stream(self, compiled: Compiled) -> Iterator[pa.RecordBatch]:
         """Execute and yield record batches as DataFusion produces them."""
         self.refresh()
-        return TD.stream(compiled.plan, self._ctx)
+        try:
+            yield from TD.stream(compiled.plan, self._ctx)
+        except TD.ExecutionFailed as exc:
+            raise runtime_error(compiled, str(exc)) from None
 
     def result_schema(self, compiled: Compiled) -> pa.Schema:
         """The Arrow schema of a compiled query's result, without running it."""
@@ -105,3 +112,18 @@ class Engine:
             self.refresh()
             df_text = TD.explain(compiled.plan, self._ctx)
         return explain_text(compiled, stage, df_text)
+
+
+def runtime_error(compiled: Compiled, message: str) -> EqlError:
+    """A failure while running (an overflow, a resource limit): E301, with DataFusion's words."""
+    return EqlError(
+        [
+            Diagnostic(
+                "E301",
+                f"the query failed while running: {message}",
+                None,
+                helps=("check the arithmetic (overflow) or narrow the query",),
+            )
+        ],
+        compiled.text,
+    )

@@ -29,6 +29,14 @@ class Function:
     result: Callable[[tuple[Type, ...]], Type]
     doc: str
     needs_reference_time: bool = False  # the binder appends the reference time as last argument
+    # the types parameters and string literals take in each argument (the last one repeats)
+    hints: tuple[Type, ...] = ()
+    null_propagating: bool = True  # a null argument makes the result null
+
+    def hint(self, i: int) -> Type | None:
+        if not self.hints:
+            return None
+        return self.hints[min(i, len(self.hints) - 1)]
 
 
 def _expect(cond: bool, sig: str) -> None:
@@ -98,7 +106,30 @@ def _fn(
     doc: str,
     ref: bool = False,
 ) -> Function:
-    return Function(name, sig, lo, hi, result, doc, ref)
+    hints: tuple[Type, ...] = ()
+    if name in ("days_since", "day", "week", "month", "year"):
+        hints = (T.TIMESTAMP,)
+    elif name == "date_part":
+        hints = (T.STRING, T.TIMESTAMP)
+    elif name in (
+        "lower",
+        "upper",
+        "trim",
+        "length",
+        "concat",
+        "starts_with",
+        "ends_with",
+        "contains",
+    ):
+        hints = (T.STRING,)
+    elif name == "substr":
+        hints = (T.STRING, T.INT)
+    elif name == "round":
+        hints = (T.FLOAT, T.INT)
+    elif name in ("abs", "floor", "ceil"):
+        hints = (T.FLOAT,)
+    propagating = name not in ("coalesce", "least", "greatest", "concat")
+    return Function(name, sig, lo, hi, result, doc, ref, hints, propagating)
 
 
 _TRUNC = "{0}(date | timestamp) -> date"

@@ -129,6 +129,8 @@ def bind_expr(ctx: Ctx, node: A.Expr, where: Where, expected: Type | None = None
             a = bind_expr(ctx, op, where)
             if not (a.type.numeric or a.type.kind is Kind.NULL):
                 return ctx.error("E207", f"cannot negate a {a.type}", node.span)
+            if a.type.kind is Kind.NULL:
+                return B.Literal(None, T.NULL)
             return B.Unary(B.UnaryOp.NEG, a, T.plain(a.type))
         case A.IsNull(operand=op, negated=neg):
             return B.IsNull(bind_expr(ctx, op, where), neg, T.BOOL)
@@ -162,7 +164,10 @@ def bind_expr(ctx: Ctx, node: A.Expr, where: Where, expected: Type | None = None
                     pat.span,
                     "e.g. name LIKE 'Li%'",
                 )
-            return B.Like(a, bind_expr(ctx, pat, where, T.STRING), neg, T.BOOL)
+            pattern = bind_expr(ctx, pat, where, T.STRING)
+            if isinstance(pattern, B.Literal | B.Param) and pattern.value is None:
+                return B.Literal(None, T.BOOL)  # LIKE null is null
+            return B.Like(a, pattern, neg, T.BOOL)
         case A.Case():
             return _case(ctx, node, where)
         case A.InSegment(segment=seg):
@@ -194,6 +199,18 @@ def _pair(ctx: Ctx, left: A.Expr, right: A.Expr, where: Where) -> tuple[B.BExpr,
 
 def _coerce_literal(ctx: Ctx, e: B.BExpr, other: Type, node: A.Expr) -> B.BExpr:
     """'2026-01-01' next to a date or timestamp is that date; an enum value is checked."""
+    if (
+        isinstance(e, B.Param)
+        and isinstance(e.value, str)
+        and other.enum_values
+        and e.value not in other.enum_values
+    ):
+        allowed = ", ".join(other.enum_values)
+        return ctx.error(
+            "E223",
+            f"parameter ${e.name}: '{e.value}' is not one of the values: {allowed}",
+            node.span,
+        )
     if not (isinstance(e, B.Literal) and isinstance(e.value, str) and e.type.kind is Kind.STRING):
         return e
     if other.temporal:
@@ -346,7 +363,13 @@ def _call(ctx: Ctx, node: A.Call, where: Where) -> B.BExpr:
     n = len(node.args)
     if n < fn.min_args or (fn.max_args is not None and n > fn.max_args):
         return ctx.error("E206", f"wrong number of arguments for {fn.signature}", node.span)
-    args = [bind_expr(ctx, a, where) for a in node.args]
+    args: list[B.BExpr] = []
+    for i, a in enumerate(node.args):
+        hint = fn.hint(i)
+        bound = bind_expr(ctx, a, where, expected=hint)
+        if hint is not None and hint.temporal:
+            bound = _coerce_literal(ctx, bound, hint, a)
+        args.append(bound)
     if any(a is POISON for a in args):
         return POISON
     if fn.name == "date_part":
@@ -365,6 +388,11 @@ def _call(ctx: Ctx, node: A.Call, where: Where) -> B.BExpr:
     except FN.SignatureError:
         got = ", ".join(str(a.type) for a in args[: len(node.args)])
         return ctx.error("E206", f"{fn.signature} cannot take ({got})", node.span)
+    untyped = [a for a in args if a.type.kind is Kind.NULL]
+    if untyped:  # a bare null (or null parameter) has no type to run the function on
+        if fn.null_propagating or len(untyped) == len(args):
+            return B.Literal(None, t if t.kind is not Kind.NULL else T.NULL)
+        args = [a for a in args if a.type.kind is not Kind.NULL]
     return B.Call(fn.name, tuple(args), t)
 
 
@@ -559,8 +587,6 @@ def _group_aggregate(
     if bound is POISON:
         return POISON
     flt = bool_expr(ctx, node.filter, inner_where, "WHERE") if node.filter else None
-    ctx.group_aggregates += 1
-    agg = _make_aggregate(ctx, func, None, bound, flt, None, node.distinct, node.span)
     if func in (B.AggFunc.FIRST, B.AggFunc.LAST):
         return ctx.error(
             "E208",
@@ -568,7 +594,8 @@ def _group_aggregate(
             node.span,
             "use min(...) or max(...)",
         )
-    return agg
+    ctx.group_aggregates += 1
+    return _make_aggregate(ctx, func, None, bound, flt, None, node.distinct, node.span)
 
 
 def _window(ctx: Ctx, w: A.Window | None, source: B.Source | None) -> B.Window | None:
@@ -630,6 +657,9 @@ def time_point(ctx: Ctx, p: A.TimePoint) -> dt.datetime | None:
                 return None
         case A.Param():
             b = bind_param(ctx, p, T.TIMESTAMP)
+            if isinstance(b, B.Param) and b.value is None:
+                ctx.error("E211", f"parameter ${p.name}: a time is needed here, not null", p.span)
+                return None
             return b.value if isinstance(b, B.Param) else None
     return None
 

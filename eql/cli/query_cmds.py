@@ -106,7 +106,10 @@ def query(
         if compiled.explain_stage is not None:
             out.print(engine.explain(compiled, compiled.explain_stage), markup=False)
             return
-        result = engine.run(compiled)
+        try:
+            result = engine.run(compiled)
+        except EqlError as exc:
+            _report(exc)
     finally:
         store.close()
     write(result, fmt, output)

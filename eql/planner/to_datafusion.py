@@ -160,10 +160,10 @@ def _binary(op: BinOp, left: L.LExpr, right: L.LExpr, t: Type) -> Expr:
             return a - b
         case BinOp.MUL:
             return a * b
-        case BinOp.DIV:
-            return a / b
+        case BinOp.DIV:  # by zero: null, not an error or infinity
+            return a / F.nullif(b, literal(0, right.type if right.type.numeric else Type(Kind.INT)))
         case BinOp.MOD:
-            return a % b
+            return a % F.nullif(b, literal(0, right.type if right.type.numeric else Type(Kind.INT)))
         case BinOp.EQ:
             return a == b
         case BinOp.NE:
@@ -280,16 +280,35 @@ def register(ctx: SessionContext, name: str, table: pa.Table, partitions: int = 
     ctx.register_record_batches(name, parts)
 
 
+class ExecutionFailed(Exception):
+    """DataFusion refused or failed a plan while running it (overflow, resources, ...)."""
+
+
+def _message(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    for prefix in ("DataFusion error: ", "Execution error: ", "Arrow error: "):
+        text = text.replace(prefix, "")
+    return text[:300]
+
+
 def execute(plan: L.Plan, ctx: SessionContext) -> pa.Table:
-    return emit(plan, ctx).to_arrow_table()
+    df = emit(plan, ctx)
+    try:
+        return df.to_arrow_table()
+    except Exception as exc:  # DataFusion raises plain Exceptions
+        raise ExecutionFailed(_message(exc)) from None
 
 
 def stream(plan: L.Plan, ctx: SessionContext) -> Iterator[pa.RecordBatch]:
     """The result batch by batch; the work stops when the caller stops iterating (a client
     that disconnects, a deadline that passes)."""
-    batches = emit(plan, ctx).execute_stream()
-    for batch in batches:
-        yield batch.to_pyarrow()
+    df = emit(plan, ctx)
+    try:
+        batches = df.execute_stream()
+        for batch in batches:
+            yield batch.to_pyarrow()
+    except Exception as exc:
+        raise ExecutionFailed(_message(exc)) from None
 
 
 def result_schema(plan: L.Plan, ctx: SessionContext) -> pa.Schema:

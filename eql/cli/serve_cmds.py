@@ -1,0 +1,117 @@
+"""`eql serve` (the HTTP server) and `eql keys create|list|revoke` (its API keys)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from eql.cli.common import DataDir, err, fail, open_store, out
+
+if TYPE_CHECKING:
+    from server.keys import KeyFile
+
+keys_app = typer.Typer(help="API keys of the server: create, list, revoke.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+    app.add_typer(keys_app, name="keys")
+
+
+def serve(
+    data_dir: DataDir,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on")] = 8000,
+) -> None:
+    """Serve EQL over HTTP (limits: EQL_* environment variables, see docs/server.md)."""
+    import uvicorn
+    from pydantic import ValidationError
+
+    from server.app import create_app
+    from server.settings import Settings
+
+    try:
+        settings = Settings(data_dir=data_dir, host=host, port=port)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        fail(f"bad settings: {problems}", "check the EQL_* environment variables")
+    store = open_store(data_dir)
+    try:
+        if not _key_file(data_dir).records():
+            err.print(
+                f"note: no API keys yet; create one with `eql keys create --data-dir {data_dir} "
+                "--scope query,lookup`"
+            )
+        app = create_app(settings, store=store)
+        config = uvicorn.Config(app, host=host, port=port, log_level="info", access_log=False)
+        uvicorn.Server(config).run()
+    finally:
+        store.close()
+
+
+def _key_file(data_dir: Path) -> KeyFile:
+    from server.keys import KeyFile
+
+    if not (data_dir / "rocks").exists():
+        fail(
+            f"no store at {data_dir}",
+            f"create one with `eql init --data-dir {data_dir} --schema FILE` or `eql demo`",
+        )
+    return KeyFile(data_dir / "keys.json")
+
+
+@keys_app.command("create")
+def create(
+    data_dir: DataDir,
+    scope: Annotated[
+        str, typer.Option("--scope", help="Comma-separated: query, lookup, define, ingest, admin")
+    ],
+    name: Annotated[str, typer.Option("--name", help="A label for listings")] = "",
+) -> None:
+    """Create a key and print it once (it is stored hashed: it cannot be shown again)."""
+    from server.keys import KeyFileError, parse_scopes
+
+    keys = _key_file(data_dir)
+    try:
+        scopes = parse_scopes(scope)
+        record, token = keys.create(scopes, name)
+    except ValueError as exc:
+        fail(f"--scope: {exc}", "scopes are query, lookup, define, ingest, admin")
+    except KeyFileError as exc:
+        fail(str(exc))
+    out.print(token, markup=False, highlight=False)
+    err.print(
+        f"created key {record.id} ({', '.join(sorted(record.scopes))}); it is shown only this once"
+    )
+
+
+@keys_app.command("list")
+def list_keys(data_dir: DataDir) -> None:
+    """List keys: id, name, scopes, created, revoked (never the keys themselves)."""
+    table = Table("id", "name", "scopes", "created", "revoked", title="API keys")
+    for k in _key_file(data_dir).records():
+        p = k.public()
+        table.add_row(p["id"], p["name"], ",".join(p["scopes"]), p["created"], p["revoked"] or "")
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def revoke(
+    data_dir: DataDir,
+    key_id: Annotated[str, typer.Argument(metavar="ID", help="The key's id (see `eql keys list`)")],
+) -> None:
+    """Revoke a key; a running server refuses it from its next request."""
+    from server.keys import KeyFileError
+
+    try:
+        record = _key_file(data_dir).revoke(key_id)
+    except KeyFileError as exc:
+        fail(str(exc))
+    if record is None:
+        fail(f"no key with id {key_id!r}", "see `eql keys list`")
+    out.print(f"revoked {record.id} at {record.revoked}")

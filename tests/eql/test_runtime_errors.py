@@ -1,0 +1,124 @@
+"""A query that compiles must run, or fail with an `EqlError`: no DataFusion or Arrow exception,
+no internal compiler error, for values the binder accepted (nulls, zeros, extremes)."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import pytest
+
+from eql.diagnostics import EqlError
+from eql.engine import Engine
+from tests.eql.helpers import NOW
+
+OK_CASES = [
+    ("day(NULL)", None),
+    ("days_since(NULL)", None),
+    ("upper(NULL)", None),
+    ("substr(name, NULL)", None),
+    ("coalesce(NULL, 1)", 1),
+    ("NULL * 2", None),
+    ("NULL / 2", None),
+    ("NOT NULL", None),
+    ("NULL OR TRUE", True),
+    ("count(purchase WHERE NULL)", 0),
+    ("CASE NULL WHEN 1 THEN 'a' ELSE 'b' END", "b"),
+]
+
+
+@pytest.mark.parametrize(("expr", "value"), OK_CASES)
+def test_null_in_functions_and_operators(expr: str, value: Any, demo_engine: Engine) -> None:
+    t = demo_engine.query(f"FIND users WHERE id = 1 RETURN {expr} AS v", now=NOW)
+    assert t.column("v").to_pylist() == [value]
+
+
+def _bug(reason: str) -> Any:
+    return pytest.mark.xfail(reason="BUG: " + reason, strict=True)
+
+
+CRASHES = [
+    pytest.param(
+        "FIND users WHERE id = 1 RETURN date_part('year', NULL) AS v",
+        {},
+        id="date_part-null",
+    ),
+    pytest.param(
+        "FIND users WHERE id = 1 RETURN date_part('year', $p) AS v",
+        {"p": None},
+        id="date_part-null-param",
+    ),
+    pytest.param(
+        "FIND users WHERE id = 1 RETURN -NULL AS v",
+        {},
+        id="neg-null",
+    ),
+    pytest.param(
+        "FIND users WHERE id = 1 RETURN -$p AS v",
+        {"p": None},
+        id="neg-null-param",
+    ),
+    pytest.param(
+        "FIND users WHERE name LIKE $p RETURN id",
+        {"p": None},
+        id="like-null-param",
+    ),
+    pytest.param(
+        "FIND users WHERE id = 1 RETURN birth_year % 0 AS v",
+        {},
+        id="mod-zero",
+    ),
+    pytest.param(
+        "FIND users WHERE count(purchase) = 0 RETURN max(birth_year % count(purchase)) AS v",
+        {},
+        id="mod-zero-aggregate",
+    ),
+    pytest.param(
+        "FIND users WHERE id = 1 RETURN abs(-9223372036854775807 - 1) AS v",
+        {},
+        id="abs-overflow",
+    ),
+]
+
+
+@pytest.mark.parametrize(("query", "params"), CRASHES)
+def test_only_eql_errors_escape(query: str, params: dict[str, Any], demo_engine: Engine) -> None:
+    with contextlib.suppress(EqlError):
+        demo_engine.query(query, params=params, now=NOW)
+
+
+@pytest.mark.xfail(
+    reason="BUG: int + int overflows silently (9223372036854775807 + 1 = -9223372036854775808); "
+    "expected an error or a non-wrapped value",
+    strict=True,
+)
+def test_integer_overflow_does_not_wrap(demo_engine: Engine) -> None:
+    try:
+        t = demo_engine.query(
+            "FIND users WHERE id = 1 RETURN 9223372036854775807 + 1 AS v", now=NOW
+        )
+    except EqlError:
+        return
+    v = t.column("v").to_pylist()[0]
+    assert v is None or v > 0
+
+
+def test_parameter_typed_by_function_signature(demo_engine: Engine) -> None:
+    t = demo_engine.query(
+        "FIND users WHERE id = 1 RETURN days_since($d) AS a, day($d) AS b",
+        params={"d": "2026-10-01"},
+        now=NOW,
+    )
+    assert t.to_pylist()[0]["a"] == 31
+
+
+def test_null_as_of_parameter_is_an_error(demo_engine: Engine) -> None:
+    with pytest.raises(EqlError) as info:
+        demo_engine.compile("FIND users AS OF $t", {"t": None}, NOW)
+    assert info.value.codes == ("E211",)
+
+
+# fixed in 4e4272b (was: a null LIMIT parameter silently removed the limit)
+def test_null_limit_parameter_is_an_error(demo_engine: Engine) -> None:
+    with pytest.raises(EqlError):
+        demo_engine.compile("FIND users LIMIT $n", {"n": None}, NOW)
