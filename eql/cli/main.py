@@ -25,8 +25,14 @@ def _mount_optional() -> None:
     try:
         from eql.cli.cdc import cdc_app
     except ImportError:
+        pass
+    else:
+        app.add_typer(cdc_app, name="cdc")
+    try:
+        from eql.cli import serve_cmds
+    except ImportError:
         return
-    app.add_typer(cdc_app, name="cdc")
+    serve_cmds.register(app)
 
 
 _mount_optional()
