@@ -10,16 +10,8 @@ from typing import Any
 from entities import Schema
 from eql import types as T
 from eql.binder import bound as B
-from eql.binder.exprs import (
-    POISON,
-    Ctx,
-    Where,
-    bind_expr,
-    bind_param,
-    bool_expr,
-    time_point,
-    window_of,
-)
+from eql.binder.aggregates import time_point, window_of
+from eql.binder.exprs import POISON, Ctx, Where, bind_expr, bind_param, bool_expr
 from eql.diagnostics import EqlError, Span
 from eql.syntax import ast as A
 
