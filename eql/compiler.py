@@ -14,6 +14,7 @@ from typing import Any
 from entities import Schema
 from eql.binder import bind
 from eql.binder.bound import BoundQuery
+from eql.catalog import EMPTY, Catalog
 from eql.planner import logical as L
 from eql.planner.explain import format_bound, format_plan
 from eql.planner.plan import plan
@@ -41,15 +42,17 @@ def compile_query(
     schema: Schema,
     params: Mapping[str, Any] | None = None,
     now: dt.datetime | None = None,
+    catalog: Catalog = EMPTY,
 ) -> Compiled:
-    """Parse, bind and plan one query; raises EqlError with every diagnostic of the stage."""
+    """Parse, bind and plan one query; raises EqlError with every diagnostic of the stage.
+    `catalog` holds the tags and segments of the store (see `eql.catalog`)."""
     stmt = parse_cached(text)
     stage: str | None = None
     if isinstance(stmt, A.Explain):
         stage = stmt.stage.value.lower() if stmt.stage is not None else "all"
         stmt = stmt.statement
     reference = now or dt.datetime.now(dt.UTC)
-    bound = bind(stmt, schema, text, params or {}, reference)
+    bound = bind(stmt, schema, text, params or {}, reference, catalog)
     return Compiled(text, stmt, bound, plan(bound, schema), stage)
 
 

@@ -15,10 +15,15 @@ from typing import Any
 
 import pyarrow as pa
 
-from eql.compiler import Compiled, compile_query, explain_text
+from eql.audiences.compute import catalog_of, segment_arrow
+from eql.catalog import Catalog
+from eql.compiler import Compiled, compile_query, explain_text, parse_cached
 from eql.diagnostics import Diagnostic, EqlError
+from eql.planner import logical as L
 from eql.planner import to_datafusion as TD
+from eql.syntax import ast as A
 from storage import Store
+from storage.audiences import AudienceStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +43,64 @@ class Engine:
         )
         self._versions: dict[str, object] = {}
         self._lock = threading.Lock()
+        self.audiences = AudienceStore(store)
+        self._catalog: tuple[int, Catalog] | None = None
+        self._virtual: set[str] = set()  # registered tag/segment version tables
         self.refresh()
+
+    # ---- tags and segments -------------------------------------------------------------------
+    def catalog(self) -> Catalog:
+        """The tags and segments of the store (reloaded when any of them changed)."""
+        counter = self.audiences.counter()
+        cached = self._catalog
+        if cached is None or cached[0] != counter:
+            cached = (counter, catalog_of(self.audiences))
+            self._catalog = cached
+        return cached[1]
+
+    def audiences_changed(self) -> None:
+        self._catalog = None
+
+    def _ensure_virtual(self, plan: L.Plan) -> None:
+        """Register the version tables (tags, segments) a plan reads; they never change."""
+        for table in _scanned(plan):
+            if table in self._virtual or not table.startswith(("__tag__", "__seg__")):
+                continue
+            name, _, version = table[len("__tag__") :].rpartition("__v")
+            if table.startswith("__seg__"):
+                data = segment_arrow(self.audiences.bitmap(name, int(version)))
+            else:
+                loaded = self.audiences.tag_values(name, int(version))
+                if loaded is None:
+                    raise EqlError(
+                        [Diagnostic("E225", f"tag `{name}` version {version} is gone", None)], ""
+                    )
+                data = loaded
+            with self._lock:
+                TD.register(self._ctx, table, data, self.settings.target_partitions)
+                self._virtual.add(table)
+
+    def execute(
+        self,
+        text: str,
+        params: Mapping[str, Any] | None = None,
+        now: dt.datetime | None = None,
+        *,
+        writes: bool = True,
+    ) -> pa.Table:
+        """Run any statement: a query gives its result; DEFINE, REFRESH, DROP, SHOW, DESCRIBE
+        and EXPLAIN MEMBERSHIP give a table describing what was done or found. `writes=False`
+        refuses statements that change definitions (E230)."""
+        stmt = parse_cached(text)
+        reference = now or dt.datetime.now(dt.UTC)
+        if isinstance(stmt, A.Find | A.FindEvents):
+            return self.query(text, params, reference)
+        if isinstance(stmt, A.Explain) and isinstance(stmt.statement, A.Find | A.FindEvents):
+            compiled = self.compile(text, params, reference)
+            return pa.table({"explain": [self.explain(compiled, compiled.explain_stage or "all")]})
+        from eql.audiences.statements import execute
+
+        return execute(self, stmt, text, dict(params or {}), reference, writes)
 
     def _table_version(self, kind: str, name: str) -> object:
         if kind == "entity":
@@ -76,10 +138,11 @@ class Engine:
         params: Mapping[str, Any] | None = None,
         now: dt.datetime | None = None,
     ) -> Compiled:
-        return compile_query(text, self.store.schema, params, now)
+        return compile_query(text, self.store.schema, params, now, self.catalog())
 
     def run(self, compiled: Compiled) -> pa.Table:
         self.refresh()
+        self._ensure_virtual(compiled.plan)
         try:
             return TD.execute(compiled.plan, self._ctx)
         except TD.ExecutionFailed as exc:
@@ -88,6 +151,7 @@ class Engine:
     def stream(self, compiled: Compiled) -> Iterator[pa.RecordBatch]:
         """Execute and yield record batches as DataFusion produces them."""
         self.refresh()
+        self._ensure_virtual(compiled.plan)
         try:
             yield from TD.stream(compiled.plan, self._ctx)
         except TD.ExecutionFailed as exc:
@@ -96,6 +160,7 @@ class Engine:
     def result_schema(self, compiled: Compiled) -> pa.Schema:
         """The Arrow schema of a compiled query's result, without running it."""
         self.refresh()
+        self._ensure_virtual(compiled.plan)
         return TD.result_schema(compiled.plan, self._ctx)
 
     def query(
@@ -110,8 +175,27 @@ class Engine:
         df_text = ""
         if stage in ("datafusion", "all"):
             self.refresh()
+            self._ensure_virtual(compiled.plan)
             df_text = TD.explain(compiled.plan, self._ctx)
         return explain_text(compiled, stage, df_text)
+
+
+def _scanned(plan: L.Plan) -> set[str]:
+    match plan:
+        case L.Scan(table=t):
+            return {t}
+        case L.Join(left=left, right=right):
+            return _scanned(left) | _scanned(right)
+        case (
+            L.Filter(input=inp)
+            | L.Project(input=inp)
+            | L.Aggregate(input=inp)
+            | L.Sort(input=inp)
+            | L.Limit(input=inp)
+            | L.Output(input=inp)
+        ):
+            return _scanned(inp)
+    return set()
 
 
 def runtime_error(compiled: Compiled, message: str) -> EqlError:

@@ -13,6 +13,7 @@ import difflib
 import hashlib
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -107,10 +108,20 @@ def import_file(
         raise FileError(str(p), "file not found")
     if p.is_dir():
         raise FileError(str(p), "is a directory, not a file", "name the files inside it")
-    try:
-        digest = file_digest(p, kind, target)
-    except OSError as exc:
-        raise FileError(str(p), f"cannot read the file: {exc.strerror}") from None
+    # the digest (for the ledger) and the read run side by side: both release the GIL
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        hashing = pool.submit(file_digest, p, kind, target)
+        if progress:
+            progress("read", 0, 1)
+        try:
+            raw: RawFile | None = read_raw(p, fmt, _fast_types(columns))
+            failure: FileError | None = None
+        except FileError as exc:
+            raw, failure = None, exc
+        try:
+            digest = hashing.result()
+        except OSError as exc:
+            raise FileError(str(p), f"cannot read the file: {exc.strerror}") from None
     done = store.ledger_get(digest)
     if done is not None:
         return ImportReport(
@@ -126,9 +137,9 @@ def import_file(
             (),
             time.perf_counter() - started,
         )
-    if progress:
-        progress("read", 0, 1)
-    raw = read_raw(p, fmt)
+    if failure is not None:
+        raise failure
+    assert raw is not None
     if not raw.table.column_names and raw.table.num_rows == 0:
         if not raw.rejects:
             raise FileError(str(p), "empty file: it holds no rows")
@@ -229,3 +240,20 @@ def _empty_raw(raw: RawFile, columns: tuple[Attribute, ...]) -> RawFile:
     """A file whose every row was unreadable: no rows, the schema's columns, its rejects."""
     empty = pa.table({c.name: pa.array([], pa.string()) for c in columns})
     return RawFile(empty, raw.row_numbers[:0], raw.rejects, raw.format)
+
+
+def _fast_types(columns: tuple[Attribute, ...]) -> dict[str, pa.DataType]:
+    """Arrow types a clean CSV can be parsed to directly (enums and booleans keep our own,
+    more forgiving, conversion from text; timestamps without a zone send the file down the
+    per-value path, which reads them as UTC)."""
+    from entities.arrow import arrow_type
+    from entities.model import TypeKind
+
+    out: dict[str, pa.DataType] = {}
+    for c in columns:
+        typed = (TypeKind.INT, TypeKind.FLOAT, TypeKind.DECIMAL, TypeKind.DATE, TypeKind.TIMESTAMP)
+        if c.type.kind in typed:
+            out[c.name] = arrow_type(c.type)
+        elif c.type.kind in (TypeKind.STRING, TypeKind.ENUM, TypeKind.BOOL):
+            out[c.name] = pa.string()
+    return out

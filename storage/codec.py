@@ -12,6 +12,11 @@ Key space (every key starts with a one-letter family and a colon):
   q:<stream>                next tail sequence number (uint64)
   l:<digest>                import ledger: a file already imported (JSON summary)
   o:<name>                  source offsets (CDC), committed in the same batch as the rows
+  d:<KIND>\\0<name>\\0<ver>     tag/segment/clusters definition version (JSON)   [storage.audiences]
+  a:<KIND>\\0<name>\\0<ver>     one refresh of it: reference time, wall time, facts (JSON)
+  b:<name>\\0<ver>\\0m|+|-      segment members / entered / exited (serialized roaring bitmap)
+  g:<name>\\0<ver>              tag values of one refresh (Arrow IPC, zstd: __id, value, ...)
+  u:audiences               counter bumped by every audience change (cache invalidation)
 Entity keys are encoded so that byte order equals value order: ints as 0x01 + 8 bytes big-endian
 with the sign bit flipped, strings as 0x02 + UTF-8.
 """

@@ -43,8 +43,13 @@ def test_every_code_the_binder_uses_is_documented() -> None:
 def test_documented_example_fails_with_its_code(engine: Engine, code: str) -> None:
     block = EQL_BLOCK.search(CODES[code])
     assert block is not None
+    # statements before the last (each ending with `;` at the end of a line) set the scene
+    *setup, last = re.split(r";\n", block.group(1).strip())
+    now = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+    for statement in setup:
+        engine.execute(statement, PARAMS, now)
     with pytest.raises(EqlError) as info:
-        engine.query(block.group(1), PARAMS, dt.datetime(2026, 11, 1, tzinfo=dt.UTC))
+        engine.execute(last, PARAMS, now, writes=code != "E230")
     assert info.value.codes[0] == code, info.value.render()
     if code != "E301":
         assert info.value.diagnostics[0].span is not None

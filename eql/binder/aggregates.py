@@ -25,7 +25,7 @@ def _aggregate(ctx: EX.Ctx, node: A.Call, func: B.AggFunc, where: EX.Where) -> B
         return ctx.error("E206", f"{func.value}(...) takes one argument", node.span)
     arg = node.args[0] if node.args else None
     if isinstance(arg, A.Path):
-        r = resolve(ctx.schema, where.scope, arg.parts, where.alias)
+        r = resolve(ctx.schema, where.scope, arg.parts, where.alias, ctx.catalog)
         if isinstance(r, Many):
             return _source_aggregate(
                 ctx, func, arg, r, node.filter, node.window, node.distinct, where, node.span
@@ -53,7 +53,7 @@ def _aggregate(ctx: EX.Ctx, node: A.Call, func: B.AggFunc, where: EX.Where) -> B
 def _first_many_path(ctx: EX.Ctx, node: A.Expr, where: EX.Where) -> A.Path | None:
     """The first path in an expression that reaches a many-valued source (not inside a call)."""
     if isinstance(node, A.Path):
-        r = resolve(ctx.schema, where.scope, node.parts, where.alias)
+        r = resolve(ctx.schema, where.scope, node.parts, where.alias, ctx.catalog)
         return node if isinstance(r, Many) else None
     if isinstance(node, A.Call | A.Did):
         return None
@@ -76,7 +76,7 @@ def _source_aggregate(
     span: Span,
     whole: A.Expr | None = None,
 ) -> B.BExpr:
-    r = resolved or resolve(ctx.schema, where.scope, path.parts, where.alias)
+    r = resolved or resolve(ctx.schema, where.scope, path.parts, where.alias, ctx.catalog)
     if isinstance(r, Problem):
         return ctx.error(r.code, r.message, r.ident.span, *r.helps)
     if isinstance(r, Value):
@@ -93,7 +93,7 @@ def _source_aggregate(
         arg = EX.bind_expr(ctx, whole, element)
     elif r.rest:
         inner = A.Path(r.rest, Span(r.rest[0].span.start, path.span.end))
-        sub = resolve(ctx.schema, r.element, r.rest)
+        sub = resolve(ctx.schema, r.element, r.rest, None, ctx.catalog)
         if isinstance(sub, Many):  # two many-steps: aggregate the inner source per element
             return _two_hops(ctx, func, r, inner, sub, flt, window, distinct, span)
         arg = EX.bind_expr(ctx, inner, element)

@@ -19,6 +19,7 @@ from eql.binder import aggregates as AG
 from eql.binder import bound as B
 from eql.binder import values as V
 from eql.binder.resolve import Many, Problem, Value, resolve
+from eql.catalog import EMPTY, Catalog
 from eql.diagnostics import Diagnostic, Span
 from eql.syntax import ast as A
 from eql.types import Kind, Type
@@ -50,6 +51,7 @@ class Ctx:
     reference: dt.datetime
     diagnostics: list[Diagnostic] = field(default_factory=list)
     group_aggregates: int = 0  # how many group aggregates were bound (decides "grouped")
+    catalog: Catalog = EMPTY  # tags and segments (virtual attributes, `in segment`)
 
     def error(self, code: str, message: str, span: Span | None, *helps: str) -> B.Literal:
         self.diagnostics.append(Diagnostic(code, message, span, helps=tuple(h for h in helps if h)))
@@ -172,17 +174,14 @@ def bind_expr(ctx: Ctx, node: A.Expr, where: Where, expected: Type | None = None
             return B.Like(a, pattern, neg, T.BOOL)
         case A.Case():
             return _case(ctx, node, where)
-        case A.InSegment(segment=seg):
-            return ctx.error(
-                "E217",
-                f"`in segment {seg.name}`: segments are not available in this version",
-                node.span,
-                "filter with the segment's condition instead",
-            )
+        case A.InSegment():
+            from eql.binder.virtual import in_segment
+
+            return in_segment(ctx, node, where)
         case A.AsOfValue():
-            return ctx.error(
-                "E217", "a tag's value AS OF a time is not available in this version", node.span
-            )
+            from eql.binder.virtual import as_of_value
+
+            return as_of_value(ctx, node, where)
     return ctx.error("E217", f"{type(node).__name__} is not supported here", node.span)
 
 
@@ -320,7 +319,7 @@ def _in_param(ctx: Ctx, a: B.BExpr, p: A.Param, neg: bool) -> B.BExpr:
 
 
 def _path_value(ctx: Ctx, node: A.Path, parts: tuple[A.Ident, ...], where: Where) -> B.BExpr:
-    r = resolve(ctx.schema, where.scope, parts, where.alias)
+    r = resolve(ctx.schema, where.scope, parts, where.alias, ctx.catalog)
     if isinstance(r, Problem):
         return ctx.error(r.code, r.message, r.ident.span, *r.helps)
     if isinstance(r, Value):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from entities import Cardinality, Schema
 from eql import types as T
 from eql.binder import bound as B
+from eql.catalog import EMPTY, Catalog, tag_table, virtual
 from eql.syntax import ast as A
 
 
@@ -72,10 +74,16 @@ def names_in(schema: Schema, scope: B.Scope) -> list[str]:
 
 
 def resolve(
-    schema: Schema, scope: B.Scope, parts: tuple[A.Ident, ...], alias: str | None = None
+    schema: Schema,
+    scope: B.Scope,
+    parts: tuple[A.Ident, ...],
+    alias: str | None = None,
+    catalog: Catalog = EMPTY,
+    as_of: dt.datetime | None = None,
 ) -> Resolved:
     """Resolve `parts` from the scope's row. Inside an aggregate over a source, the element
-    may also be named by the source's name (`alias`): `sum(purchase.amount)`."""
+    may also be named by the source's name (`alias`): `sum(purchase.amount)`. A tag of the
+    entity reached is a virtual attribute (its latest refresh, or the latest as of `as_of`)."""
     if (
         alias is not None
         and len(parts) > 1
@@ -142,10 +150,42 @@ def resolve(
             source = B.StreamSource(path, st.name, ref.name, ref.column, st.time)
             return Many(source, B.Scope(B.ScopeKind.EVENT, st.name), parts[i + 1 :], ident)
         reached = f" (reached by `{B.Path(path.steps)}`)" if path.steps else ""
+        found = catalog.tag_for(ent.name, ident.name)
+        if found is not None:
+            if not last:
+                return _past_value(ident, parts[i + 1])
+            return _tag(found[0], found[1], path, ident, as_of)
         where = f"entity `{ent.name}`{reached}"
         scope_names = names_in(schema, B.Scope(B.ScopeKind.ENTITY, ent.name))
-        return _unknown(ident, where, scope_names)
+        return _unknown(ident, where, scope_names + catalog.tag_names(ent.name))
     raise AssertionError("empty path")
+
+
+def _tag(
+    tag: object, column: str, path: B.Path, ident: A.Ident, as_of: dt.datetime | None
+) -> Resolved:
+    from eql.catalog import TagInfo
+
+    assert isinstance(tag, TagInfo)
+    found = tag.version_at(as_of)
+    if found is None:
+        if not tag.versions:
+            return Problem(
+                "E227",
+                f"tag `{tag.name}` has not been refreshed yet, so it has no values",
+                ident,
+                (f"run REFRESH {tag.kind} {tag.name}",),
+            )
+        first = min(t for _, t, _ in tag.versions)
+        return Problem(
+            "E228",
+            f"tag `{tag.name}` has no refresh as of {as_of:%Y-%m-%d %H:%M:%S} or earlier",
+            ident,
+            (f"its first refresh is as of {first:%Y-%m-%d %H:%M:%S}",),
+        )
+    version, value_type = found
+    t = dict(tag.extras).get(column, value_type)
+    return Value(B.Column(path, virtual(tag_table(tag.name, version), column), t))
 
 
 def _lookup_root(schema: Schema, scope: B.Scope, name: str) -> object | None:

@@ -12,6 +12,7 @@ from eql import types as T
 from eql.binder import bound as B
 from eql.binder.aggregates import time_point, window_of
 from eql.binder.exprs import POISON, Ctx, Where, bind_expr, bind_param, bool_expr
+from eql.catalog import EMPTY, Catalog
 from eql.diagnostics import EqlError, Span
 from eql.syntax import ast as A
 
@@ -24,9 +25,11 @@ def bind(
     text: str,
     params: Mapping[str, Any],
     reference: dt.datetime,
+    catalog: Catalog = EMPTY,
 ) -> B.BoundQuery:
-    """Bind a query; raise EqlError with every problem found."""
-    ctx = Ctx(schema, text, params, reference)
+    """Bind a query; raise EqlError with every problem found. `catalog` lists the tags and
+    segments the query may read."""
+    ctx = Ctx(schema, text, params, reference, catalog=catalog)
     if not isinstance(stmt, A.Find | A.FindEvents):
         ctx.error(
             "E217",

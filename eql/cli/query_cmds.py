@@ -96,6 +96,11 @@ def query(
     params = _params(param)
     from eql.engine import Engine
 
+    statement = _statement(text)
+    if statement is not None:  # DEFINE, REFRESH, SHOW, ... (the CLI runs as admin)
+        result = _run_statement(data_dir, statement, text, params, _now(as_of))
+        write(result, fmt, output)
+        return
     store = open_store(data_dir, read_only=True)
     try:
         engine = Engine(store)
@@ -113,6 +118,39 @@ def query(
     finally:
         store.close()
     write(result, fmt, output)
+
+
+def _statement(text: str) -> Any:
+    """The parsed statement when it is not a query (FIND, EXPLAIN FIND); else None."""
+    from eql.compiler import parse_cached
+    from eql.syntax import ast as A
+
+    try:
+        stmt = parse_cached(text)
+    except EqlError:
+        return None  # compile reports it
+    if isinstance(stmt, A.Find | A.FindEvents):
+        return None
+    if isinstance(stmt, A.Explain) and isinstance(stmt.statement, A.Find | A.FindEvents):
+        return None
+    return stmt
+
+
+def _run_statement(
+    data_dir: Path, stmt: Any, text: str, params: dict[str, Any], now: dt.datetime | None
+) -> pa.Table:
+    from eql.audiences.statements import WRITES
+    from eql.engine import Engine
+
+    store = open_store(data_dir, read_only=not isinstance(stmt, WRITES))
+    try:
+        try:
+            return Engine(store).execute(text, params, now)
+        except EqlError as exc:
+            _report(exc)
+    finally:
+        store.close()
+    raise AssertionError
 
 
 def write(result: pa.Table, fmt: str, output: Path | None) -> None:

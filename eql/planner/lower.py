@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from entities import Schema
 from eql import types as T
 from eql.binder import bound as B
+from eql.catalog import ID_COLUMN, parse_virtual
 from eql.diagnostics import InternalError
 from eql.planner import logical as L
 from eql.planner.rules.join_kinds import Existence
@@ -48,6 +49,7 @@ class Lowerer:
     def __init__(self, schema: Schema) -> None:
         self.schema = schema
         self._ids = itertools.count(1)
+        self._virtual_types = {}
 
     def new_id(self) -> L.ColumnId:
         return L.ColumnId(next(self._ids))
@@ -63,7 +65,13 @@ class Lowerer:
             return path.steps[-1].target
         return scope.name if scope.kind is B.ScopeKind.ENTITY else None
 
+    _virtual_types: dict[str, Type]
+
     def column_type(self, scope: B.Scope, path: B.Path, name: str) -> Type:
+        if parse_virtual(name) is not None:
+            return self._virtual_types[name]
+        if name == ID_COLUMN:
+            return T.INT
         entity = self.entity_at(scope, path)
         if entity is not None:
             attr = self.schema.require_entity(entity).column(name)
@@ -76,8 +84,10 @@ class Lowerer:
     def collect(self, e: B.BExpr, needs: _Needs) -> None:
         """Walk an expression in the current scope; aggregates with a source are not entered."""
         match e:
-            case B.Column(path=path, column=name):
+            case B.Column(path=path, column=name, type=t):
                 needs.column(path, name)
+                if parse_virtual(name) is not None:
+                    self._virtual_types[name] = t
             case B.Aggregate(source=None, arg=arg, filter=flt):
                 for sub in (arg, flt):
                     if sub is not None:
@@ -147,14 +157,37 @@ class Lowerer:
     def _scan(self, scope: B.Scope, path: B.Path, names: set[str], env: _Env) -> L.Plan:
         entity = self.entity_at(scope, path)
         table = entity if entity is not None else scope.name
+        virtuals: dict[str, list[str]] = {}
+        for name in names:
+            found = parse_virtual(name)
+            if found is not None:
+                virtuals.setdefault(found[0], []).append(name)
+        real = {n for n in names if parse_virtual(n) is None}
+        if virtuals:
+            real.add(ID_COLUMN)
         cols = []
-        for name in sorted(names):
+        for name in sorted(real):
             cid = self.new_id()
             t = self.column_type(scope, path, name)
             env.columns[(path, name)] = cid
             env.types[cid] = t
             cols.append((name, cid, t))
-        return L.Scan(table, tuple(cols))
+        plan: L.Plan = L.Scan(table, tuple(cols))
+        # tags and segments: the version table, left-joined on the dense id
+        for vtable, vnames in sorted(virtuals.items()):
+            id_cid = self.new_id()
+            vcols = [(ID_COLUMN, id_cid, T.INT)]
+            for name in sorted(vnames):
+                cid = self.new_id()
+                t = self._virtual_types[name]
+                env.columns[(path, name)] = cid
+                env.types[cid] = t
+                vcols.append((name.rpartition(".")[2], cid, t))
+            right = L.Scan(vtable, tuple(vcols))
+            plan = L.Join(
+                plan, right, (env.columns[(path, ID_COLUMN)],), (id_cid,), L.JoinKind.LEFT
+            )
+        return plan
 
     def _join_source(
         self,

@@ -133,7 +133,7 @@ CASES = [
         1,
         "DEFINE SEGMENT x ON users WHERE is_member",
     ),
-    bad("FIND users WHERE in segment vip", "E217", 1, 18, "in segment vip"),
+    bad("FIND users WHERE in segment vip", "E225", 1, 29, "vip"),
     bad("FIND users WHERE name LIKE city", "E218", 1, 28, "city"),
     bad("FIND users WHERE name LIKE 5", "E218", 1, 28, "5"),
     bad("FIND users LIMIT 99999999999", "E219", 1, 18, "99999999999"),

@@ -1,0 +1,268 @@
+"""DEFINE and REFRESH of tags, segments and clusters.
+
+DEFINE checks the definition (it must bind on its entity, take no parameters, not shadow an
+attribute) and stores a new definition version; REFRESH runs the latest definition at the
+reference time and commits a new materialised version (bitmaps or values) in one batch.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+
+from eql import types as T
+from eql.audiences import clusters as C
+from eql.audiences import rfm as R
+from eql.audiences.compute import bind_entity, bitmap_of, entity_find, fail, run_entity
+from eql.catalog import ID_COLUMN, type_name
+from eql.syntax import ast as A
+from eql.syntax import parse
+from eql.syntax.walk import children
+from storage.audiences import Definition
+
+if TYPE_CHECKING:
+    from eql.engine import Engine
+
+MAX_K = 64
+
+
+def _params_in(node: object) -> A.Param | None:
+    if isinstance(node, A.Param):
+        return node
+    for c in children(node):
+        found = _params_in(c)
+        if found is not None:
+            return found
+    return None
+
+
+def check(
+    engine: Engine,
+    stmt: A.DefineTag | A.DefineSegment | A.DefineClusters,
+    text: str,
+    now: dt.datetime,
+) -> str:
+    """Raise EqlError if the definition cannot be stored; return its entity's declared name."""
+    schema = engine.store.schema
+    entity = next(
+        (e.name for e in schema.entities if e.name.lower() == stmt.entity.name.lower()), None
+    )
+    param = _params_in(stmt)
+    if param is not None:
+        raise fail(
+            text,
+            "E231",
+            f"a definition cannot take parameters (${param.name})",
+            param.span,
+            "write the value into the definition",
+        )
+    kind = _kind(stmt)
+    name = stmt.name
+    if entity is not None:
+        ent = schema.require_entity(entity)
+        own = [c.name for c in ent.columns] + [r.name for r in ent.relations]
+        own += [st.name for st, _ in schema.streams_of(entity)]
+        if kind != "SEGMENT" and name.name.lower() in (n.lower() for n in own):
+            raise fail(
+                text,
+                "E229",
+                f"`{name.name}` is already a name in {entity}",
+                name.span,
+                "a tag is read like an attribute, so pick another name",
+            )
+    aud = engine.audiences
+    other = {"TAG": "CLUSTERS", "CLUSTERS": "TAG"}.get(kind)
+    if other is not None and aud.definition(other, name.name) is not None:
+        raise fail(
+            text,
+            "E229",
+            f"`{name.name}` is already defined as {other}",
+            name.span,
+            f"DROP {other} {name.name} first, or pick another name",
+        )
+    previous = aud.definition(kind, name.name)
+    if previous is not None and entity is not None and previous.entity != entity:
+        raise fail(
+            text,
+            "E229",
+            f"{kind} `{name.name}` is defined on {previous.entity}, not {entity}",
+            stmt.entity.span,
+            f"DROP {kind} {name.name} first to move it to {entity}",
+        )
+    if isinstance(stmt, A.DefineSegment):
+        bind_entity(engine, text, entity_find(stmt.entity, stmt.span, where=stmt.where), now)
+    elif isinstance(stmt, A.DefineTag):
+        if R.is_rfm(stmt.expr):
+            R.items(text, stmt.expr)  # checks the arguments
+            bind_entity(
+                engine,
+                text,
+                entity_find(stmt.entity, stmt.span, items=R.items(text, stmt.expr)),
+                now,
+            )
+        else:
+            c = bind_entity(
+                engine, text, entity_find(stmt.entity, stmt.span, items=[("value", stmt.expr)]), now
+            )
+            if c.bound.items[1].expr.type.kind is T.Kind.NULL:
+                raise fail(text, "E231", "a tag's value cannot be always null", stmt.expr.span)
+    else:
+        C.check(text, stmt, MAX_K)
+        c = bind_entity(
+            engine,
+            text,
+            entity_find(
+                stmt.entity, stmt.span, items=[(f.name.name, f.expr) for f in stmt.features]
+            ),
+            now,
+        )
+        for f, item in zip(stmt.features, c.bound.items[1:], strict=True):
+            if not item.expr.type.numeric:
+                raise fail(
+                    text,
+                    "E231",
+                    f"feature `{f.name.name}` is {item.expr.type}; k-means needs numbers",
+                    f.expr.span,
+                    "turn it into a number: count(...), days_since(...), CASE ... END",
+                )
+    assert entity is not None  # an unknown entity fails to bind (E201) above
+    return entity
+
+
+def _kind(stmt: A.DefineTag | A.DefineSegment | A.DefineClusters) -> str:
+    if isinstance(stmt, A.DefineTag):
+        return "TAG"
+    return "SEGMENT" if isinstance(stmt, A.DefineSegment) else "CLUSTERS"
+
+
+def define(
+    engine: Engine,
+    stmt: A.DefineTag | A.DefineSegment | A.DefineClusters,
+    text: str,
+    now: dt.datetime,
+) -> pa.Table:
+    entity = check(engine, stmt, text, now)
+    kind = _kind(stmt)
+    source = text[stmt.span.start : stmt.span.end]
+    version = engine.audiences.define(kind, stmt.name.name, entity, source, now)
+    engine.audiences_changed()
+    return pa.table(
+        {
+            "kind": [kind],
+            "name": [stmt.name.name],
+            "entity": [entity],
+            "definition": [version],
+            "message": [f"defined; REFRESH {kind} {stmt.name.name} materialises it"],
+        }
+    )
+
+
+def refresh(engine: Engine, kind: str, name: A.Ident, text: str, now: dt.datetime) -> pa.Table:
+    d = engine.audiences.definition(kind, name.name)
+    if d is None:
+        d = _case_insensitive(engine, kind, name.name)
+    if d is None:
+        raise fail(
+            text,
+            "E225",
+            f"unknown {kind.lower()} `{name.name}`",
+            name.span,
+            f"SHOW {kind if kind == 'CLUSTERS' else kind + 'S'} lists them",
+        )
+    started = time.perf_counter()
+    info = materialise(engine, d, now)
+    ms = round((time.perf_counter() - started) * 1000, 1)
+    engine.audiences_changed()
+    r = engine.audiences.latest(kind, d.name)
+    assert r is not None
+    row: dict[str, Any] = {
+        "kind": kind,
+        "name": d.name,
+        "version": r.version,
+        "as_of": now,
+        "elapsed_ms": ms,
+    }
+    for k in ("size", "entered", "exited", "entities", "non_null"):
+        if k in info:
+            row[k] = info[k]
+    return pa.Table.from_pylist([row])
+
+
+def _case_insensitive(engine: Engine, kind: str, name: str) -> Definition | None:
+    for n in engine.audiences.names(kind):
+        if n.lower() == name.lower():
+            return engine.audiences.definition(kind, n)
+    return None
+
+
+def materialise(engine: Engine, d: Definition, now: dt.datetime) -> dict[str, Any]:
+    """Compute and commit one refresh of a stored definition; returns the facts stored."""
+    stmt = parse(d.text)
+    text = d.text
+    aud = engine.audiences
+    if isinstance(stmt, A.DefineSegment):
+        c = bind_entity(engine, text, entity_find(stmt.entity, stmt.span, where=stmt.where), now)
+        ids = run_entity(engine, c).column(ID_COLUMN)
+        members = bitmap_of(ids)
+        r = aud.write_refresh("SEGMENT", d.name, d.version, now, {}, members=members)
+        return dict(r.info)
+    if isinstance(stmt, A.DefineTag):
+        if R.is_rfm(stmt.expr):
+            c = bind_entity(
+                engine,
+                text,
+                entity_find(stmt.entity, stmt.span, items=R.items(text, stmt.expr)),
+                now,
+            )
+            table = R.score(run_entity(engine, c))
+            info = {"type": "string", "extras": {k: "int" for k in R.EXTRAS}}
+        else:
+            c = bind_entity(
+                engine, text, entity_find(stmt.entity, stmt.span, items=[("value", stmt.expr)]), now
+            )
+            table = run_entity(engine, c)
+            info = {"type": type_name(c.bound.items[1].expr.type)}
+        info.update(_counts(table))
+        aud.write_refresh("TAG", d.name, d.version, now, info, tag=table)
+        return info
+    assert isinstance(stmt, A.DefineClusters)
+    c = bind_entity(
+        engine,
+        text,
+        entity_find(stmt.entity, stmt.span, items=[(f.name.name, f.expr) for f in stmt.features]),
+        now,
+    )
+    data = run_entity(engine, c)
+    try:
+        labels, info = C.fit(data, stmt.k.value, stmt.seed.value)
+    except ValueError as exc:
+        raise fail(text, "E231", f"cannot cluster: {exc}", stmt.k.span) from None
+    table = pa.table(
+        {ID_COLUMN: data.column(ID_COLUMN), "value": pa.array(labels, type=pa.int64())}
+    )
+    info.update(type="int", **_counts(table))
+    aud.write_refresh("CLUSTERS", d.name, d.version, now, info, tag=table, tag_name=d.name)
+    return info
+
+
+def _counts(table: pa.Table) -> dict[str, Any]:
+    """Entities, non-null values and the 20 most common values (for DESCRIBE)."""
+    value = table.column("value")
+    counts = value.drop_null().value_counts() if table.num_rows else pa.array([], pa.struct([]))
+    pairs: list[tuple[Any, int]] = []
+    if len(counts):
+        vals = counts.field("values").to_pylist()
+        ns = counts.field("counts").to_numpy()
+        order = np.lexsort((np.arange(len(ns)), -ns))[:20]
+        pairs = [(_plain(vals[i]), int(ns[i])) for i in order]
+    return {"entities": table.num_rows, "non_null": table.num_rows - value.null_count, "top": pairs}
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, bool | int | float | str) or v is None:
+        return v
+    return str(v)

@@ -1,0 +1,207 @@
+"""SHOW, DESCRIBE, DROP and EXPLAIN MEMBERSHIP: answers about definitions, as Arrow tables."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from eql import types as T
+from eql.audiences.compute import bind_entity, entity_find, fail, run_entity
+from eql.binder.values import convert
+from eql.syntax import ast as A
+from eql.syntax import parse
+
+if TYPE_CHECKING:
+    from eql.engine import Engine
+
+PLURAL = {"TAG": "TAGS", "SEGMENT": "SEGMENTS", "CLUSTERS": "CLUSTERS"}
+
+
+def show(engine: Engine, kind: str) -> pa.Table:
+    aud = engine.audiences
+    rows: list[dict[str, Any]] = []
+    for name in aud.names(kind):
+        d = aud.definition(kind, name)
+        assert d is not None
+        r = aud.latest(kind, name)
+        row: dict[str, Any] = {
+            "name": name,
+            "entity": d.entity,
+            "definition": d.version,
+            "version": None if r is None else r.version,
+            "as_of": None if r is None else r.as_of,
+            "refreshed_at": None if r is None else r.refreshed_at,
+        }
+        if kind == "SEGMENT":
+            row["size"] = None if r is None else int(r.info["size"])
+        elif kind == "TAG":
+            row["type"] = None if r is None else str(r.info.get("type"))
+            row["non_null"] = None if r is None else int(r.info.get("non_null", 0))
+        else:
+            row["k"] = None if r is None else int(r.info["k"])
+        rows.append(row)
+    if not rows:
+        return pa.table({"name": pa.array([], pa.string()), "entity": pa.array([], pa.string())})
+    return pa.Table.from_pylist(rows)
+
+
+def _require(engine: Engine, kind: str, name: A.Ident, text: str) -> str:
+    for n in engine.audiences.names(kind):
+        if n.lower() == name.name.lower():
+            return n
+    import difflib
+
+    known = engine.audiences.names(kind)
+    close = difflib.get_close_matches(name.name, known, n=1, cutoff=0.6)
+    raise fail(
+        text,
+        "E225",
+        f"unknown {kind.lower()} `{name.name}`",
+        name.span,
+        f"did you mean `{close[0]}`?" if close else "",
+        f"SHOW {PLURAL[kind]} lists them",
+    )
+
+
+def describe(engine: Engine, kind: str, ident: A.Ident, text: str) -> pa.Table:
+    aud = engine.audiences
+    name = _require(engine, kind, ident, text)
+    defs = {d.version: d for d in aud.definitions(kind, name)}
+    refreshes = aud.refreshes(kind, name)
+    if kind == "CLUSTERS":
+        if not refreshes:
+            raise fail(
+                text,
+                "E227",
+                f"clusters `{name}` have not been refreshed yet",
+                ident.span,
+                f"run REFRESH CLUSTERS {name}",
+            )
+        info = refreshes[-1].info
+        total = max(sum(info["sizes"]), 1)
+        rows = []
+        for i, (size, centre) in enumerate(zip(info["sizes"], info["centroids"], strict=True)):
+            row: dict[str, Any] = {"cluster": i, "size": size, "share": round(size / total, 4)}
+            row.update(
+                {f: round(v, 4) + 0.0 for f, v in zip(info["features"], centre, strict=True)}
+            )
+            rows.append(row)
+        return pa.Table.from_pylist(rows)
+    rows = []
+    for r in refreshes:
+        row = {
+            "version": r.version,
+            "definition": r.definition,
+            "as_of": r.as_of,
+            "refreshed_at": r.refreshed_at,
+        }
+        if kind == "SEGMENT":
+            row.update(size=r.info["size"], entered=r.info["entered"], exited=r.info["exited"])
+        else:
+            row.update(
+                type=r.info.get("type"),
+                non_null=r.info.get("non_null"),
+                top=", ".join(f"{v}: {n}" for v, n in r.info.get("top", [])[:8]),
+            )
+        d = defs.get(r.definition)
+        row["text"] = d.text if d is not None else None
+        rows.append(row)
+    if not rows:  # defined, never refreshed: the definitions alone
+        rows = [
+            {"version": None, "definition": d.version, "as_of": None, "text": d.text}
+            for d in defs.values()
+        ]
+    return pa.Table.from_pylist(rows)
+
+
+def drop(engine: Engine, kind: str, ident: A.Ident, text: str) -> pa.Table:
+    name = _require(engine, kind, ident, text)
+    engine.audiences.drop(kind, name)
+    engine.audiences_changed()
+    return pa.table({"kind": [kind], "name": [name], "message": ["dropped"]})
+
+
+def _leaves(e: A.Expr, out: list[A.Expr]) -> None:
+    """Every condition of a predicate, outermost first: AND/OR operands and NOT operands."""
+    out.append(e)
+    if isinstance(e, A.Logical):
+        for op in e.operands:
+            _leaves(op, out)
+    elif isinstance(e, A.Not):
+        _leaves(e.operand, out)
+    elif isinstance(e, A.Compare | A.Between):
+        for side in (e.left, e.right) if isinstance(e, A.Compare) else (e.operand,):
+            if not isinstance(
+                side,
+                A.IntLiteral
+                | A.DecimalLiteral
+                | A.StringLiteral
+                | A.DateLiteral
+                | A.TimestampLiteral
+                | A.BoolLiteral,
+            ):
+                out.append(side)
+
+
+def explain_membership(
+    engine: Engine, stmt: A.ExplainMembership, text: str, params: dict[str, Any], now: dt.datetime
+) -> pa.Table:
+    name = _require(engine, "SEGMENT", stmt.segment, text)
+    d = engine.audiences.definition("SEGMENT", name)
+    assert d is not None
+    ent = engine.store.entity(d.entity)
+    key = _key(text, stmt.key, params, T.from_schema(ent.key.type))
+    dense = engine.store.dense_id(d.entity, key)
+    if dense is None or engine.store.get(d.entity, key) is None:
+        raise fail(
+            text,
+            "E232",
+            f"no {d.entity} with key {key!r}",
+            stmt.key.span,
+            f"keys of {d.entity} are {ent.key.type.kind.value}s",
+        )
+    seg = parse(d.text)
+    assert isinstance(seg, A.DefineSegment)
+    parts: list[A.Expr] = []
+    _leaves(seg.where, parts)
+    items = [(f"p{i}", p) for i, p in enumerate(parts)]
+    key_path = A.Path((A.Ident(ent.key.name, seg.span),), seg.span)
+    where = A.Compare(A.CompareOp.EQ, key_path, A.Param("__key", seg.span), seg.span)
+    c = bind_entity(
+        engine, d.text, entity_find(seg.entity, seg.span, where, items), now, {"__key": key}
+    )
+    result = run_entity(engine, c).to_pylist()
+    values = result[0] if result else {}
+    r = engine.audiences.latest("SEGMENT", name)
+    stored = None if r is None else dense in engine.audiences.bitmap(name, r.version)
+    rows = [
+        {"check": f"member of {name} v{r.version if r else '-'} (stored)", "value": _s(stored)},
+    ]
+    for i, p in enumerate(parts):
+        snippet = " ".join(d.text[p.span.start : p.span.end].split())
+        rows.append({"check": snippet, "value": _s(values.get(f"p{i}"))})
+    return pa.Table.from_pylist(rows)
+
+
+def _key(text: str, node: A.MembershipKey, params: dict[str, Any], t: T.Type) -> Any:
+    raw: Any = node.name if isinstance(node, A.Param) else node.value
+    if isinstance(node, A.Param):
+        if node.name not in params:
+            raise fail(text, "E210", f"missing parameter ${node.name}", node.span)
+        raw = params[node.name]
+    try:
+        return convert(raw, t)
+    except ValueError as exc:
+        raise fail(text, "E232", f"{raw!r} is not a key: {exc}", node.span) from None
+
+
+def _s(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, dt.datetime):
+        return v.isoformat()
+    return str(v)

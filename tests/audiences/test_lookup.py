@@ -1,0 +1,84 @@
+"""The library API for applications: membership (one key, batches), segments of a key, profiles,
+reloads after a refresh, and deterministic A/B splits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from eql.engine import Engine
+from eql.lookup import Audiences, assign, bucket
+from tests.audiences.helpers import find_ids, run
+
+
+@pytest.fixture(scope="module")
+def aud(engine: Engine) -> Audiences:
+    run(engine, "DEFINE SEGMENT buyers ON users WHERE DID purchase DURING LAST 90 DAYS")
+    run(engine, "REFRESH SEGMENT buyers")
+    run(engine, "DEFINE SEGMENT members ON users WHERE is_member")
+    run(engine, "REFRESH SEGMENT members")
+    run(engine, "DEFINE TAG spend ON users AS sum(purchase.amount)")
+    run(engine, "REFRESH TAG spend")
+    return Audiences(engine.store)
+
+
+def test_membership_single_and_batch(engine: Engine, aud: Audiences) -> None:
+    want = find_ids(engine, "users", "DID purchase DURING LAST 90 DAYS")
+    users = engine.store.entity_table("users")
+    keys = users.column("id").to_pylist()
+    ids = users.column("__id").to_pylist()
+    single = [aud.is_member("buyers", k) for k in keys]
+    assert single == [i in want for i in ids]
+    batch = aud.is_member_batch("buyers", np.array([*keys, -5, 10**9], dtype=np.int64))
+    assert batch.tolist() == [*single, False, False]
+    assert aud.is_member_batch("buyers", [*keys[:3], "nope"]).tolist() == [*single[:3], False]
+    assert not aud.is_member("buyers", 10**9)
+
+
+def test_segments_of_and_profile(engine: Engine, aud: Audiences) -> None:
+    users = engine.store.entity_table("users").to_pylist()
+    u = next(r for r in users if r["is_member"])
+    segs = aud.segments_of("users", u["id"])
+    assert "members" in segs
+    p = aud.profile("users", u["id"])
+    assert p is not None
+    assert p["attributes"]["name"] == u["name"]
+    assert p["attributes"]["signup_date"] == u["signup_date"]
+    assert p["segments"] == segs
+    spend = engine.query(f"FIND users WHERE id = {u['id']} RETURN sum(purchase.amount) AS s")
+    assert p["tags"]["spend"] == spend.column("s")[0].as_py()
+    assert aud.profile("users", 10**9) is None
+
+
+def test_reload_after_refresh(engine: Engine, aud: Audiences) -> None:
+    assert not aud.reload()
+    run(engine, "DEFINE SEGMENT members ON users WHERE is_member AND birth_year > 1990")
+    run(engine, "REFRESH SEGMENT members")
+    assert aud.reload()
+    assert aud.bitmap("members") == find_ids(engine, "users", "is_member AND birth_year > 1990")
+
+
+def test_ab_split_stable_and_within_one_percent() -> None:
+    keys = list(range(100_000))
+    groups = {"control": 10.0, "a": 45.0, "b": 45.0}
+    first = assign(keys, groups, "spring-campaign")
+    assert first == assign(keys, groups, "spring-campaign")
+    for name, share in groups.items():
+        got = first.count(name) / len(keys) * 100
+        assert abs(got - share) <= 1.0, (name, got)
+    other = assign(keys, groups, "another-salt")
+    assert sum(a != b for a, b in zip(first, other, strict=True)) > 40_000  # the salt reshuffles
+    partial = assign(keys[:1000], {"holdout": 5.0}, "x")
+    assert set(partial) == {"holdout", None}
+    assert 0 <= bucket("user-1", "s") < 100 and bucket("user-1", "s") == bucket("user-1", "s")
+    with pytest.raises(ValueError):
+        assign(keys[:1], {"a": 80, "b": 30}, "s")
+
+
+def test_split_of_a_segment(aud: Audiences) -> None:
+    parts = aud.split("buyers", {"control": 20, "test": 80}, "salt-1")
+    members = set(aud.members("buyers").column(0).to_pylist())
+    got = [set(a.to_pylist()) for a in parts.values()]
+    assert got[0] | got[1] == members and not got[0] & got[1]
+    key = next(iter(got[0]))
+    assert aud.group_of("buyers", key, {"control": 20, "test": 80}, "salt-1") == "control"

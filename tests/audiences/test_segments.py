@@ -1,0 +1,222 @@
+"""Segments: members equal FIND's rows, set algebra through bitmaps, versions with enter/exit
+diffs after data changes, history of definitions, size, export, and STO-2 after reopening."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+from pyroaring import BitMap
+
+from eql.diagnostics import EqlError
+from eql.engine import Engine
+from eql.lookup import Audiences
+from storage import ChangeSet, Store
+from tests.audiences.helpers import NOW, find_ids, run, stored_bitmap
+from tests.eql.helpers import build_demo_store
+
+SEGMENTS = [
+    (
+        "lapsed_vip",
+        "users",
+        "sum(purchase.amount DURING LAST 365 DAYS) > 1000 AND NOT DID purchase DURING LAST 60 DAYS",
+    ),
+    (
+        "app_buyers",
+        "users",
+        "DID purchase WHERE channel = 'app' DURING LAST 90 DAYS OR home_store.city = 'Shanghai'",
+    ),
+    ("busy_stores", "stores", "count(purchase DURING LAST 30 DAYS) >= 3 AND region != 'west'"),
+    ("hot_products", "products", "count(purchase DURING LAST 30 DAYS) >= 3"),
+    ("no_email", "users", "email IS NULL AND NOT is_member"),
+]
+
+
+@pytest.fixture(scope="module")
+def defined(engine: Engine) -> Engine:
+    for name, entity, where in SEGMENTS:
+        run(engine, f"DEFINE SEGMENT {name} ON {entity} WHERE {where}")
+        out = run(engine, f"REFRESH SEGMENT {name}")
+        assert out.column("version").to_pylist() == [1]
+    return engine
+
+
+@pytest.mark.parametrize("name,entity,where", SEGMENTS, ids=[s[0] for s in SEGMENTS])
+def test_members_equal_find(defined: Engine, name: str, entity: str, where: str) -> None:
+    expected = find_ids(defined, entity, where)
+    assert stored_bitmap(defined, name) == expected
+    assert len(expected) > 0, "a segment of nobody tests nothing"
+    # `in segment` reads the bitmap and gives the same rows as the predicate
+    key = defined.store.entity(entity).key.name
+    via_segment = defined.query(f"FIND {entity} WHERE in segment {name} RETURN {key}", None, NOW)
+    assert via_segment.num_rows == len(expected)
+
+
+def test_in_segment_reads_the_bitmap_not_the_predicate(defined: Engine) -> None:
+    plan = defined.explain(defined.compile("FIND users WHERE in segment lapsed_vip", None, NOW))
+    assert "__seg__lapsed_vip__v1" in plan
+    assert "purchase" not in plan.split("-- datafusion")[0].split("-- logical plan")[1]
+
+
+def test_set_algebra(defined: Engine) -> None:
+    """Membership is two-valued: `NOT in segment b` holds for every row not in b, also where b's
+    predicate is null (so it is the set difference, not `NOT (predicate)`)."""
+    a = find_ids(defined, "users", SEGMENTS[0][2])
+    b = find_ids(defined, "users", SEGMENTS[1][2])
+    got = defined.query(
+        "FIND users WHERE in segment lapsed_vip AND NOT in segment app_buyers RETURN id", None, NOW
+    )
+    assert _ids(defined, got.column("id").to_pylist()) == a - b
+    got = defined.query(
+        "FIND users WHERE in segment lapsed_vip OR in segment app_buyers RETURN id", None, NOW
+    )
+    assert _ids(defined, got.column("id").to_pylist()) == a | b
+    got = defined.query("FIND users WHERE NOT in segment app_buyers RETURN count() AS n", None, NOW)
+    assert got.column("n").to_pylist() == [defined.store.count("users") - len(b)]
+
+
+def _ids(engine: Engine, keys: list[int]) -> BitMap:
+    return BitMap(engine.store.dense_id("users", k) for k in keys)
+
+
+def test_segment_inside_aggregate_and_grouping(defined: Engine) -> None:
+    per_store = defined.query(
+        "FIND stores RETURN id, count(members WHERE in segment lapsed_vip) AS n", None, NOW
+    )
+    members_with_store = defined.query(
+        "FIND users WHERE in segment lapsed_vip AND home_store.id IS NOT NULL RETURN count() AS n",
+        None,
+        NOW,
+    )
+    assert sum(per_store.column("n").to_pylist()) == members_with_store.column("n")[0].as_py()
+
+
+def test_size_without_query_and_export(defined: Engine, tmp_path: Path) -> None:
+    aud = Audiences(defined.store)
+    size = len(stored_bitmap(defined, "hot_products"))
+    assert aud.size("hot_products") == size == aud.size("hot_products", 1)
+    assert aud.export("hot_products", tmp_path / "m.csv", "csv") == size
+    assert aud.export("hot_products", tmp_path / "m.parquet", "parquet") == size
+    keys = set(pq.read_table(tmp_path / "m.parquet").column("sku").to_pylist())
+    assert keys == set(pacsv.read_csv(tmp_path / "m.csv").column("sku").to_pylist())
+    want = defined.query(f"FIND products WHERE {SEGMENTS[3][2]} RETURN sku", None, NOW).column(
+        "sku"
+    )
+    assert keys == set(want.to_pylist())
+
+
+def test_show_and_describe(defined: Engine) -> None:
+    shown = run(defined, "SHOW SEGMENTS")
+    assert set(shown.column("name").to_pylist()) >= {s[0] for s in SEGMENTS}
+    described = run(defined, "DESCRIBE SEGMENT lapsed_vip")
+    assert described.column("size").to_pylist() == [len(stored_bitmap(defined, "lapsed_vip"))]
+
+
+def test_enter_exit_after_data_change(engine: Engine) -> None:
+    run(engine, "DEFINE SEGMENT members ON users WHERE is_member")
+    run(engine, "REFRESH SEGMENT members")
+    before = stored_bitmap(engine, "members")
+    users = engine.store.entity_table("users")
+    ids = dict(zip(users.column("id").to_pylist(), users.column("__id").to_pylist(), strict=True))
+    flags = dict(
+        zip(users.column("id").to_pylist(), users.column("is_member").to_pylist(), strict=True)
+    )
+    leaving = [k for k, v in flags.items() if v][:3]
+    joining = [k for k, v in flags.items() if not v][:2]
+    change = ChangeSet()
+    change.upsert(
+        "users",
+        pa.table(
+            {
+                "id": [*leaving, *joining, 999_001],
+                "is_member": [False] * 3 + [True] * 3,
+            }
+        ),
+    )
+    engine.store.commit(change)
+    out = run(engine, "REFRESH SEGMENT members")
+    assert out.column("entered").to_pylist() == [3] and out.column("exited").to_pylist() == [3]
+    r = engine.audiences.latest("SEGMENT", "members")
+    assert r is not None and r.version == 2
+    entered = engine.audiences.bitmap("members", 2, "+")
+    exited = engine.audiences.bitmap("members", 2, "-")
+    new_id = engine.store.dense_id("users", 999_001)
+    assert set(entered) == {ids[k] for k in joining} | {new_id}
+    assert set(exited) == {ids[k] for k in leaving}
+    assert stored_bitmap(engine, "members") == (before - exited) | entered
+    changes = Audiences(engine.store).changes("members", 1, 2)
+    assert sorted(changes.entered.to_pylist()) == sorted([*joining, 999_001])
+    assert sorted(changes.exited.to_pylist()) == sorted(leaving)
+
+
+def test_redefine_keeps_history_and_drop(engine: Engine) -> None:
+    run(engine, "DEFINE SEGMENT young ON users WHERE birth_year >= 1995")
+    run(engine, "REFRESH SEGMENT young")
+    run(engine, "DEFINE SEGMENT young ON users WHERE birth_year >= 2000")
+    run(engine, "REFRESH SEGMENT young")
+    defs = engine.audiences.definitions("SEGMENT", "young")
+    assert [d.version for d in defs] == [1, 2] and "1995" in defs[0].text
+    d = run(engine, "DESCRIBE SEGMENT young")
+    assert d.column("definition").to_pylist() == [1, 2]
+    assert stored_bitmap(engine, "young") == find_ids(engine, "users", "birth_year >= 2000")
+    with pytest.raises(EqlError) as info:
+        run(engine, "DEFINE SEGMENT young ON stores WHERE area_sqm > 10")
+    assert info.value.codes[0] == "E229"
+    run(engine, "DROP SEGMENT young")
+    assert engine.audiences.definitions("SEGMENT", "young") == []
+    with pytest.raises(EqlError) as info:
+        engine.query("FIND users WHERE in segment young", None, NOW)
+    assert info.value.codes[0] == "E225"
+
+
+def test_writes_need_a_scope(engine: Engine) -> None:
+    with pytest.raises(EqlError) as info:
+        engine.execute("DEFINE SEGMENT x ON users WHERE is_member", None, NOW, writes=False)
+    assert info.value.codes == ("E230",) or info.value.codes[0] == "E230"
+    assert engine.execute("SHOW SEGMENTS", None, NOW, writes=False).num_rows >= 0
+
+
+def test_explain_membership(defined: Engine) -> None:
+    bm = stored_bitmap(defined, "lapsed_vip")
+    member = defined.store.key_for_id("users", next(iter(bm)))
+    out = run(defined, f"EXPLAIN MEMBERSHIP lapsed_vip FOR {member}")
+    rows = {r["check"]: r["value"] for r in out.to_pylist()}
+    assert rows["member of lapsed_vip v1 (stored)"] == "true"
+    assert rows["NOT DID purchase DURING LAST 60 DAYS"] == "true"
+    assert float(rows["sum(purchase.amount DURING LAST 365 DAYS)"]) > 1000
+    with pytest.raises(EqlError) as info:
+        run(defined, "EXPLAIN MEMBERSHIP lapsed_vip FOR 123456789")
+    assert info.value.codes[0] == "E232"
+
+
+TIER = (
+    "CASE WHEN sum(purchase.amount) >= 2000 THEN 'high' "
+    "WHEN sum(purchase.amount) >= 300 THEN 'mid' ELSE 'low' END"
+)
+
+
+def test_sto2_recomputed_equals_stored_after_reopen(tmp_path: Path) -> None:
+    """Bitmaps and tags recomputed from base data equal the stored ones, also after reopening."""
+    store = build_demo_store(tmp_path, users=150, seed=3)
+    engine = Engine(store)
+    for name, entity, where in SEGMENTS:
+        run(engine, f"DEFINE SEGMENT {name} ON {entity} WHERE {where}")
+        run(engine, f"REFRESH SEGMENT {name}")
+    run(engine, f"DEFINE TAG tier ON users AS {TIER}")
+    run(engine, "REFRESH TAG tier")
+    for reopen in (False, True):
+        if reopen:
+            store.close()
+            store = Store.open(tmp_path / "store", read_only=True)
+            engine = Engine(store)
+        for name, entity, where in SEGMENTS:
+            assert stored_bitmap(engine, name) == find_ids(engine, entity, where), name
+        stored = engine.query("FIND users RETURN id, tier", None, NOW).sort_by("id")
+        recomputed = engine.query(f"FIND users RETURN id, {TIER} AS tier", None, NOW)
+        assert stored.to_pylist() == recomputed.sort_by("id").to_pylist()
+        aud = Audiences(store)
+        assert aud.bitmap("lapsed_vip") == stored_bitmap(engine, "lapsed_vip")
+    store.close()
