@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from eql.cli import data_cmds, query_cmds, schema_cmds
+from eql.cli import data_cmds, query_cmds, schema_cmds, segment_cmds
 from eql.cli.common import internal_error
 
 app = typer.Typer(
@@ -18,6 +18,7 @@ app = typer.Typer(
 app.add_typer(schema_cmds.schema_app, name="schema")
 data_cmds.register(app)
 query_cmds.register(app)
+segment_cmds.register(app)
 
 
 def _mount_optional() -> None:

@@ -1,0 +1,134 @@
+"""`eql segment export|split|changes`: a segment's members out of the store, without a query."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import typer
+
+from eql.cli.common import DataDir, fail, open_store, out
+
+segment_app = typer.Typer(
+    help="Export, split and compare materialised segments.", no_args_is_help=True
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(segment_app, name="segment")
+
+
+def _audiences(data_dir: Path):  # type: ignore[no-untyped-def]
+    from eql.lookup import Audiences
+
+    store = open_store(data_dir, read_only=True)
+    return store, Audiences(store)
+
+
+def _known(aud: object, name: str) -> None:
+    try:
+        aud.size(name)  # type: ignore[attr-defined]
+    except (KeyError, ValueError, LookupError) as exc:
+        fail(f"segment {name!r}: {exc}", "REFRESH SEGMENT it first; `eql query 'SHOW SEGMENTS'`")
+
+
+def _write(table: pa.Table, output: Path, fmt: str) -> None:
+    if fmt == "parquet":
+        pq.write_table(table, output)
+    else:
+        pacsv.write_csv(table, output)
+
+
+@segment_app.command("export")
+def export(
+    name: Annotated[str, typer.Argument(help="The segment")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The file to write")],
+    data_dir: DataDir,
+    fmt: Annotated[str, typer.Option("--format", help="csv or parquet")] = "csv",
+    version: Annotated[int | None, typer.Option("--version", help="A refresh version")] = None,
+) -> None:
+    """Write the members' keys (the latest refresh, or --version) as CSV or Parquet."""
+    if fmt not in ("csv", "parquet"):
+        fail(f"--format {fmt!r}: expected csv or parquet")
+    store, aud = _audiences(data_dir)
+    try:
+        _known(aud, name)
+        table = aud.members(name, version)
+        _write(table, output, fmt)
+    finally:
+        store.close()
+    out.print(f"{table.num_rows:,} members of {name} written to {output}")
+
+
+def _groups(text: str) -> dict[str, float]:
+    groups: dict[str, float] = {}
+    for part in text.split(","):
+        label, sep, share = part.partition("=")
+        try:
+            groups[label.strip()] = float(share)
+        except ValueError:
+            fail(f"--groups {text!r}: expected NAME=PERCENT,...", "e.g. control=10,treatment=90")
+        if not sep or not label.strip():
+            fail(f"--groups {text!r}: expected NAME=PERCENT,...", "e.g. control=10,treatment=90")
+    if sum(groups.values()) > 100 or any(v < 0 for v in groups.values()):
+        fail("--groups: shares must be >= 0 and add up to at most 100")
+    return groups
+
+
+@segment_app.command("split")
+def split(
+    name: Annotated[str, typer.Argument(help="The segment")],
+    groups: Annotated[str, typer.Option("--groups", help="NAME=PERCENT,... e.g. a=50,b=50")],
+    salt: Annotated[str, typer.Option("--salt", help="Campaign salt: same salt, same split")],
+    data_dir: DataDir,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write key,group rows to FILE")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="csv or parquet")] = "csv",
+) -> None:
+    """Split the members into named groups by a stable hash of key and salt (holdouts)."""
+    shares = _groups(groups)
+    store, aud = _audiences(data_dir)
+    try:
+        _known(aud, name)
+        parts = aud.split(name, shares, salt)
+        key = store.entity(aud._seg(name).entity).key.name
+    finally:
+        store.close()
+    for label, keys in parts.items():
+        out.print(f"{label}: {len(keys):,}")
+    if output is not None:
+        table = pa.concat_tables(
+            pa.table({key: keys, "group": pa.array([label] * len(keys), pa.string())})
+            for label, keys in parts.items()
+        )
+        _write(table, output, fmt)
+        out.print(f"written to {output}")
+
+
+@segment_app.command("changes")
+def changes(
+    name: Annotated[str, typer.Argument(help="The segment")],
+    since: Annotated[int, typer.Option("--since", help="The earlier refresh version")],
+    to: Annotated[int, typer.Option("--to", help="The later refresh version")],
+    data_dir: DataDir,
+) -> None:
+    """Who entered and who left between two refresh versions."""
+    store, aud = _audiences(data_dir)
+    try:
+        _known(aud, name)
+        try:
+            diff = aud.changes(name, since, to)
+        except (KeyError, ValueError, LookupError) as exc:
+            fail(f"segment {name!r}: {exc}", "`eql query 'DESCRIBE SEGMENT NAME'` lists versions")
+    finally:
+        store.close()
+    out.print(f"entered: {len(diff.entered):,}  exited: {len(diff.exited):,}")
+    for label, keys in (("entered", diff.entered), ("exited", diff.exited)):
+        shown = keys.to_pylist()[:20]
+        if shown:
+            more = f" ... (+{len(keys) - 20:,})" if len(keys) > 20 else ""
+            out.print(f"{label}: {', '.join(map(str, shown))}{more}")
