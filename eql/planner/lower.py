@@ -20,7 +20,7 @@ from eql.binder import bound as B
 from eql.catalog import ID_COLUMN, parse_virtual
 from eql.diagnostics import InternalError
 from eql.planner import logical as L
-from eql.planner.rules.join_kinds import Existence
+from eql.planner.rules.join_kinds import Existence, classify
 from eql.types import Type
 
 
@@ -204,11 +204,14 @@ class Lowerer:
         else:
             element = B.Scope(B.ScopeKind.ENTITY, source.target)
             fk, time = source.via, ""
+        # a filter every aggregate of the source shares is applied once, as a WHERE on the
+        # elements (so DID / NOT DID in it become semi/anti joins), not as per-aggregate FILTERs
+        shared = aggs[0].filter if all(a.filter == aggs[0].filter for a in aggs) else None
         inner: list[B.BExpr] = []
         for a in aggs:
-            inner.extend(x for x in (a.arg, a.filter) if x is not None)
+            inner.extend(x for x in (a.arg, None if shared else a.filter) if x is not None)
         extra = tuple(n for n in (fk, time, *(a.order_column or "" for a in aggs)) if n)
-        eplan, eenv = self.build_scope(element, inner, extra)
+        eplan, eenv = self.filtered_scope(element, inner, extra, shared)
         fk_id = eenv.columns[(B.ROOT, fk)]
         time_col = L.LCol(eenv.columns[(B.ROOT, time)], T.TIMESTAMP) if time else None
         bounds = [a.window for a in aggs]
@@ -224,7 +227,7 @@ class Lowerer:
         group_id = self.new_id()
         lagg: list[tuple[L.LAgg, L.ColumnId]] = []
         for a in aggs:
-            cond = self.expr(a.filter, eenv) if a.filter is not None else None
+            cond = self.expr(a.filter, eenv) if a.filter is not None and not shared else None
             if a.window is not None and time_col is not None and a.window != scanned:
                 w = _range(time_col, a.window.start, a.window.end)
                 cond = w if cond is None else L.LBinary(B.BinOp.AND, w, cond, T.BOOL)
@@ -242,6 +245,21 @@ class Lowerer:
         owner_key = env.columns[(source.path, self._owner_key(source))]
         return L.Join(plan, agg, (owner_key,), (group_id,), kind)
 
+    def filtered_scope(
+        self, scope: B.Scope, exprs: list[B.BExpr], extra: tuple[str, ...], where: B.BExpr | None
+    ) -> tuple[L.Plan, _Env]:
+        """`build_scope` with a WHERE: its DID / NOT DID conjuncts as semi/anti joins, sources it
+        requires inner-joined, the other conjuncts as filters (as for a query's WHERE)."""
+        if where is None:
+            return self.build_scope(scope, exprs, extra)
+        joins = classify(where)
+        plan, env = self.build_scope(scope, [*exprs, *joins.rest], extra, joins.inner)
+        for ex in joins.existence:
+            plan = self.existence_join(scope, plan, env, ex)
+        for conjunct in joins.rest:
+            plan = L.Filter(plan, self.expr(conjunct, env))
+        return plan, env
+
     def existence_join(self, scope: B.Scope, plan: L.Plan, env: _Env, ex: Existence) -> L.Plan:
         """Keep the rows of `plan` with (semi) or without (anti) a matching element."""
         source = ex.source
@@ -251,15 +269,13 @@ class Lowerer:
         else:
             element = B.Scope(B.ScopeKind.ENTITY, source.target)
             fk, time = source.via, ""
-        exprs = [ex.filter] if ex.filter is not None else []
-        eplan, eenv = self.build_scope(element, exprs, tuple(n for n in (fk, time) if n))
+        extra = tuple(n for n in (fk, time) if n)
+        eplan, eenv = self.filtered_scope(element, [], extra, ex.filter)
         fk_id = eenv.columns[(B.ROOT, fk)]
         conds: list[L.LExpr] = [L.LIsNull(L.LCol(fk_id, env_type(eenv, fk_id)), True, T.BOOL)]
         if ex.window is not None and time:
             t = L.LCol(eenv.columns[(B.ROOT, time)], T.TIMESTAMP)
             conds.insert(0, _range(t, ex.window.start, ex.window.end))
-        if ex.filter is not None:
-            conds.append(self.expr(ex.filter, eenv))
         for c in conds:
             eplan = L.Filter(eplan, c)
         keys = L.Project(eplan, ((L.LCol(fk_id, env_type(eenv, fk_id)), fk_id),))
