@@ -1,0 +1,357 @@
+"""The query server under load on loopback: profile lookups next to a raw-ASGI hello world.
+
+python -m benchmarks.bench_server [--data-dir DIR] [--users N] [--duration S] [--connections C]
+                                  [--rounds R]
+
+Every server runs in its own process on uvicorn with the same configuration (uvloop and
+httptools when installed, no access log); wrk (`apt-get install wrk`) generates the load on
+127.0.0.1. Measured in one run:
+- `hello`: a bare raw-ASGI app answering 12 bytes (the ceiling of uvicorn on this machine);
+- `health (FastAPI route)`: a FastAPI route without authentication;
+- `profile (fast path)`: `GET /v1/entities/users/{random id}` with a key, answered on the raw path;
+- `profile (FastAPI route)`: the same with `fast_lookups` off (FastAPI's full route pipeline);
+- `profile + heavy queries`: the fast-path profile while other connections run EQL queries
+  back to back (their own figures are the last row);
+- `queries alone`: those EQL queries without lookup load.
+The table shows rps, p50 and p99 latency, errors (non-2xx and socket errors), and each row's
+ratio to `hello`: medians over --rounds rounds, each round measuring every row.
+Without --data-dir a demo store (--users, default 20000) is generated in a temporary directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+QUERIES = [
+    "FIND users WHERE home_store.city = 'Shanghai' AND count(purchase DURING LAST 30 DAYS) >= 1 "
+    "RETURN id, name, sum(purchase.amount DURING LAST 30 DAYS) AS spend ORDER BY spend DESC "
+    "LIMIT 100",
+    "FIND stores RETURN id, city, sum(purchase.amount DURING LAST 30 DAYS) AS sales, "
+    "count(members WHERE count(purchase DURING LAST 30 DAYS) = 0) AS idle ORDER BY sales DESC",
+    "FIND users GROUP BY home_store.region RETURN home_store.region, count() AS users, "
+    "avg(sum(purchase.amount)) AS avg_spend",
+    "FIND EVENTS purchase DURING LAST 30 DAYS GROUP BY day(time), product.category "
+    "RETURN day(time) AS day, product.category, sum(amount) AS sales ORDER BY day",
+]
+
+
+# ---- servers (each in its own process) -------------------------------------------------------
+async def hello_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] != "http":
+        return
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/plain"), (b"content-length", b"12")],
+        }
+    )
+    await send({"type": "http.response.body", "body": b"hello world\n"})
+
+
+def _uvicorn(app: Any, port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def serve_child(kind: str, port: int, data_dir: str, keys_file: str, fast: bool) -> None:
+    if kind == "hello":
+        _uvicorn(hello_app, port)
+        return
+    from server.app import create_app
+    from server.settings import Settings
+    from storage import Store
+
+    # read-only, so that both app servers (fast path on and off) can serve the store at once
+    store = Store.open(data_dir, read_only=True)
+    settings = Settings(
+        data_dir=Path(data_dir),
+        keys_file=Path(keys_file),
+        fast_lookups=fast,
+        rate_query=0,
+        rate_lookup=0,
+    )
+    _uvicorn(create_app(settings, store=store), port)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    def __init__(
+        self, kind: str, data_dir: Path | None = None, keys: Path | None = None, fast: bool = True
+    ) -> None:
+        self.port = _free_port()
+        args = [sys.executable, "-m", "benchmarks.bench_server", "--serve", kind]
+        args += ["--port", str(self.port), "--data-dir", str(data_dir or "")]
+        args += ["--keys-file", str(keys or "")]
+        if not fast:
+            args.append("--no-fast")
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        self.proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+        self.url = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    break
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"server {kind} did not start") from None
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+# ---- load ------------------------------------------------------------------------------------
+@dataclass
+class Result:
+    name: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    requests: int
+
+
+def _ms(text: str) -> float:
+    m = re.fullmatch(r"([0-9.]+)(us|ms|s)", text.strip())
+    if m is None:
+        return float("nan")
+    value, unit = float(m.group(1)), m.group(2)
+    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+
+def _lua(script: str, workdir: Path, name: str) -> Path:
+    path = workdir / f"{name}.lua"
+    path.write_text(script, encoding="utf-8")
+    return path
+
+
+def lookup_script(key: str, users: int) -> str:
+    return f"""
+math.randomseed(42)
+local headers = {{["Authorization"] = "Bearer {key}"}}
+request = function()
+  return wrk.format("GET", "/v1/entities/users/" .. math.random(1, {users}), headers)
+end
+"""
+
+
+def query_script(key: str) -> str:
+    bodies = [json.dumps({"query": q, "as_of": "2026-11-01"}) for q in QUERIES]
+    lua_bodies = ", ".join("[[" + b + "]]" for b in bodies)
+    return f"""
+local bodies = {{{lua_bodies}}}
+local headers = {{["Authorization"] = "Bearer {key}", ["Content-Type"] = "application/json"}}
+local i = 0
+request = function()
+  i = i % #bodies + 1
+  return wrk.format("POST", "/v1/query", headers, bodies[i])
+end
+"""
+
+
+def wrk(
+    url: str, duration: float, connections: int, script: Path | None = None, path: str = "/"
+) -> subprocess.Popen[str]:
+    args = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency"]
+    if script is not None:
+        args += ["-s", str(script)]
+    return subprocess.Popen([*args, url + path], stdout=subprocess.PIPE, text=True)
+
+
+def parse(name: str, output: str) -> Result:
+    rps = re.search(r"Requests/sec:\s+([0-9.]+)", output)
+    total = re.search(r"(\d+) requests in", output)
+    p50 = re.search(r"^\s+50%\s+(\S+)", output, re.M)
+    p99 = re.search(r"^\s+99%\s+(\S+)", output, re.M)
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    sock = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    errors = int(non2xx.group(1)) if non2xx else 0
+    if sock:
+        errors += sum(int(g) for g in sock.groups())
+    return Result(
+        name,
+        float(rps.group(1)) if rps else 0.0,
+        _ms(p50.group(1)) if p50 else float("nan"),
+        _ms(p99.group(1)) if p99 else float("nan"),
+        errors,
+        int(total.group(1)) if total else 0,
+    )
+
+
+def measure(
+    name: str,
+    url: str,
+    duration: float,
+    connections: int,
+    script: Path | None = None,
+    path: str = "/",
+) -> Result:
+    warm = wrk(url, 1, connections, script, path)
+    warm.communicate()
+    out, _ = wrk(url, duration, connections, script, path).communicate()
+    return parse(name, out)
+
+
+# ---- the run ---------------------------------------------------------------------------------
+def build_store(root: Path, users: int) -> Path:
+    from ingest.demo import generate_demo_files
+    from ingest.files import import_file
+    from storage import Store
+
+    schema = next(
+        p
+        for p in (ROOT / "entities/examples/retail.yaml", ROOT / "examples/retail/schema.yaml")
+        if p.exists()
+    )
+    store = Store.create(root / "store", schema.read_text(encoding="utf-8"), "retail.yaml")
+    try:
+        for f in generate_demo_files(root / "files", users=users, seed=1):
+            if not f.dirty:
+                import_file(store, f.kind, f.target, f.path)
+    finally:
+        store.close()
+    shutil.rmtree(root / "files", ignore_errors=True)
+    return root / "store"
+
+
+def run(
+    data_dir: Path, users: int, duration: float, connections: int, rounds: int, work: Path
+) -> list[Result]:
+    """All servers up at once; every round measures every row, so noise from other work on the
+    machine falls on all rows alike; a row's figures are the medians over the rounds."""
+    from server.keys import KeyFile
+
+    keys = work / "keys.json"  # the bench's own keys: the store's keys.json is left alone
+    key = KeyFile(keys).create(["query", "lookup"], "bench")[1]
+    lookups = _lua(lookup_script(key, users), work, "lookup")
+    queries = _lua(query_script(key), work, "query")
+    rows: dict[str, list[Result]] = {}
+
+    def add(r: Result) -> None:
+        rows.setdefault(r.name, []).append(r)
+
+    servers: list[Server] = []
+    try:
+        for kind, fast in (("hello", True), ("app", True), ("app", False)):
+            servers.append(Server(kind, data_dir, keys, fast))
+        hello, app, slow_app = servers
+        for _ in range(rounds):
+            add(measure("hello (raw ASGI)", hello.url, duration, connections))
+            add(measure("profile (fast path)", app.url, duration, connections, lookups))
+            add(measure("profile (FastAPI route)", slow_app.url, duration, connections, lookups))
+            add(
+                measure(
+                    "health (FastAPI route)", app.url, duration, connections, None, "/v1/health"
+                )
+            )
+            heavy = wrk(app.url, duration + 2, 2, queries)  # starts first, ends last
+            time.sleep(1)
+            add(measure("profile + heavy queries", app.url, duration, connections, lookups))
+            out, _ = heavy.communicate()
+            add(parse("  (those queries, 2 conns)", out))
+            add(measure("queries alone (2 conns)", app.url, duration, 2, queries))
+    finally:
+        for server in servers:
+            server.stop()
+    return [median(results) for results in rows.values()]
+
+
+def median(results: list[Result]) -> Result:
+    def mid(values: list[float]) -> float:
+        return statistics.median(values)
+
+    return Result(
+        results[0].name,
+        mid([r.rps for r in results]),
+        mid([r.p50_ms for r in results]),
+        mid([r.p99_ms for r in results]),
+        sum(r.errors for r in results),
+        sum(r.requests for r in results),
+    )
+
+
+def table(results: list[Result]) -> str:
+    base = results[0].rps or 1.0
+    lines = [
+        f"{'run':32} {'rps':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'x hello':>8}",
+        "-" * 78,
+    ]
+    for r in results:
+        lines.append(
+            f"{r.name:32} {r.rps:10.0f} {r.p50_ms:8.2f} {r.p99_ms:8.2f} {r.errors:7d} "
+            f"{r.rps / base:8.2f}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--data-dir", type=Path, default=None)
+    ap.add_argument("--users", type=int, default=20_000)
+    ap.add_argument("--duration", type=float, default=5.0)
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--serve", choices=["hello", "app"], help=argparse.SUPPRESS)
+    ap.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--no-fast", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--keys-file", default="", help=argparse.SUPPRESS)
+    args = ap.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.serve:
+        serve_child(args.serve, args.port, str(args.data_dir), args.keys_file, not args.no_fast)
+        return
+    if shutil.which("wrk") is None:
+        print("bench_server: wrk is not installed (apt-get install wrk); skipped")
+        return
+    with tempfile.TemporaryDirectory(prefix="eql-bench-server-") as tmp:
+        print(f"bench_server: {args.rounds} rounds of 7 runs of {args.duration:g}s", flush=True)
+        work = Path(tmp)
+        if args.data_dir is None:
+            t0 = time.monotonic()
+            data_dir = build_store(work, args.users)
+            print(f"demo store: {args.users} users, built in {time.monotonic() - t0:.1f}s")
+            users = args.users
+        else:
+            data_dir = args.data_dir
+            from storage import Store
+
+            with Store.open(data_dir, read_only=True) as st:
+                users = st.count("users")
+        print(
+            f"wrk -t1 -c{args.connections} -d{args.duration:g}s on 127.0.0.1, {os.cpu_count()} CPUs"
+        )
+        results = run(data_dir, users, args.duration, args.connections, args.rounds, work)
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()

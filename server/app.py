@@ -1,0 +1,123 @@
+"""`create_app(settings)`: the FastAPI app, its lifespan (store, engine, keys, runner), middleware.
+
+The lifespan opens the store (`Store.open(data_dir)`; or uses the one given, which it then does not
+close), builds one `Engine` with the configured DataFusion memory pool, compiles a trivial query so
+that the first request does not pay for loading the grammar, and puts an `AppState` on
+`app.state.eql`. Routers are thin (`server.routers`); limits live in `server.settings`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
+
+from eql.engine import Engine, EngineSettings
+from server import errors
+from server.auth import RateLimiter
+from server.fastpath import BodyLimit, FastPath
+from server.keys import KeyFile
+from server.profiles import Profiles
+from server.routers import ROUTERS
+from server.runner import QueryRunner
+from server.settings import Settings
+from server.state import AppState
+from server.version import VERSION
+from storage import Store
+
+log = logging.getLogger("eql.server")
+
+DESCRIPTION = """\
+EQL over HTTP: queries (JSON, NDJSON, Arrow IPC stream), explain, entity profiles.
+
+Every route but `/v1/health` needs an API key (`eql keys create`), sent as
+`Authorization: Bearer <key>` or `X-API-Key: <key>`. Errors are `{"errors": [...]}`; EQL
+diagnostics keep their codes (E1xx, E2xx) and positions.
+"""
+
+
+def _build_state(settings: Settings, store: Store) -> AppState:
+    engine = Engine(
+        store,
+        EngineSettings(
+            target_partitions=settings.target_partitions, memory_limit=settings.memory_limit
+        ),
+    )
+    if store.schema.entities:  # load the grammar and warm the planner once
+        engine.compile(f"FIND `{store.schema.entities[0].name}` RETURN count() AS n")
+    return AppState(
+        settings=settings,
+        store=store,
+        engine=engine,
+        keys=KeyFile(settings.keys_path, settings.keys_recheck),
+        limits={
+            "query": RateLimiter(settings.rate_query, settings.rate_query_burst),
+            "lookup": RateLimiter(settings.rate_lookup, settings.rate_lookup_burst),
+        },
+        runner=QueryRunner(settings.query_workers, settings.query_queue_timeout),
+        profiles=Profiles(store, store.schema, settings.max_key_chars),
+    )
+
+
+class EqlApp(FastAPI):
+    """FastAPI, with lookups answered on a raw ASGI path in front of it (`server.fastpath`)."""
+
+    fast_path: FastPath | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        fast = self.fast_path
+        if fast is not None and await fast.handle(scope, send):
+            return
+        await super().__call__(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None, *, store: Store | None = None) -> FastAPI:
+    """The app. `store`: an open store to serve (the caller keeps owning it); else the lifespan
+    opens `settings.data_dir` and closes it at shutdown."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        own = store is None
+        opened = Store.open(settings.data_dir) if store is None else store
+        try:
+            state = await asyncio.to_thread(_build_state, settings, opened)
+            app.state.eql = state
+            if app.fast_path is not None:
+                app.fast_path.state = state
+            try:
+                yield
+            finally:
+                if app.fast_path is not None:
+                    app.fast_path.state = None
+                state.runner.shutdown()
+                app.state.eql = None
+        finally:
+            if own:
+                opened.close()
+
+    app = EqlApp(
+        title="EQL query server",
+        version=VERSION,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs" if settings.docs else None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if settings.docs else None,
+    )
+    app.state.eql = None
+    errors.install(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_body_bytes,
+        max_header_bytes=settings.max_header_bytes,
+    )
+    if settings.fast_lookups:
+        app.fast_path = FastPath(settings.max_header_bytes)
+    return app

@@ -1,0 +1,172 @@
+"""The raw lookup path, and the request body limit (ASGI).
+
+`FastPath` answers `GET /v1/entities/{entity}/{key}` before anything of FastAPI runs (its
+middleware stack, router, dependency injection and response validation cost several times the
+lookup itself): `EqlApp.__call__` offers each request to it first. It uses the same `authorize`
+and the same handler as the FastAPI route, with the same bodies and statuses. Anything else (other
+paths, other methods, malformed paths) goes on to FastAPI. Segment membership lookups will be
+added to `_lookups` the same way.
+
+`BodyLimit` refuses requests whose headers together exceed `max_header_bytes` (431; the fast path
+checks the same), reads a request's body up front, at most `max_bytes` (413 beyond, by
+Content-Length or by counting a chunked body), and replays it to the app; later `receive` calls
+(the disconnect a streaming answer waits for) pass through.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+from urllib.parse import unquote_to_bytes
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from server.auth import authorize, bearer_token
+from server.errors import ApiError, error_bytes
+
+if TYPE_CHECKING:
+    from server.state import AppState
+
+log = logging.getLogger("eql.server")
+
+# (path prefix, path segments after it, scopes, rate bucket, handler(state, *segments) -> body)
+Lookup = tuple[bytes, int, tuple[str, ...], str, Callable[..., bytes]]
+
+_JSON = (b"content-type", b"application/json")
+
+
+def _lookups() -> tuple[Lookup, ...]:
+    from server.routers import entities
+
+    return ((entities.PREFIX.encode(), 2, ("lookup",), "lookup", entities.profile),)
+
+
+def _too_large_headers(max_header_bytes: int) -> tuple[int, bytes]:
+    message = f"the request headers exceed {max_header_bytes} bytes"
+    return 431, error_bytes([{"code": "headers_too_large", "message": message}])
+
+
+class FastPath:
+    def __init__(self, max_header_bytes: int) -> None:
+        self.state: AppState | None = None  # set by the app's lifespan
+        self.max_header_bytes = max_header_bytes
+        self.lookups = _lookups()
+
+    async def handle(self, scope: Scope, send: Send) -> bool:
+        """Answer the request if it is a lookup; False: not ours, FastAPI answers it."""
+        if scope["type"] != "http" or scope["method"] != "GET":
+            return False
+        raw: bytes = scope.get("raw_path") or scope["path"].encode()
+        for prefix, count, scopes, limit, handler in self.lookups:
+            if raw.startswith(prefix):
+                parts = raw[len(prefix) :].split(b"/")
+                state = self.state
+                if len(parts) == count and all(parts) and state is not None:
+                    await self._answer(state, scope, send, parts, scopes, limit, handler)
+                    return True
+        return False
+
+    async def _answer(
+        self,
+        state: AppState,
+        scope: Scope,
+        send: Send,
+        parts: list[bytes],
+        scopes: tuple[str, ...],
+        limit: str,
+        handler: Callable[..., bytes],
+    ) -> None:
+        headers: list[tuple[bytes, bytes]] = []
+        try:
+            authorization = api_key = None
+            size = 0
+            for name, value in scope["headers"]:
+                size += len(name) + len(value)
+                if name == b"authorization":
+                    authorization = value.decode("latin-1")
+                elif name == b"x-api-key":
+                    api_key = value.decode("latin-1")
+            if size > self.max_header_bytes:
+                status, body = _too_large_headers(self.max_header_bytes)
+            else:
+                authorize(state, bearer_token(authorization, api_key), scopes, limit)
+                args = [unquote_to_bytes(p).decode("utf-8") for p in parts]
+                status, body = 200, handler(state, *args)
+        except ApiError as exc:
+            status, body = exc.status, error_bytes(exc.items())
+            headers = [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
+        except UnicodeDecodeError:
+            status = 422
+            body = error_bytes([{"code": "invalid_key", "message": "the path is not UTF-8"}])
+        except Exception:
+            log.exception("internal error in a lookup")
+            status = 500
+            body = error_bytes([{"code": "internal", "message": "internal error; this is a bug"}])
+        headers += [_JSON, (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+class BodyLimit:
+    def __init__(self, app: ASGIApp, max_bytes: int, max_header_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.max_header_bytes = max_header_bytes
+
+    async def _reject(self, send: Send, status: int = 413, body: bytes = b"") -> None:
+        body = body or error_bytes(
+            [{"code": "too_large", "message": f"the body exceeds {self.max_bytes} bytes"}]
+        )
+        headers = [_JSON, (b"content-length", str(len(body)).encode()), (b"connection", b"close")]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        size = 0
+        declared = 0
+        for name, value in scope["headers"]:
+            size += len(name) + len(value)
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = 0
+        if size > self.max_header_bytes:
+            await self._reject(send, *_too_large_headers(self.max_header_bytes))
+            return
+        if declared > self.max_bytes:
+            await self._reject(send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                chunks = []
+                early: Message | None = message  # a disconnect before the body ended
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await self._reject(send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                early = None
+                break
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                if early is not None:
+                    return early
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)

@@ -1,0 +1,149 @@
+"""Request and response bodies of the HTTP API (separate from the compiler's IR)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from eql.binder.values import parse_time
+
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+Scalar = str | int | float | bool | None
+ParamValue = Scalar | list[Scalar]
+Stage = Literal["ast", "bound", "plan", "datafusion", "all"]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class QueryRequest(_Body):
+    query: Annotated[str, Field(description="EQL text, e.g. `FIND users RETURN count() AS n`")]
+    params: Annotated[
+        dict[str, ParamValue],
+        Field(description="Values of `$name` parameters (typed where they are used)"),
+    ] = {}
+    as_of: Annotated[
+        str | None,
+        Field(description="Reference time when the query has no AS OF (ISO date or timestamp)"),
+    ] = None
+    limit: Annotated[
+        int | None,
+        Field(ge=1, description="Rows to return at most (default and maximum: server settings)"),
+    ] = None
+    timeout: Annotated[
+        float | None,
+        Field(gt=0, le=86_400, description="Seconds; shortens (never extends) the deadline"),
+    ] = None
+
+    @field_validator("params", mode="before")
+    @classmethod
+    def _int64(cls, v: Any) -> Any:
+        """EQL integers are 64-bit: a bigger JSON integer is refused here, not in the engine."""
+        if isinstance(v, dict):
+            for name, value in v.items():
+                for item in value if isinstance(value, list) else [value]:
+                    if type(item) is int and not INT64_MIN <= item <= INT64_MAX:
+                        raise ValueError(f"parameter {name}: {item} is not a 64-bit integer")
+        return v
+
+    @field_validator("as_of")
+    @classmethod
+    def _as_of(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_time(v)  # ValueError -> 422 with the parser's message
+        return v
+
+    def reference_time(self) -> dt.datetime | None:
+        return None if self.as_of is None else parse_time(self.as_of)
+
+
+class ExplainRequest(QueryRequest):
+    stage: Annotated[
+        Stage | None,
+        Field(description="Which stage to show; default: the text's EXPLAIN stage, else all"),
+    ] = None
+
+
+class Column(BaseModel):
+    name: str
+    type: str
+
+
+class QueryResult(BaseModel):
+    columns: list[Column]
+    rows: list[dict[str, Any]]
+    row_count: int
+    truncated: Annotated[bool, Field(description="More rows exist than were returned")]
+    elapsed_ms: float
+
+
+class ExplainText(BaseModel):
+    stage: str
+    text: str
+
+
+class ExplainResult(BaseModel):
+    explain: ExplainText
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    version: str
+
+
+class Profile(BaseModel):
+    entity: str
+    key: int | str
+    attributes: dict[str, Any]
+    tags: list[str]
+    segments: list[str]
+
+
+class AttributeInfo(BaseModel):
+    name: str
+    type: str
+    required: bool
+    values: list[str] | None = None
+
+
+class RelationInfo(BaseModel):
+    name: str
+    target: str
+    cardinality: str
+    via: str
+
+
+class EntityInfo(BaseModel):
+    name: str
+    key: AttributeInfo
+    attributes: list[AttributeInfo]
+    relations: list[RelationInfo]
+    streams: list[str]
+
+
+class ReferenceInfo(BaseModel):
+    name: str
+    entity: str
+    column: str
+
+
+class StreamInfo(BaseModel):
+    name: str
+    time: str
+    references: list[ReferenceInfo]
+    fields: list[AttributeInfo]
+
+
+class SchemaInfo(BaseModel):
+    entities: list[EntityInfo]
+    streams: list[StreamInfo]
+
+
+class Stats(BaseModel):
+    queries: dict[str, int]
+    running: int
+    workers: int
+    stop_latency_ms_max: float | None

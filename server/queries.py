@@ -1,0 +1,237 @@
+"""`POST /v1/query` and `POST /v1/explain`: the work behind the thin router.
+
+A query is compiled, opened and pulled batch by batch on the query pool (`server.runner`). Rows are
+cut at the request's `limit` (default `default_rows`, at most `max_rows`): one row past the cut is
+read to tell whether the result was `truncated`, then the stream is closed, which stops the engine.
+A JSON answer is built whole (every error has its own status). NDJSON and Arrow answers wait for the
+first chunk (so early errors have their own status too), then stream; a later error, the deadline
+or the end is said by the stream's trailer (see `server.encoding`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+from starlette.responses import JSONResponse, Response
+from starlette.types import Message, Receive, Scope, Send
+
+from eql.compiler import Compiled
+from eql.engine import Engine
+from eql.planner import logical as L
+from server import encoding as E
+from server.errors import ApiError
+from server.models import ExplainRequest, QueryRequest
+from server.runner import Run
+from server.state import AppState
+
+log = logging.getLogger("eql.server")
+
+
+class ClientGone(Exception):
+    """The client disconnected; the query was stopped."""
+
+
+def columns_of(compiled: Compiled) -> list[dict[str, str]]:
+    plan = compiled.plan
+    if isinstance(plan, L.Output):
+        return [{"name": name, "type": str(t)} for _, name, t in plan.columns]
+    return []
+
+
+class Cursor:
+    """Pulls batches on the query pool, cuts them at the row limit, encodes them."""
+
+    def __init__(self, run: Run, engine: Engine, encoder: E.Encoder, limit: int) -> None:
+        self.run = run
+        self.engine = engine
+        self.encoder = encoder
+        self.limit = limit
+        self.rows = 0
+
+    def open(self, compiled: Compiled) -> None:
+        self.run.open(iter(self.engine.stream(compiled)))
+
+    def pull(self) -> tuple[bytes, bool]:
+        """The next chunk and whether it was the last (it then holds the trailer)."""
+        batches = self.run.batches
+        if batches is None:
+            raise ClientGone()
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            room = self.limit - self.rows
+            if room <= 0:  # a row past the cut exists
+                return self.encoder.end(self.rows, True), True
+            if batch.num_rows > room:
+                self.rows += room
+                chunk = self.encoder.batch(batch.slice(0, room))
+                return chunk + self.encoder.end(self.rows, True), True
+            self.rows += batch.num_rows
+            return self.encoder.batch(batch), False
+        return self.encoder.end(self.rows, False), True
+
+
+async def _wait_disconnect(receive: Receive) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+def _limits(state: AppState, body: QueryRequest) -> tuple[float, int]:
+    s = state.settings
+    if len(body.query) > s.max_query_chars:
+        raise ApiError(
+            422,
+            "query_too_large",
+            f"the query has {len(body.query)} characters; the limit is {s.max_query_chars}",
+        )
+    limit = body.limit if body.limit is not None else s.default_rows
+    if limit > s.max_rows:
+        raise ApiError(422, "limit_too_large", f"limit {limit} exceeds the maximum {s.max_rows}")
+    timeout = s.query_deadline if body.timeout is None else min(s.query_deadline, body.timeout)
+    return time.monotonic() + timeout, limit
+
+
+def _outcome(exc: BaseException) -> str:
+    if isinstance(exc, ApiError) and exc.code == "deadline_exceeded":
+        return "timed_out"
+    if isinstance(exc, ClientGone | asyncio.CancelledError):
+        return "cancelled"
+    return "failed"
+
+
+async def run_query(
+    state: AppState, body: QueryRequest, accept: str | None, receive: Receive
+) -> Response:
+    media = E.negotiate(accept)
+    if media is None:
+        raise ApiError(406, "not_acceptable", "answers are " + ", ".join(E.MEDIA_TYPES))
+    started = time.monotonic()
+    deadline, limit = _limits(state, body)
+    now = body.reference_time()
+    engine = state.engine
+    run = await state.runner.start(deadline, state.settings.memory_limit)
+    gone = asyncio.ensure_future(_wait_disconnect(receive))
+    streaming = False
+    try:
+        compiled = await _raced(run, gone, engine.compile, body.query, body.params, now)
+        if compiled.explain_stage is not None:
+            text = await _raced(run, gone, engine.explain, compiled, compiled.explain_stage)
+            run.finish("completed")
+            return JSONResponse({"explain": {"stage": compiled.explain_stage, "text": text}})
+        encoder: E.Encoder
+        if media == E.JSON:
+            encoder = E.JsonEncoder(columns_of(compiled), started)
+        elif media == E.NDJSON:
+            encoder = E.NdjsonEncoder()
+        else:
+            encoder = E.ArrowEncoder(lambda: engine.result_schema(compiled))
+        cursor = Cursor(run, engine, encoder, limit)
+        await _raced(run, gone, cursor.open, compiled)
+        chunk, done = await _raced(run, gone, cursor.pull)
+        if media != E.JSON:
+            streaming = True
+            return QueryStream(run, cursor, chunk, done, gone)
+        parts = [chunk]
+        while not done:
+            chunk, done = await _raced(run, gone, cursor.pull)
+            parts.append(chunk)
+        run.finish("completed")
+        return Response(b"".join(parts), media_type=E.JSON)
+    except ClientGone:
+        run.finish("cancelled")
+        return Response(status_code=499)  # nobody is listening any more
+    except BaseException as exc:
+        run.finish(_outcome(exc))
+        raise
+    finally:
+        if not streaming:
+            gone.cancel()
+
+
+async def _raced(run: Run, gone: asyncio.Future[Any], fn: Any, *args: Any) -> Any:
+    try:
+        return await run.call_raced(gone, fn, *args)
+    except asyncio.CancelledError:
+        if gone.done():
+            raise ClientGone() from None
+        raise
+
+
+async def run_explain(state: AppState, body: ExplainRequest) -> dict[str, Any]:
+    deadline, _ = _limits(state, body)
+    run = await state.runner.start(deadline, state.settings.memory_limit)
+    try:
+        engine = state.engine
+        compiled = await run.call(engine.compile, body.query, body.params, body.reference_time())
+        stage = body.stage or compiled.explain_stage or "all"
+        text = await run.call(engine.explain, compiled, stage)
+    except BaseException as exc:
+        run.finish(_outcome(exc))
+        raise
+    run.finish("completed")
+    return {"explain": {"stage": stage, "text": text}}
+
+
+class QueryStream(Response):
+    """The streamed rest of an NDJSON or Arrow answer."""
+
+    def __init__(
+        self, run: Run, cursor: Cursor, first: bytes, done: bool, gone: asyncio.Future[Any]
+    ) -> None:
+        super().__init__(None, 200, media_type=cursor.encoder.media_type)
+        self.run = run
+        self.cursor = cursor
+        self.first = first
+        self.done = done
+        self.gone = gone
+
+    async def _send(self, send: Send, message: Message) -> None:
+        # a reader that stops reading holds a worker; the deadline bounds that too
+        await asyncio.wait_for(send(message), max(0.05, self.run.remaining))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        encoder = self.cursor.encoder
+        headers = [
+            (b"content-type", encoder.media_type.encode()),
+            (b"cache-control", b"no-store"),
+            (b"x-content-type-options", b"nosniff"),
+        ]
+        outcome = "completed"
+        try:
+            start = {"type": "http.response.start", "status": 200, "headers": headers}
+            await self._send(send, start)
+            await self._body(send, self.first, more=not self.done)
+            done = self.done
+            while not done:
+                try:
+                    chunk, done = await _raced(self.run, self.gone, self.cursor.pull)
+                except ApiError as exc:
+                    outcome = _outcome(exc)
+                    await self._body(send, encoder.error_trailer(exc.items()), more=False)
+                    return
+                await self._body(send, chunk, more=not done)
+        except (ClientGone, OSError):  # uvicorn raises an OSError when sending to a closed peer
+            outcome = "cancelled"
+        except TimeoutError:  # a send blocked past the deadline: give up on this client
+            outcome = "timed_out"
+        except Exception:
+            outcome = "failed"
+            log.exception("a streamed query failed")
+            item = {"code": "internal", "message": "internal error while streaming; this is a bug"}
+            with contextlib.suppress(Exception):
+                await self._body(send, encoder.error_trailer([item]), more=False)
+        except BaseException:
+            outcome = "cancelled"
+            raise
+        finally:
+            self.gone.cancel()
+            self.run.finish(outcome)
+
+    async def _body(self, send: Send, data: bytes, *, more: bool) -> None:
+        await self._send(send, {"type": "http.response.body", "body": data, "more_body": more})

@@ -1,0 +1,223 @@
+"""Heavy work (EQL compile, explain, execution) on its own thread pool, under limits.
+
+- A query first takes one of `query_workers` slots (an asyncio semaphore); waiting longer than
+  `query_queue_timeout` is a 429 with `Retry-After`.
+- Each step (compile, the next batch of `engine.stream`, encoding) runs on the query pool, never on
+  the event loop and never on the default pool that lookups and FastAPI use.
+- The deadline bounds every step; a client that disconnects stops the query. Stopping a query means
+  no further batch is requested and the stream is closed, which stops DataFusion's work. A step
+  already running (one `next()` on the stream) cannot be interrupted: the response is answered at
+  the deadline anyway, and the slot is given back only when the worker is really free, so the cap
+  on concurrent queries stays true.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures as cf
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import pyarrow as pa
+
+from eql.diagnostics import EqlError
+from server.errors import ApiError
+
+log = logging.getLogger("eql.server")
+T = TypeVar("T")
+
+OUTCOMES = ("completed", "failed", "timed_out", "cancelled", "rejected")
+
+
+@dataclass
+class Stats:
+    """Counters of heavy work, shown by `GET /v1/admin/stats` and read by the tests."""
+
+    outcomes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
+    started: int = 0
+    running: int = 0  # slots held (including queries whose worker is still finishing a step)
+    stop_latency: collections.deque[float] = field(
+        default_factory=lambda: collections.deque(maxlen=256)
+    )  # seconds from "stop" to the worker being free and the stream closed
+
+
+def _out_of_memory(text: str) -> bool:
+    return "Resources exhausted" in text or "Not enough memory" in text
+
+
+def _memory_error(memory_limit: int | None) -> ApiError:
+    limit = f" ({memory_limit / (1 << 20):.2f} MiB)" if memory_limit else ""
+    return ApiError(
+        422,
+        "memory_limit",
+        f"the query needs more memory than the server allows{limit}; narrow it "
+        "(a LIMIT, a shorter window, fewer groups) or retry when the server is less busy",
+    )
+
+
+def classify(exc: BaseException, memory_limit: int | None) -> BaseException:
+    """Map what a compile or execution step raised to what the client should get.
+
+    EQL errors stay as they are (400), run-time failures included (E301), except that running
+    out of the DataFusion memory pool is the server's `memory_limit` (422). Engine exceptions
+    that escape as such are `query_failed` (422); anything else is a bug (500).
+    """
+    if isinstance(exc, EqlError):
+        if exc.codes == ("E301",) and _out_of_memory(exc.diagnostics[0].message):
+            return _memory_error(memory_limit)
+        return exc
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, RecursionError):
+        return ApiError(
+            400, "query_too_complex", "the query is nested too deeply; simplify or split it"
+        )
+    if isinstance(exc, OverflowError):  # a value that does not fit its column type
+        return ApiError(
+            400, "value_out_of_range", "a value does not fit its type (integers are 64-bit)"
+        )
+    engine_error = type(exc) is Exception or isinstance(exc, pa.ArrowException)
+    if not engine_error:
+        return exc  # a bug: the caller answers 500 with a reference, never the details
+    text = str(exc)
+    if _out_of_memory(text):
+        return _memory_error(memory_limit)
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    for prefix in ("DataFusion error: ", "Execution error: ", "Arrow error: "):
+        first = first.removeprefix(prefix)
+    return ApiError(422, "query_failed", f"the query failed while running: {first[:300]}")
+
+
+class QueryRunner:
+    """The query pool, its slots and the counters. One per app."""
+
+    def __init__(self, workers: int, queue_timeout: float) -> None:
+        self.workers = workers
+        self.queue_timeout = queue_timeout
+        self.pool = cf.ThreadPoolExecutor(workers, thread_name_prefix="eql-query")
+        self.slots = asyncio.Semaphore(workers)
+        self.stats = Stats()
+
+    def shutdown(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    async def start(self, deadline: float, memory_limit: int | None) -> Run:
+        """A run holding a slot; 429 if none frees up in time."""
+        if self.slots.locked():
+            wait = min(self.queue_timeout, deadline - time.monotonic())
+            try:
+                if wait <= 0:
+                    raise TimeoutError
+                await asyncio.wait_for(self.slots.acquire(), wait)
+            except TimeoutError:
+                self.stats.outcomes["rejected"] += 1
+                raise ApiError(
+                    429,
+                    "busy",
+                    f"all {self.workers} query workers are busy; retry shortly",
+                    headers={"Retry-After": "1"},
+                ) from None
+        else:
+            await self.slots.acquire()  # free: no waiting
+        self.stats.started += 1
+        self.stats.running += 1
+        return Run(self, asyncio.get_running_loop(), deadline, memory_limit)
+
+    def _release(self, latency: float | None) -> None:
+        self.stats.running -= 1
+        if latency is not None:
+            self.stats.stop_latency.append(latency)
+        self.slots.release()
+
+
+class Run:
+    """One query's work: steps on the query pool, one at a time, bounded by the deadline."""
+
+    def __init__(
+        self,
+        runner: QueryRunner,
+        loop: asyncio.AbstractEventLoop,
+        deadline: float,
+        memory_limit: int | None,
+    ) -> None:
+        self.runner = runner
+        self.loop = loop
+        self.deadline = deadline
+        self.memory_limit = memory_limit
+        self.batches: Iterator[pa.RecordBatch] | None = None
+        self._pending: cf.Future[Any] | None = None
+        self._finished = False
+
+    @property
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def _guarded(self, fn: Callable[..., T], *args: Any) -> T:
+        try:
+            return fn(*args)
+        except BaseException as exc:
+            mapped = classify(exc, self.memory_limit)
+            if mapped is exc:
+                raise
+            raise mapped from None
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(*args)` on the query pool; 408 when the deadline passes first."""
+        remaining = self.remaining
+        if remaining <= 0:
+            raise deadline_error()
+        fut = self.runner.pool.submit(self._guarded, fn, *args)
+        self._pending = fut
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(fut), remaining)
+        except TimeoutError:
+            raise deadline_error() from None
+
+    async def call_raced(
+        self, disconnected: asyncio.Future[Any], fn: Callable[..., T], *args: Any
+    ) -> T:
+        """Like `call`, but a client disconnect (the future resolving) stops it: CancelledError."""
+        step = asyncio.ensure_future(self.call(fn, *args))
+        await asyncio.wait({step, disconnected}, return_when=asyncio.FIRST_COMPLETED)
+        if not step.done():
+            step.cancel()
+            raise asyncio.CancelledError("client disconnected")
+        return step.result()
+
+    def open(self, batches: Iterator[pa.RecordBatch]) -> None:
+        self.batches = batches
+
+    def finish(self, outcome: str) -> None:
+        """Stop the query and give its slot back once the worker is free (idempotent)."""
+        if self._finished:
+            return
+        self._finished = True
+        stats = self.runner.stats
+        stats.outcomes[outcome] = stats.outcomes.get(outcome, 0) + 1
+        asked = time.monotonic()
+        pending = self._pending
+        measure = outcome in ("timed_out", "cancelled")
+
+        def stop(_: object = None) -> None:
+            batches, self.batches = self.batches, None
+            close = getattr(batches, "close", None)
+            if close is not None:
+                try:
+                    close()  # a generator: closing drops the DataFusion stream, which stops it
+                except Exception:  # stopping must never fail the response
+                    log.exception("closing a query stream failed")
+            latency = time.monotonic() - asked if measure else None
+            self.loop.call_soon_threadsafe(self.runner._release, latency)
+
+        if pending is None or pending.done():
+            stop()
+        else:
+            pending.add_done_callback(stop)  # runs in the worker right after its step ends
+
+
+def deadline_error() -> ApiError:
+    return ApiError(408, "deadline_exceeded", "the query did not finish before its deadline")

@@ -1,0 +1,59 @@
+"""Server settings: every limit in one place, read from `EQL_*` environment variables.
+
+`Settings()` reads the environment (`EQL_DATA_DIR`, `EQL_MAX_ROWS`, ...); `eql serve` passes the
+command line's values on top. Sizes are bytes, times seconds, rates requests per second per key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EQL_", extra="ignore", frozen=True)
+
+    data_dir: Path = Path("./eql-data")
+    keys_file: Path | None = None  # default: DATA_DIR/keys.json
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+
+    # the query engine
+    memory_limit: int | None = Field(default=1 << 30, ge=1)  # DataFusion's spill pool, bytes
+    target_partitions: int = Field(default=2, ge=1, le=64)
+
+    # heavy work: EQL queries and explains
+    query_workers: int = Field(default=4, ge=1, le=256)  # concurrent queries (threads)
+    query_queue_timeout: float = Field(default=2.0, ge=0)  # wait for a worker, then 429
+    query_deadline: float = Field(default=30.0, gt=0)  # seconds from request to last byte
+    default_rows: int = Field(default=1000, ge=1)
+    max_rows: int = Field(default=100_000, ge=1)
+
+    # request sizes
+    max_body_bytes: int = Field(default=1 << 20, ge=64)
+    max_header_bytes: int = Field(default=16 << 10, ge=1024)  # all request headers together
+    max_query_chars: int = Field(default=20_000, ge=16)
+    max_key_chars: int = Field(default=512, ge=1)
+    keys_recheck: float = Field(default=0.1, ge=0)  # seconds between looks at the keys file
+
+    # per-key token buckets; a rate of 0 turns the limit off
+    rate_query: float = Field(default=20.0, ge=0)
+    rate_query_burst: int = Field(default=40, ge=1)
+    rate_lookup: float = Field(default=20_000.0, ge=0)
+    rate_lookup_burst: int = Field(default=40_000, ge=1)
+
+    # lookups (profile) on a raw ASGI path in front of FastAPI's router
+    fast_lookups: bool = True
+    docs: bool = True  # serve /docs and /openapi.json
+
+    @model_validator(mode="after")
+    def _rows(self) -> Settings:
+        if self.default_rows > self.max_rows:
+            raise ValueError("default_rows must not exceed max_rows")
+        return self
+
+    @property
+    def keys_path(self) -> Path:
+        return self.keys_file if self.keys_file is not None else self.data_dir / "keys.json"
