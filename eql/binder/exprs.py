@@ -117,10 +117,7 @@ def bind_expr(ctx: Ctx, node: A.Expr, where: Where, expected: Type | None = None
         case A.Logical(op=op, operands=ops):
             bop = B.BinOp.AND if op is A.LogicalOp.AND else B.BinOp.OR
             items = [bool_expr(ctx, o, where, f"each side of {op.value}") for o in ops]
-            out = items[0]
-            for nxt in items[1:]:
-                out = B.Binary(bop, out, nxt, T.BOOL)
-            return out
+            return _balanced(bop, items)
         case A.Compare(op=op, left=left, right=right):
             a, b = _pair(ctx, left, right, where)
             if not _check_comparable(ctx, a, b, node.span, op.value, left, right):
@@ -429,3 +426,12 @@ def _case(ctx: Ctx, node: A.Case, where: Where) -> B.BExpr:
     if not whens:
         return POISON
     return B.Case(tuple(whens), other, result)
+
+
+def _balanced(op: B.BinOp, items: list[B.BExpr]) -> B.BExpr:
+    """A long AND/OR chain as a balanced tree: depth log2(n), so later stages never recurse
+    deeply however many conditions a query has."""
+    if len(items) == 1:
+        return items[0]
+    mid = len(items) // 2
+    return B.Binary(op, _balanced(op, items[:mid]), _balanced(op, items[mid:]), T.BOOL)

@@ -87,16 +87,21 @@ def convert(value: Any, t: Type) -> Any:
     if k is Kind.INT:
         if isinstance(value, bool):
             raise ValueError("expected a whole number, got true/false")
+        number: int | None = None
         if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
+            number = value
+        elif isinstance(value, float) and value.is_integer():
+            number = int(value)
+        elif isinstance(value, str):
             try:
-                return int(value.strip())
+                number = int(value.strip())
             except ValueError:
-                pass
-        raise ValueError(f"expected a whole number, got {value!r}")
+                number = None
+        if number is None:
+            raise ValueError(f"expected a whole number, got {value!r}")
+        if not -(2**63) <= number < 2**63:
+            raise ValueError(f"{number} is outside the 64-bit whole numbers")
+        return number
     if k is Kind.FLOAT:
         if isinstance(value, bool):
             raise ValueError("expected a number, got true/false")

@@ -256,8 +256,8 @@ class Lowerer:
         plan, env = self.build_scope(scope, [*exprs, *joins.rest], extra, joins.inner)
         for ex in joins.existence:
             plan = self.existence_join(scope, plan, env, ex)
-        for conjunct in joins.rest:
-            plan = L.Filter(plan, self.expr(conjunct, env))
+        if joins.rest:
+            plan = L.Filter(plan, all_of([self.expr(c, env) for c in joins.rest]))
         return plan, env
 
     def existence_join(self, scope: B.Scope, plan: L.Plan, env: _Env, ex: Existence) -> L.Plan:
@@ -352,6 +352,14 @@ class Lowerer:
             case B.Cast(arg=arg, type=t):
                 return L.LCast(self.expr(arg, env), t)
         raise InternalError(f"cannot lower {type(e).__name__}")
+
+
+def all_of(conds: list[L.LExpr]) -> L.LExpr:
+    """One predicate for many conjuncts, as a balanced AND tree (shallow for any count)."""
+    if len(conds) == 1:
+        return conds[0]
+    mid = len(conds) // 2
+    return L.LBinary(B.BinOp.AND, all_of(conds[:mid]), all_of(conds[mid:]), T.BOOL)
 
 
 def env_type(env: _Env, cid: L.ColumnId) -> Type:

@@ -6,7 +6,7 @@ from entities import Schema
 from eql import types as T
 from eql.binder import bound as B
 from eql.planner import logical as L
-from eql.planner.lower import Lowerer, children
+from eql.planner.lower import Lowerer, all_of, children
 from eql.planner.rules import RULES
 from eql.planner.rules.join_kinds import classify
 
@@ -51,8 +51,8 @@ def _plan(q: B.BoundQuery, schema: Schema) -> L.Plan:
             lo = L.LBinary(B.BinOp.GE, t, L.LLit(q.during.start, T.TIMESTAMP), T.BOOL)
             cond = L.LBinary(B.BinOp.AND, lo, hi, T.BOOL)
         rel = L.Filter(rel, cond)
-    for conjunct in joins.rest:
-        rel = L.Filter(rel, lw.expr(conjunct, env))
+    if joins.rest:
+        rel = L.Filter(rel, all_of([lw.expr(c, env) for c in joins.rest]))
 
     if q.grouped:
         group_items: list[tuple[L.LExpr, L.ColumnId]] = []
