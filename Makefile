@@ -4,6 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DATA ?= ./eql-data
 USERS ?= 10000
+HOST ?= 127.0.0.1
+PORT ?= 8000
 STAMP := $(VENV)/.installed
 
 .PHONY: install mariadb demo test check lint format typecheck bench soak clean
@@ -25,8 +27,13 @@ mariadb:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq mariadb-server >/dev/null; \
 	fi
 
+# The main job: the demo store, an API key, and the server on it (Ctrl-C stops it).
 demo: install
 	$(BIN)/eql demo --data-dir $(DATA) --users $(USERS) --force
+	@echo "API key for this demo (scopes query, lookup, define; shown once):"
+	@$(BIN)/eql keys create --data-dir $(DATA) --scope query,lookup,define --name demo
+	@echo "serving http://$(HOST):$(PORT)  (OpenAPI docs at /docs)"
+	$(BIN)/eql serve --data-dir $(DATA) --host $(HOST) --port $(PORT)
 
 test: install mariadb
 	$(BIN)/python -m pytest -q -p no:cacheprovider
