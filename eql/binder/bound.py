@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from eql.diagnostics import InternalError
 from eql.types import Type
 
 
@@ -266,3 +268,34 @@ class BoundQuery:
 
 def type_of(e: BExpr) -> Type:
     return e.type
+
+
+def children(e: BExpr) -> Iterator[BExpr]:
+    """The direct sub-expressions of a bound expression (aggregates: argument and filter)."""
+    match e:
+        case Literal() | Param() | Column():
+            return
+        case Aggregate(arg=arg, filter=flt):
+            yield from (x for x in (arg, flt) if x is not None)
+        case Call(args=args):
+            yield from args
+        case Unary(arg=arg) | IsNull(arg=arg) | Cast(arg=arg):
+            yield arg
+        case Binary(left=left, right=right):
+            yield left
+            yield right
+        case InList(arg=arg, items=items):
+            yield arg
+            yield from items
+        case Between(arg=arg, low=lo, high=hi):
+            yield from (arg, lo, hi)
+        case Like(arg=arg, pattern=p):
+            yield from (arg, p)
+        case Case(whens=whens, otherwise=other):
+            for c, v in whens:
+                yield c
+                yield v
+            if other is not None:
+                yield other
+        case _:
+            raise InternalError(f"unknown bound node {type(e).__name__}")

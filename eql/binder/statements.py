@@ -184,9 +184,7 @@ def _check_grouped(ctx: Ctx, e: B.BExpr, keys: list[B.BExpr], span: Span) -> Non
             "add it to GROUP BY, or aggregate it: count(), avg(...), max(...)",
         )
         return
-    from eql.planner.lower import children
-
-    for c in children(e):
+    for c in B.children(e):
         _check_grouped(ctx, c, keys, span)
 
 

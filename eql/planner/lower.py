@@ -10,8 +10,9 @@ adding an aggregate over another stream never changes the first one's value.
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import itertools
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from entities import Schema
@@ -81,7 +82,7 @@ class Lowerer:
             raise InternalError(f"no column {name} at {path} in {scope}")
         return T.from_schema(attr.type)
 
-    def collect(self, e: B.BExpr, needs: _Needs) -> None:
+    def collect(self, e: B.BExpr, needs: _Needs, owner: str) -> None:
         """Walk an expression in the current scope; aggregates with a source are not entered."""
         match e:
             case B.Column(path=path, column=name, type=t):
@@ -91,24 +92,21 @@ class Lowerer:
             case B.Aggregate(source=None, arg=arg, filter=flt):
                 for sub in (arg, flt):
                     if sub is not None:
-                        self.collect(sub, needs)
+                        self.collect(sub, needs, owner)
             case B.Aggregate(source=source) if source is not None:
                 needs.sources.setdefault(source, [])
                 if e not in needs.sources[source]:
                     needs.sources[source].append(e)
-                owner_key = self._owner_key(source)
+                owner_key = self._owner_key(source, owner)
                 needs.column(source.path, owner_key)
             case _:
-                for child in _children(e):
-                    self.collect(child, needs)
+                for child in B.children(e):
+                    self.collect(child, needs, owner)
 
-    def _owner_key(self, source: B.Source) -> str:
-        owner = source.path.steps[-1].target if source.path.steps else None
-        if owner is None:
-            owner = self._current_owner
+    def _owner_key(self, source: B.Source, scope_entity: str) -> str:
+        """The key of the entity whose elements `source` holds (the row its path reaches)."""
+        owner = source.path.steps[-1].target if source.path.steps else scope_entity
         return self.schema.require_entity(owner).key.name
-
-    _current_owner: str = ""
 
     def build_scope(
         self,
@@ -119,8 +117,6 @@ class Lowerer:
     ) -> tuple[L.Plan, _Env]:
         """A relation with one row per row of `scope`, offering what `exprs` need. Sources in
         `inner` may be inner-joined: the caller filters out rows without their elements."""
-        saved = self._current_owner
-        self._current_owner = scope.name
         needs = _Needs()
         for name in extra:
             needs.column(B.ROOT, name)
@@ -128,7 +124,7 @@ class Lowerer:
         if key is not None:
             needs.column(B.ROOT, key)
         for e in exprs:
-            self.collect(e, needs)
+            self.collect(e, needs, scope.name)
         env = _Env()
         plan = self._scan(scope, B.ROOT, needs.columns.get(B.ROOT, set()), env)
         paths = sorted((p for p in needs.columns if p.steps), key=lambda p: len(p.steps))
@@ -151,7 +147,6 @@ class Lowerer:
         for source, aggs in needs.sources.items():
             kind = L.JoinKind.INNER if source in inner else L.JoinKind.LEFT
             plan = self._join_source(scope, plan, env, source, aggs, kind)
-        self._current_owner = saved
         return plan, env
 
     def _scan(self, scope: B.Scope, path: B.Path, names: set[str], env: _Env) -> L.Plan:
@@ -198,12 +193,7 @@ class Lowerer:
         aggs: list[B.Aggregate],
         kind: L.JoinKind = L.JoinKind.LEFT,
     ) -> L.Plan:
-        if isinstance(source, B.StreamSource):
-            element = B.Scope(B.ScopeKind.EVENT, source.stream)
-            fk, time = source.column, source.time
-        else:
-            element = B.Scope(B.ScopeKind.ENTITY, source.target)
-            fk, time = source.via, ""
+        element, fk, time = element_of(source)
         # a filter every aggregate of the source shares is applied once, as a WHERE on the
         # elements (so DID / NOT DID in it become semi/anti joins), not as per-aggregate FILTERs
         shared = aggs[0].filter if all(a.filter == aggs[0].filter for a in aggs) else None
@@ -242,7 +232,7 @@ class Lowerer:
             env.aggregates[a] = cid
             env.types[cid] = a.type
         agg = L.Aggregate(eplan, ((L.LCol(fk_id, env_type(eenv, fk_id)), group_id),), tuple(lagg))
-        owner_key = env.columns[(source.path, self._owner_key(source))]
+        owner_key = env.columns[(source.path, self._owner_key(source, scope.name))]
         return L.Join(plan, agg, (owner_key,), (group_id,), kind)
 
     def filtered_scope(
@@ -263,12 +253,7 @@ class Lowerer:
     def existence_join(self, scope: B.Scope, plan: L.Plan, env: _Env, ex: Existence) -> L.Plan:
         """Keep the rows of `plan` with (semi) or without (anti) a matching element."""
         source = ex.source
-        if isinstance(source, B.StreamSource):
-            element = B.Scope(B.ScopeKind.EVENT, source.stream)
-            fk, time = source.column, source.time
-        else:
-            element = B.Scope(B.ScopeKind.ENTITY, source.target)
-            fk, time = source.via, ""
+        element, fk, time = element_of(source)
         extra = tuple(n for n in (fk, time) if n)
         eplan, eenv = self.filtered_scope(element, [], extra, ex.filter)
         fk_id = eenv.columns[(B.ROOT, fk)]
@@ -316,7 +301,7 @@ class Lowerer:
                     zero = (
                         L.LLit(0, e.type)
                         if e.type.kind is not T.Kind.DECIMAL
-                        else L.LLit(_decimal_zero(), e.type)
+                        else L.LLit(decimal.Decimal(0), e.type)
                     )
                     return L.LCall("coalesce", (col, zero), e.type)
                 return col
@@ -362,14 +347,16 @@ def all_of(conds: list[L.LExpr]) -> L.LExpr:
     return L.LBinary(B.BinOp.AND, all_of(conds[:mid]), all_of(conds[mid:]), T.BOOL)
 
 
+def element_of(source: B.Source) -> tuple[B.Scope, str, str]:
+    """A source's element scope, the element column holding the owner's key, and the
+    element's time column ("" for a relation's rows, which have no time)."""
+    if isinstance(source, B.StreamSource):
+        return B.Scope(B.ScopeKind.EVENT, source.stream), source.column, source.time
+    return B.Scope(B.ScopeKind.ENTITY, source.target), source.via, ""
+
+
 def env_type(env: _Env, cid: L.ColumnId) -> Type:
     return env.types.get(cid, T.NULL)
-
-
-def _decimal_zero() -> object:
-    import decimal
-
-    return decimal.Decimal(0)
 
 
 def _range(time: L.LExpr, lo: dt.datetime | None, hi: dt.datetime) -> L.LExpr:
@@ -378,36 +365,3 @@ def _range(time: L.LExpr, lo: dt.datetime | None, hi: dt.datetime) -> L.LExpr:
         return upper
     lower = L.LBinary(B.BinOp.GE, time, L.LLit(lo, T.TIMESTAMP), T.BOOL)
     return L.LBinary(B.BinOp.AND, lower, upper, T.BOOL)
-
-
-def _children(e: B.BExpr) -> Iterator[B.BExpr]:
-    match e:
-        case B.Literal() | B.Param() | B.Column():
-            return
-        case B.Aggregate(arg=arg, filter=flt):
-            yield from (x for x in (arg, flt) if x is not None)
-        case B.Call(args=args):
-            yield from args
-        case B.Unary(arg=arg) | B.IsNull(arg=arg) | B.Cast(arg=arg):
-            yield arg
-        case B.Binary(left=left, right=right):
-            yield left
-            yield right
-        case B.InList(arg=arg, items=items):
-            yield arg
-            yield from items
-        case B.Between(arg=arg, low=lo, high=hi):
-            yield from (arg, lo, hi)
-        case B.Like(arg=arg, pattern=p):
-            yield from (arg, p)
-        case B.Case(whens=whens, otherwise=other):
-            for c, v in whens:
-                yield c
-                yield v
-            if other is not None:
-                yield other
-        case _:
-            raise InternalError(f"unknown bound node {type(e).__name__}")
-
-
-children = _children

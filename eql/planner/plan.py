@@ -6,7 +6,7 @@ from entities import Schema
 from eql import types as T
 from eql.binder import bound as B
 from eql.planner import logical as L
-from eql.planner.lower import Lowerer, all_of, children
+from eql.planner.lower import Lowerer, all_of
 from eql.planner.rules import RULES
 from eql.planner.rules.join_kinds import classify
 
@@ -24,7 +24,7 @@ def _group_aggregates(e: B.BExpr, found: list[B.Aggregate]) -> None:
         if e not in found:
             found.append(e)
         return
-    for c in children(e):
+    for c in B.children(e):
         _group_aggregates(c, found)
 
 
@@ -103,8 +103,4 @@ def _plan(q: B.BoundQuery, schema: Schema) -> L.Plan:
         rel = L.Sort(rel, tuple(sort_keys))
     if q.limit is not None:
         rel = L.Limit(rel, q.limit)
-    return L.Output(rel, tuple((cid, it.name, le_type(le)) for le, cid, it in items))
-
-
-def le_type(e: L.LExpr) -> T.Type:
-    return e.type
+    return L.Output(rel, tuple((cid, it.name, le.type) for le, cid, it in items))

@@ -81,22 +81,18 @@ def classify(where: B.BExpr | None) -> JoinPlan:
 
 
 def _root_sources(e: B.BExpr) -> set[B.Source]:
-    from eql.planner.lower import children
-
     found: set[B.Source] = set()
     if isinstance(e, B.Aggregate) and e.source is not None:
         if not e.source.path.steps:
             found.add(e.source)
         return found
-    for c in children(e):
+    for c in B.children(e):
         found |= _root_sources(c)
     return found
 
 
 def _value_when_empty(e: B.BExpr, source: B.Source) -> Any:
     """The conjunct's value for a row without elements of `source`, or UNKNOWN."""
-    from eql.planner.lower import children
-
     match e:
         case B.Aggregate(source=s, func=f) if s == source:
             return 0 if f in (B.AggFunc.COUNT, B.AggFunc.SUM) else None
@@ -112,7 +108,6 @@ def _value_when_empty(e: B.BExpr, source: B.Source) -> Any:
         case B.IsNull(arg=arg, negated=neg):
             v = _value_when_empty(arg, source)
             return UNKNOWN if v is UNKNOWN else ((v is not None) if neg else (v is None))
-    _ = children
     return UNKNOWN
 
 
