@@ -79,18 +79,6 @@ class CommitResult:
     new_ids: dict[str, int]
 
 
-@dataclass(frozen=True, slots=True)
-class TableSource:
-    """What a scan reads for one entity or stream; the planner registers it with its engine."""
-
-    name: str
-    kind: str  # "entity" | "events"
-    schema: pa.Schema
-    table: pa.Table | None = None  # in-memory Arrow (entities)
-    files: tuple[Path, ...] = ()  # Arrow IPC segment files (events), all of the stream's schema
-    tail: pa.Table | None = None  # events committed to the RocksDB tail, not yet in a segment
-
-
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -329,23 +317,6 @@ class Store:
             table = pa.concat_tables(tables).cast(schema) if tables else schema.empty_table()
             self._tails[stream] = table
             return table
-
-    def table_sources(self) -> list[TableSource]:
-        out = [
-            TableSource(e.name, "entity", entity_schema(e), table=self.entity_table(e.name))
-            for e in self.schema.entities
-        ]
-        for st in self.schema.streams:
-            out.append(
-                TableSource(
-                    st.name,
-                    "events",
-                    stream_schema(self.schema, st.name),
-                    files=tuple(self.event_files(st.name)),
-                    tail=self.tail_table(st.name),
-                )
-            )
-        return out
 
     # ---- committing ----------------------------------------------------------------------
     def commit(self, change: ChangeSet) -> CommitResult:
