@@ -21,7 +21,8 @@ from typing import Literal
 import numpy as np
 import pyarrow as pa
 
-from entities.model import Attribute
+from entities.arrow import arrow_type
+from entities.model import Attribute, TypeKind
 from ingest.convert import Reject, convert_table
 from ingest.readers import FileError, RawFile, read_raw
 from storage import ChangeSet, Store
@@ -173,12 +174,6 @@ def import_file(
     table, rejects = convert_table(columns, raw.table)
     all_rejects = [*raw.rejects, *_renumber(rejects, raw.row_numbers)]
     rows_read = raw.table.num_rows + len(raw.rejects)
-    if kind == "events" and missing:
-        for name in missing:
-            col = next(c for c in columns if c.name == name)
-            from entities.arrow import arrow_type  # local: keeps the import list short
-
-            table = table.append_column(name, pa.nulls(table.num_rows, arrow_type(col.type)))
     reject_file = None
     if all_rejects:
         reject_file = _write_rejects(store, rejects_dir, p, digest, all_rejects)
@@ -246,9 +241,6 @@ def _fast_types(columns: tuple[Attribute, ...]) -> dict[str, pa.DataType]:
     """Arrow types a clean CSV can be parsed to directly (enums and booleans keep our own,
     more forgiving, conversion from text; timestamps without a zone send the file down the
     per-value path, which reads them as UTC)."""
-    from entities.arrow import arrow_type
-    from entities.model import TypeKind
-
     out: dict[str, pa.DataType] = {}
     for c in columns:
         typed = (TypeKind.INT, TypeKind.FLOAT, TypeKind.DECIMAL, TypeKind.DATE, TypeKind.TIMESTAMP)

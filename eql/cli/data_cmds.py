@@ -113,7 +113,6 @@ def _import_all(
     fmt: str | None,
 ) -> list[ImportReport | None]:
     reports: list[ImportReport | None] = []
-    sizes = [f.stat().st_size if f.exists() else 0 for _, _, f in jobs]
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -125,47 +124,31 @@ def _import_all(
         disable=not err.is_terminal,
     ) as bar:
         task = bar.add_task("importing", total=len(jobs))
-        for (kind, target, path), _size in zip(jobs, sizes, strict=True):
+        for kind, target, path in jobs:
 
             def step(stage: str, done: int, total: int, path: Path = path) -> None:
                 rows = f" ({total:,} rows)" if total > 1 else ""
                 bar.update(task, description=f"{path.name}: {stage}{rows}")
 
             report: ImportReport | None = None
-            with user_errors_soft():
-                report = import_file(
-                    store,
-                    kind,
-                    target,
-                    path,
-                    rejects_dir=rejects,
-                    allow_extra_columns=allow_extra,
-                    fmt=fmt,
-                    progress=step,
-                )
-                out.print(report.summary())
+            try:
+                with user_errors():
+                    report = import_file(
+                        store,
+                        kind,
+                        target,
+                        path,
+                        rejects_dir=rejects,
+                        allow_extra_columns=allow_extra,
+                        fmt=fmt,
+                        progress=step,
+                    )
+                    out.print(report.summary())
+            except typer.Exit:
+                pass  # the error is printed; go on with the next file, the exit code says it
             reports.append(report)
             bar.advance(task)
     return reports
-
-
-class user_errors_soft:
-    """Report a file's error and go on with the next file (the exit code says it failed)."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self, et: type[BaseException] | None, exc: BaseException | None, tb: object
-    ) -> bool:
-        if exc is None:
-            return False
-        try:
-            with user_errors():
-                raise exc
-        except typer.Exit:
-            return True
-        return False
 
 
 def _finish(reports: list[ImportReport | None], n_files: int) -> None:
