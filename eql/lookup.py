@@ -177,6 +177,15 @@ class Audiences:
             return self._seg(segment).bitmap
         return self.aud.bitmap(segment, version)
 
+    def segment_names(self) -> list[str]:
+        """The segments with a materialised version."""
+        return sorted(self._segments)
+
+    def current(self, segment: str) -> tuple[str, int] | None:
+        """(entity, latest version) of a refreshed segment, or None."""
+        seg = self._segments.get(segment)
+        return None if seg is None else (seg.entity, seg.version)
+
     def _seg(self, segment: str) -> _Segment:
         seg = self._segments.get(segment)
         if seg is None:

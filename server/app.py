@@ -21,7 +21,7 @@ from server import errors
 from server.auth import RateLimiter
 from server.fastpath import BodyLimit, FastPath
 from server.keys import KeyFile
-from server.profiles import Profiles
+from server.lookups import Lookups
 from server.routers import ROUTERS
 from server.runner import QueryRunner
 from server.settings import Settings
@@ -32,7 +32,8 @@ from storage import Store
 log = logging.getLogger("eql.server")
 
 DESCRIPTION = """\
-EQL over HTTP: queries (JSON, NDJSON, Arrow IPC stream), explain, entity profiles.
+EQL over HTTP: queries (JSON, NDJSON, Arrow IPC stream), explain, entity profiles, segments
+(membership of one key or many, the segments of a key, define, refresh, a change feed) and tags.
 
 Every route but `/v1/health` needs an API key (`eql keys create`), sent as
 `Authorization: Bearer <key>` or `X-API-Key: <key>`. Errors are `{"errors": [...]}`; EQL
@@ -59,7 +60,7 @@ def _build_state(settings: Settings, store: Store) -> AppState:
             "lookup": RateLimiter(settings.rate_lookup, settings.rate_lookup_burst),
         },
         runner=QueryRunner(settings.query_workers, settings.query_queue_timeout),
-        profiles=Profiles(store, store.schema, settings.max_key_chars),
+        lookups=Lookups(store, store.schema, settings.max_key_chars, settings.max_batch_keys),
     )
 
 

@@ -1,11 +1,11 @@
 """The raw lookup path, and the request body limit (ASGI).
 
-`FastPath` answers `GET /v1/entities/{entity}/{key}` before anything of FastAPI runs (its
+`FastPath` answers the lookups (`_lookups`) before anything of FastAPI runs (its
 middleware stack, router, dependency injection and response validation cost several times the
 lookup itself): `EqlApp.__call__` offers each request to it first. It uses the same `authorize`
 and the same handler as the FastAPI route, with the same bodies and statuses. Anything else (other
-paths, other methods, malformed paths) goes on to FastAPI. Segment membership lookups will be
-added to `_lookups` the same way.
+paths, other methods, malformed paths) goes on to FastAPI. The lookups served so: an entity's
+profile, the segments of one key, and single membership (`GET /v1/segments/{name}/members/{key}`).
 
 `BodyLimit` refuses requests whose headers together exceed `max_header_bytes` (431; the fast path
 checks the same), reads a request's body up front, at most `max_bytes` (413 beyond, by
@@ -30,16 +30,31 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("eql.server")
 
-# (path prefix, path segments after it, scopes, rate bucket, handler(state, *segments) -> body)
-Lookup = tuple[bytes, int, tuple[str, ...], str, Callable[..., bytes]]
+# (path prefix, the path's segments after it: None where a value goes, else the literal
+#  segment; scopes; rate bucket; handler(state, *values) -> JSON body)
+Lookup = tuple[bytes, tuple[bytes | None, ...], tuple[str, ...], str, Callable[..., bytes]]
 
 _JSON = (b"content-type", b"application/json")
 
 
 def _lookups() -> tuple[Lookup, ...]:
-    from server.routers import entities
+    from server.routers import entities, segments
 
-    return ((entities.PREFIX.encode(), 2, ("lookup",), "lookup", entities.profile),)
+    scopes = ("lookup",)
+    return (
+        (b"/v1/entities/", (None, None), scopes, "lookup", entities.profile),
+        (b"/v1/entities/", (None, None, b"segments"), scopes, "lookup", entities.segments_of),
+        (b"/v1/segments/", (None, b"members", None), scopes, "lookup", segments.membership),
+    )
+
+
+def _match(parts: list[bytes], pattern: tuple[bytes | None, ...]) -> bool:
+    if len(parts) != len(pattern):
+        return False
+    for part, want in zip(parts, pattern, strict=True):
+        if not part if want is None else part != want:
+            return False
+    return True
 
 
 def _too_large_headers(max_header_bytes: int) -> tuple[int, bytes]:
@@ -58,12 +73,15 @@ class FastPath:
         if scope["type"] != "http" or scope["method"] != "GET":
             return False
         raw: bytes = scope.get("raw_path") or scope["path"].encode()
-        for prefix, count, scopes, limit, handler in self.lookups:
+        state = self.state
+        if state is None:
+            return False
+        for prefix, pattern, scopes, limit, handler in self.lookups:
             if raw.startswith(prefix):
                 parts = raw[len(prefix) :].split(b"/")
-                state = self.state
-                if len(parts) == count and all(parts) and state is not None:
-                    await self._answer(state, scope, send, parts, scopes, limit, handler)
+                if _match(parts, pattern):
+                    values = [p for p, want in zip(parts, pattern, strict=True) if want is None]
+                    await self._answer(state, scope, send, values, scopes, limit, handler)
                     return True
         return False
 

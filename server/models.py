@@ -98,8 +98,140 @@ class Profile(BaseModel):
     entity: str
     key: int | str
     attributes: dict[str, Any]
-    tags: list[str]
+    tags: Annotated[
+        dict[str, Any], Field(description="Tag values (an RFM tag adds `<name>_r`, `_f`, `_m`)")
+    ]
+    segments: Annotated[list[str], Field(description="The segments the key is in")]
+
+
+class KeySegments(BaseModel):
+    entity: str
+    key: int | str
     segments: list[str]
+
+
+class Membership(BaseModel):
+    segment: str
+    key: int | str
+    member: bool
+    version: Annotated[int, Field(description="The segment version that answered")]
+
+
+Key = Annotated[int | str, Field(description="Keys typed as the entity's key (int or string)")]
+
+
+class BatchRequest(_Body):
+    keys: Annotated[list[Key], Field(description="The keys to check (at most `max_batch_keys`)")]
+    answer: Annotated[
+        Literal["flags", "members"],
+        Field(description="`flags`: one boolean per key, in order; `members`: the member keys"),
+    ] = "flags"
+
+
+class BatchResult(BaseModel):
+    segment: str
+    entity: str
+    version: int
+    count: Annotated[int, Field(description="How many of the keys are members")]
+    members: list[bool] | list[int | str]
+
+
+class DefineRequest(_Body):
+    eql: Annotated[
+        str,
+        Field(description="A DEFINE SEGMENT (or DEFINE TAG / DEFINE CLUSTERS) statement"),
+    ]
+    refresh: Annotated[bool, Field(description="Also materialise it now")] = False
+    as_of: Annotated[
+        str | None, Field(description="Reference time of that refresh (default: now)")
+    ] = None
+
+    @field_validator("as_of")
+    @classmethod
+    def _as_of(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_time(v)
+        return v
+
+    def reference_time(self) -> dt.datetime | None:
+        return None if self.as_of is None else parse_time(self.as_of)
+
+
+class RefreshRequest(_Body):
+    as_of: Annotated[
+        str | None, Field(description="Reference time the windows are anchored at (default: now)")
+    ] = None
+
+    @field_validator("as_of")
+    @classmethod
+    def _as_of(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_time(v)
+        return v
+
+    def reference_time(self) -> dt.datetime | None:
+        return None if self.as_of is None else parse_time(self.as_of)
+
+
+class RefreshResult(BaseModel):
+    kind: str
+    name: str
+    version: int
+    as_of: dt.datetime
+    elapsed_ms: float
+    size: int | None = None
+    entered: int | None = None
+    exited: int | None = None
+    entities: int | None = None
+    non_null: int | None = None
+
+
+class AudienceSummary(BaseModel):
+    name: str
+    kind: Literal["segment", "tag", "clusters"]
+    entity: str
+    definition: Annotated[int, Field(description="The latest definition version")]
+    text: str
+    defined_at: dt.datetime
+    version: Annotated[int | None, Field(description="The latest materialised version")]
+    as_of: dt.datetime | None
+    refreshed_at: dt.datetime | None
+    size: int | None = None
+    type: str | None = None
+    non_null: int | None = None
+
+
+class AudienceList(BaseModel):
+    items: list[AudienceSummary]
+
+
+class AudienceVersion(BaseModel):
+    version: int
+    definition: int
+    as_of: dt.datetime
+    refreshed_at: dt.datetime
+    size: int | None = None
+    entered: int | None = None
+    exited: int | None = None
+    type: str | None = None
+    entities: int | None = None
+    non_null: int | None = None
+
+
+class DefinitionVersion(BaseModel):
+    definition: int
+    text: str
+    defined_at: dt.datetime
+
+
+class AudienceDetail(AudienceSummary):
+    versions_total: int
+    versions: Annotated[list[AudienceVersion], Field(description="Newest first")]
+    definitions: list[DefinitionVersion]
+    top: list[list[Any]] | None = None
+    extras: list[str] | None = None
+    clusters: dict[str, Any] | None = None
+    refreshed: RefreshResult | None = None
 
 
 class AttributeInfo(BaseModel):
@@ -147,3 +279,4 @@ class Stats(BaseModel):
     running: int
     workers: int
     stop_latency_ms_max: float | None
+    feeds: Annotated[int, Field(description="Change feeds being streamed")] = 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from typing import Any
@@ -19,13 +20,16 @@ from typing import Any
 from starlette.responses import JSONResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 
-from eql.compiler import Compiled
+from eql.audiences.statements import WRITES
+from eql.compiler import Compiled, parse_cached
 from eql.engine import Engine
 from eql.planner import logical as L
+from eql.syntax import ast as A
+from server import definitions as D
 from server import encoding as E
 from server.errors import ApiError
 from server.models import ExplainRequest, QueryRequest
-from server.runner import Run
+from server.runner import Run, classify
 from server.state import AppState
 
 log = logging.getLogger("eql.server")
@@ -105,14 +109,68 @@ def _outcome(exc: BaseException) -> str:
     return "failed"
 
 
+def _is_query(stmt: A.Statement) -> bool:
+    if isinstance(stmt, A.Explain):
+        stmt = stmt.statement
+    return isinstance(stmt, A.Find | A.FindEvents)
+
+
+def _encode_table(table: Any, media: str, started: float) -> bytes:
+    """A statement's (small) answer table, whole, in the negotiated format."""
+    encoder: E.Encoder
+    if media == E.JSON:
+        columns = [{"name": f.name, "type": str(f.type)} for f in table.schema]
+        encoder = E.JsonEncoder(columns, started)
+    elif media == E.NDJSON:
+        encoder = E.NdjsonEncoder()
+    else:
+        encoder = E.ArrowEncoder(lambda: table.schema)
+    parts = [encoder.batch(b) for b in table.to_batches() if b.num_rows]
+    return b"".join([*parts, encoder.end(table.num_rows, False)])
+
+
+async def run_statement(
+    state: AppState, body: QueryRequest, stmt: A.Statement, media: str, can_write: bool
+) -> Response:
+    """SHOW, DESCRIBE, EXPLAIN MEMBERSHIP (scope query); DEFINE, REFRESH, DROP (scope define,
+    one write at a time, like the segment and tag routes)."""
+    started = time.monotonic()
+    deadline, _ = _limits(state, body)
+    now = body.reference_time()
+    engine = state.engine
+    args = (body.query, body.params, now)
+    if isinstance(stmt, WRITES):
+        if not can_write:
+            raise ApiError(403, "forbidden", "this statement changes definitions: scope define")
+        table = await D.write(state, functools.partial(engine.execute, writes=True), *args)
+    else:
+        run = await state.runner.start(deadline, state.settings.memory_limit)
+        try:
+            table = await run.call(functools.partial(engine.execute, writes=False), *args)
+        except BaseException as exc:
+            run.finish(_outcome(exc))
+            raise
+        run.finish("completed")
+    return Response(_encode_table(table, media, started), media_type=media)
+
+
 async def run_query(
-    state: AppState, body: QueryRequest, accept: str | None, receive: Receive
+    state: AppState, body: QueryRequest, accept: str | None, receive: Receive, can_write: bool
 ) -> Response:
     media = E.negotiate(accept)
     if media is None:
         raise ApiError(406, "not_acceptable", "answers are " + ", ".join(E.MEDIA_TYPES))
     started = time.monotonic()
     deadline, limit = _limits(state, body)
+    try:
+        stmt = await asyncio.to_thread(parse_cached, body.query)  # EqlError: 400
+    except Exception as exc:  # a text nested too deeply for the parser: 400, not 500
+        mapped = classify(exc, None)
+        if mapped is exc:
+            raise
+        raise mapped from None
+    if not _is_query(stmt):
+        return await run_statement(state, body, stmt, media, can_write)
     now = body.reference_time()
     engine = state.engine
     run = await state.runner.start(deadline, state.settings.memory_limit)

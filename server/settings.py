@@ -44,7 +44,15 @@ class Settings(BaseSettings):
     rate_lookup: float = Field(default=20_000.0, ge=0)
     rate_lookup_burst: int = Field(default=40_000, ge=1)
 
-    # lookups (profile) on a raw ASGI path in front of FastAPI's router
+    # segments and tags: writes (define, refresh, drop), batch lookups, the change feed
+    refresh_deadline: float = Field(default=600.0, gt=0)  # seconds for one define/refresh
+    max_batch_keys: int = Field(default=100_000, ge=1)  # keys in one batch membership request
+    feed_chunk: int = Field(default=10_000, ge=1)  # keys in one change event at most
+    feed_keepalive: float = Field(default=15.0, gt=0)  # seconds between keep-alive comments
+    feed_max_seconds: float = Field(default=300.0, gt=0)  # a feed then ends; the reader resumes
+    feed_retry: float = Field(default=1.0, ge=0)  # the `retry:` a feed suggests, seconds
+
+    # lookups (profiles, membership) on a raw ASGI path in front of FastAPI's router
     fast_lookups: bool = True
     docs: bool = True  # serve /docs and /openapi.json
 

@@ -148,7 +148,8 @@ def define(
     entity = check(engine, stmt, text, now)
     kind = _kind(stmt)
     source = text[stmt.span.start : stmt.span.end]
-    version = engine.audiences.define(kind, stmt.name.name, entity, source, now)
+    wall = dt.datetime.now(dt.UTC)  # when it was defined; `now` is the reference time
+    version = engine.audiences.define(kind, stmt.name.name, entity, source, wall)
     engine.audiences_changed()
     return pa.table(
         {
@@ -162,9 +163,7 @@ def define(
 
 
 def refresh(engine: Engine, kind: str, name: A.Ident, text: str, now: dt.datetime) -> pa.Table:
-    d = engine.audiences.definition(kind, name.name)
-    if d is None:
-        d = _case_insensitive(engine, kind, name.name)
+    d = find(engine, kind, name.name)
     if d is None:
         raise fail(
             text,
@@ -173,14 +172,19 @@ def refresh(engine: Engine, kind: str, name: A.Ident, text: str, now: dt.datetim
             name.span,
             f"SHOW {kind if kind == 'CLUSTERS' else kind + 'S'} lists them",
         )
+    return pa.Table.from_pylist([refresh_definition(engine, d, now)])
+
+
+def refresh_definition(engine: Engine, d: Definition, now: dt.datetime) -> dict[str, Any]:
+    """Materialise the latest version of a stored definition; the facts of the new version."""
     started = time.perf_counter()
     info = materialise(engine, d, now)
     ms = round((time.perf_counter() - started) * 1000, 1)
     engine.audiences_changed()
-    r = engine.audiences.latest(kind, d.name)
+    r = engine.audiences.latest(d.kind, d.name)
     assert r is not None
     row: dict[str, Any] = {
-        "kind": kind,
+        "kind": d.kind,
         "name": d.name,
         "version": r.version,
         "as_of": now,
@@ -189,7 +193,13 @@ def refresh(engine: Engine, kind: str, name: A.Ident, text: str, now: dt.datetim
     for k in ("size", "entered", "exited", "entities", "non_null"):
         if k in info:
             row[k] = info[k]
-    return pa.Table.from_pylist([row])
+    return row
+
+
+def find(engine: Engine, kind: str, name: str) -> Definition | None:
+    """The latest definition of `name` (exact, else case-insensitive), or None."""
+    d = engine.audiences.definition(kind, name)
+    return d if d is not None else _case_insensitive(engine, kind, name)
 
 
 def _case_insensitive(engine: Engine, kind: str, name: str) -> Definition | None:

@@ -1,22 +1,18 @@
-"""Thin routers, one per resource, all under /v1. `ROUTERS` is what `create_app` mounts.
-
-Segments (`segments.py`: list/define/refresh/get, membership, batch membership, the SSE feed) and
-tags (`tags.py`) come with their own issue: add their modules here, and register their lookup
-routes (single membership) on the raw path in `server.fastpath` next to the profile.
-"""
+"""Thin routers, one per resource, all under /v1. `ROUTERS` is what `create_app` mounts; the
+lookups among their routes are also served on the raw path (`server.fastpath`)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from server.routers import admin, entities, health, query, schema
+from server.routers import admin, entities, health, query, schema, segments, tags
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.router,
     schema.router,
     query.router,
     entities.router,
-    # segments.router,  -- segments and tags: not yet (see the docstring)
-    # tags.router,
+    segments.router,
+    tags.router,
     admin.router,
 )

@@ -1,4 +1,4 @@
-"""`GET /v1/admin/stats` (scope `admin`): counters of the query workers."""
+"""`GET /v1/admin/stats` (scope `admin`): counters of the query workers, open feeds."""
 
 from __future__ import annotations
 
@@ -26,4 +26,5 @@ async def stats(request: Request) -> Stats:
         running=s.running,
         workers=runner.workers,
         stop_latency_ms_max=round(max(s.stop_latency) * 1000, 3) if s.stop_latency else None,
+        feeds=request.app.state.eql.open_feeds,
     )

@@ -11,6 +11,7 @@ from server import encoding as E
 from server import queries
 from server.auth import require
 from server.errors import responses
+from server.keys import ApiKey
 from server.models import ExplainRequest, ExplainResult, QueryRequest, QueryResult
 
 router = APIRouter(prefix="/v1", tags=["query"])
@@ -28,17 +29,21 @@ _QUERY_200: dict[str, Any] = {
 
 @router.post(
     "/query",
-    summary="Run an EQL query",
+    summary="Run an EQL query (or SHOW / DESCRIBE; DEFINE, REFRESH, DROP need scope define)",
     response_model=None,
     responses={200: _QUERY_200, **responses(400, 401, 403, 406, 408, 413, 422, 429)},
 )
 async def run_query(
     body: QueryRequest,
     request: Request,
-    _: Any = Depends(require("query", limit="query")),  # noqa: B008
+    key: ApiKey = Depends(require("query", limit="query")),  # noqa: B008
 ) -> Response:
     return await queries.run_query(
-        request.app.state.eql, body, request.headers.get("accept"), request.receive
+        request.app.state.eql,
+        body,
+        request.headers.get("accept"),
+        request.receive,
+        key.allows("define"),
     )
 
 

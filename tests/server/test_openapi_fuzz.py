@@ -32,7 +32,9 @@ def fuzz_client(make_app: AppFactory) -> Iterator[TestClient]:
 
 @pytest.fixture(scope="module")
 def fuzz_live(make_app: AppFactory) -> Iterator[Live]:
-    app = make_app(rate_query=0, rate_lookup=0, query_deadline=5.0)
+    app = make_app(
+        rate_query=0, rate_lookup=0, query_deadline=5.0, feed_max_seconds=0.5, feed_keepalive=0.2
+    )
     with live_server(app) as live:
         yield live
 

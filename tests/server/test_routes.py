@@ -56,7 +56,11 @@ def test_profile_int_key(client: TestClient, keys: Keys, demo_store: Store) -> N
     row = demo_store.get("users", 5)
     assert row is not None
     assert body["entity"] == "users" and body["key"] == 5
-    assert body["tags"] == [] and body["segments"] == []
+    from eql.lookup import Audiences
+
+    aud = Audiences(demo_store)  # other modules may have defined tags and segments
+    assert body["tags"] == aud.tags_of("users", 5)
+    assert body["segments"] == aud.segments_of("users", 5)
     ent = demo_store.schema.entity("users")
     assert ent is not None
     assert list(body["attributes"]) == [a.name for a in ent.attributes]
@@ -78,7 +82,7 @@ def test_profile_string_key_and_escaping(client: TestClient, keys: Keys, demo_st
 
 def test_profile_timestamps_are_iso(make_app: AppFactory, keys: Keys, demo_store: Store) -> None:
     # the retail schema has no timestamp attribute: check the conversion on its own
-    from server.profiles import _timestamp
+    from server.lookups import _timestamp
 
     assert _timestamp(0) == dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
     assert orjson.dumps(_timestamp(1_500_000), option=orjson.OPT_UTC_Z) == (

@@ -1,0 +1,220 @@
+"""Answers for applications, from in-process structures, without DataFusion.
+
+`Lookups` wraps `eql.lookup.Audiences` (key -> dense id dictionaries, the latest segment bitmaps
+and tag values, loaded once and reloaded after each write the server makes) and the store's
+rows. Each method takes the path's text, answers JSON bytes, and raises `ApiError` for bad input:
+
+- `profile(entity, key)`: attributes (one RocksDB read), tags and segments;
+- `membership(segment, key)`: one key, `{"segment", "key", "member", "version"}`;
+- `segments_of(entity, key)`: the segments one key is in;
+- `batch(segment, body)`: many keys at once (`{"keys": [...]}`), vectorised with NumPy.
+
+Keys are typed by the schema: an int key is a whole number (in the path, its digits), a string key
+is any text up to `max_key_chars`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from typing import Any
+
+import numpy as np
+import orjson
+
+from entities import Schema, TypeKind
+from eql.lookup import Audiences
+from server.encoding import dumps
+from server.errors import ApiError
+from storage import Store
+
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_NUMPY = orjson.OPT_SERIALIZE_NUMPY
+
+
+def _timestamp(value: Any) -> Any:
+    """Stored timestamps are UTC microseconds; the API shows ISO 8601."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return _EPOCH + dt.timedelta(microseconds=value)
+    return value
+
+
+class _Shape:
+    __slots__ = ("int_key", "names", "stamps")
+
+    def __init__(self, int_key: bool, names: tuple[str, ...], stamps: frozenset[str]) -> None:
+        self.int_key = int_key
+        self.names = names
+        self.stamps = stamps
+
+
+class Lookups:
+    def __init__(self, store: Store, schema: Schema, max_key_chars: int, max_batch: int) -> None:
+        self.store = store
+        self.max_key_chars = max_key_chars
+        self.max_batch = max_batch
+        self.shapes = {
+            e.name: _Shape(
+                e.key.type.kind is TypeKind.INT,
+                tuple(a.name for a in e.attributes),
+                frozenset(a.name for a in e.attributes if a.type.kind is TypeKind.TIMESTAMP),
+            )
+            for e in schema.entities
+        }
+        self.audiences = Audiences(store)
+        self._reload_lock = threading.Lock()
+        self._folded: dict[str, str] = {}
+        self._index()
+
+    def reload(self) -> None:
+        """Pick up what changed in the store (after a define, refresh or drop). Thread-safe;
+        lookups running meanwhile see either the old or the new state, never a mix per call."""
+        with self._reload_lock:
+            self.audiences.reload()
+            self._index()
+
+    def _index(self) -> None:
+        self._folded = {n.lower(): n for n in self.audiences.segment_names()}
+
+    # ---- keys and names ----------------------------------------------------------------------
+    def parse_key(self, entity: str, text: str) -> tuple[_Shape, int | str]:
+        shape = self.shapes.get(entity)
+        if shape is None:
+            raise ApiError(404, "unknown_entity", "no such entity in the schema")
+        if not text or len(text) > self.max_key_chars:
+            raise ApiError(422, "invalid_key", f"a key has 1 to {self.max_key_chars} characters")
+        if not shape.int_key:
+            return shape, text
+        digits = text[1:] if text[:1] == "-" else text
+        if not (digits.isascii() and digits.isdigit()) or len(digits) > 19:
+            raise ApiError(422, "invalid_key", f"the key of {entity} is a whole number")
+        value = int(text)
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise ApiError(422, "invalid_key", f"the key of {entity} is a 64-bit whole number")
+        return shape, value
+
+    def segment(self, name: str) -> tuple[str, str, int]:
+        """(name, entity, version) of a refreshed segment; 404 unknown, 409 never refreshed."""
+        current = self.audiences.current(name)
+        if current is None:
+            folded = self._folded.get(name.lower())
+            current = None if folded is None else self.audiences.current(folded)
+            if current is None or folded is None:
+                raise self._missing(name)
+            name = folded
+        return name, current[0], current[1]
+
+    def _missing(self, name: str) -> ApiError:
+        aud = self.audiences.aud
+        if any(n.lower() == name.lower() for n in aud.names("SEGMENT")):
+            return ApiError(
+                409, "not_refreshed", f"segment {name} has no version yet; refresh it first"
+            )
+        return ApiError(404, "unknown_segment", f"no segment named {name}")
+
+    # ---- lookups -----------------------------------------------------------------------------
+    def profile(self, entity: str, key_text: str) -> bytes:
+        shape, key = self.parse_key(entity, key_text)
+        row = self.store.get(entity, key)
+        if row is None:
+            raise ApiError(404, "not_found", f"no {entity} with this key")
+        attrs = {n: row.get(n) for n in shape.names}
+        for n in shape.stamps:
+            attrs[n] = _timestamp(attrs[n])
+        aud = self.audiences
+        doc = {
+            "entity": entity,
+            "key": key,
+            "attributes": attrs,
+            "tags": aud.tags_of(entity, key),
+            "segments": aud.segments_of(entity, key),
+        }
+        return dumps(doc)
+
+    def membership(self, segment: str, key_text: str) -> bytes:
+        name, entity, version = self.segment(segment)
+        _, key = self.parse_key(entity, key_text)
+        member = self.audiences.is_member(name, key)
+        doc = {"segment": name, "key": key, "member": member, "version": version}
+        return orjson.dumps(doc)
+
+    def segments_of(self, entity: str, key_text: str) -> bytes:
+        _, key = self.parse_key(entity, key_text)
+        segments = self.audiences.segments_of(entity, key)
+        return orjson.dumps({"entity": entity, "key": key, "segments": segments})
+
+    def batch(self, segment: str, body: bytes) -> bytes:
+        """`{"keys": [...], "answer": "flags" | "members"}`: a flag per key (in order), or the
+        keys that are members."""
+        name, entity, version = self.segment(segment)
+        keys, answer = self._batch_body(body)
+        shape = self.shapes[entity]
+        typed = self._typed_keys(entity, shape.int_key, keys)
+        flags = self.audiences.is_member_batch(name, typed)
+        doc: dict[str, Any] = {
+            "segment": name,
+            "entity": entity,
+            "version": version,
+            "count": int(flags.sum()),
+        }
+        if answer == "members":
+            if isinstance(typed, np.ndarray):
+                doc["members"] = typed[flags]
+            else:
+                doc["members"] = [k for k, f in zip(typed, flags.tolist(), strict=True) if f]
+        else:
+            doc["members"] = flags
+        return orjson.dumps(doc, option=_NUMPY)
+
+    def _batch_body(self, body: bytes) -> tuple[list[Any], str]:
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("keys"), list):
+            raise ApiError(422, "invalid_request", 'the body is {"keys": [...]}')
+        extra = sorted(set(doc) - {"keys", "answer"})
+        if extra:
+            raise ApiError(422, "invalid_request", f"unknown field {extra[0]!r}")
+        answer = doc.get("answer", "flags")
+        if answer not in ("flags", "members"):
+            raise ApiError(422, "invalid_request", 'answer is "flags" or "members"')
+        keys: list[Any] = doc["keys"]
+        if len(keys) > self.max_batch:
+            raise ApiError(
+                413, "too_many_keys", f"{len(keys)} keys; at most {self.max_batch} per request"
+            )
+        return keys, answer
+
+    def _typed_keys(self, entity: str, int_key: bool, keys: list[Any]) -> np.ndarray | list[Any]:
+        if not int_key:
+            limit = self.max_key_chars
+            for i, k in enumerate(keys):
+                if type(k) is not str or not 0 < len(k) <= limit:
+                    raise _bad_key(i, f"the keys of {entity} are strings of 1 to {limit} chars")
+            return keys
+        if not keys:
+            return np.empty(0, dtype=np.int64)
+        try:
+            arr = np.array(keys)
+        except (ValueError, OverflowError):
+            arr = np.array([], dtype=object)
+        if arr.dtype.kind == "i" and arr.ndim == 1 and len(arr) == len(keys):
+            bad = next((i for i, k in enumerate(keys) if type(k) is bool), None)
+            if bad is None:
+                return arr.astype(np.int64, copy=False)
+        else:
+            bad = next(
+                (
+                    i
+                    for i, k in enumerate(keys)
+                    if type(k) is not int or not INT64_MIN <= k <= INT64_MAX
+                ),
+                0,
+            )
+        raise _bad_key(bad, f"the keys of {entity} are 64-bit whole numbers")
+
+
+def _bad_key(index: int, message: str) -> ApiError:
+    return ApiError(422, "invalid_key", f"keys[{index}]: {message}", location=["keys", index])
