@@ -1,4 +1,4 @@
-"""The query server under load on loopback: profile lookups next to a raw-ASGI hello world.
+"""The query server under load on loopback: lookups next to a raw-ASGI hello world.
 
 python -m benchmarks.bench_server [--data-dir DIR] [--users N] [--duration S] [--connections C]
                                   [--rounds R]
@@ -8,11 +8,16 @@ httptools when installed, no access log); wrk (`apt-get install wrk`) generates 
 127.0.0.1. Measured in one run:
 - `hello`: a bare raw-ASGI app answering 12 bytes (the ceiling of uvicorn on this machine);
 - `health (FastAPI route)`: a FastAPI route without authentication;
-- `profile (fast path)`: `GET /v1/entities/users/{random id}` with a key, answered on the raw path;
-- `profile (FastAPI route)`: the same with `fast_lookups` off (FastAPI's full route pipeline);
-- `profile + heavy queries`: the fast-path profile while other connections run EQL queries
-  back to back (their own figures are the last row);
+- `membership (fast path)`: `GET /v1/segments/bench_seg/members/{random id}` with a key;
+- `membership (FastAPI route)`: the same with `fast_lookups` off (FastAPI's full route pipeline);
+- `membership + heavy queries`: single membership while other connections run EQL queries
+  back to back (their own figures are the next row);
+- `profile (fast path)`: `GET /v1/entities/users/{random id}`: attributes, tags, segments;
+- `batch membership`: `POST /v1/segments/bench_seg/members` with --batch random keys a request
+  (its rps times --batch is the ids/s figure printed below the table);
 - `queries alone`: those EQL queries without lookup load.
+The store gets a segment `bench_seg` and a tag `bench_orders` (defined and refreshed once, as of
+2026-11-01, when missing).
 The table shows rps, p50 and p99 latency, errors (non-2xx and socket errors), and each row's
 ratio to `hello`: medians over --rounds rounds, each round measuring every row.
 Without --data-dir a demo store (--users, default 20000) is generated in a temporary directory.
@@ -153,14 +158,58 @@ def _lua(script: str, workdir: Path, name: str) -> Path:
     return path
 
 
-def lookup_script(key: str, users: int) -> str:
+def lookup_script(key: str, users: int, prefix: str = "/v1/entities/users/") -> str:
     return f"""
 math.randomseed(42)
 local headers = {{["Authorization"] = "Bearer {key}"}}
 request = function()
-  return wrk.format("GET", "/v1/entities/users/" .. math.random(1, {users}), headers)
+  return wrk.format("GET", "{prefix}" .. math.random(1, {users}), headers)
 end
 """
+
+
+def batch_script(key: str, users: int, size: int) -> str:
+    """Bodies of `size` random keys, made once (8 of them, in turn), so wrk's Lua is not timed."""
+    import random
+
+    rng = random.Random(42)
+    bodies = [json.dumps({"keys": [rng.randint(1, users) for _ in range(size)]}) for _ in range(8)]
+    lua_bodies = ", ".join("[[" + b + "]]" for b in bodies)
+    return f"""
+local bodies = {{{lua_bodies}}}
+local headers = {{["Authorization"] = "Bearer {key}", ["Content-Type"] = "application/json"}}
+local i = 0
+request = function()
+  i = i % #bodies + 1
+  return wrk.format("POST", "/v1/segments/{SEGMENT}/members", headers, bodies[i])
+end
+"""
+
+
+SEGMENT = "bench_seg"
+SEGMENT_DEF = (
+    f"DEFINE SEGMENT {SEGMENT} ON users WHERE sum(purchase.amount DURING LAST 180 DAYS) > 300"
+)
+TAG_DEF = "DEFINE TAG bench_orders ON users AS count(purchase DURING LAST 90 DAYS)"
+
+
+def prepare_audiences(data_dir: Path) -> None:
+    """Define and refresh the bench's segment and tag in the store, when missing."""
+    import datetime as dt
+
+    from eql.engine import Engine
+    from storage import Store
+
+    as_of = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+    with Store.open(data_dir) as store:
+        engine = Engine(store)
+        for kind, name, text in (
+            ("SEGMENT", SEGMENT, SEGMENT_DEF),
+            ("TAG", "bench_orders", TAG_DEF),
+        ):
+            if engine.audiences.latest(kind, name) is None:
+                engine.execute(text, now=as_of)
+                engine.execute(f"REFRESH {kind} {name}", now=as_of)
 
 
 def query_script(key: str) -> str:
@@ -245,7 +294,13 @@ def build_store(root: Path, users: int) -> Path:
 
 
 def run(
-    data_dir: Path, users: int, duration: float, connections: int, rounds: int, work: Path
+    data_dir: Path,
+    users: int,
+    duration: float,
+    connections: int,
+    rounds: int,
+    work: Path,
+    batch: int,
 ) -> list[Result]:
     """All servers up at once; every round measures every row, so noise from other work on the
     machine falls on all rows alike; a row's figures are the medians over the rounds."""
@@ -253,7 +308,9 @@ def run(
 
     keys = work / "keys.json"  # the bench's own keys: the store's keys.json is left alone
     key = KeyFile(keys).create(["query", "lookup"], "bench")[1]
-    lookups = _lua(lookup_script(key, users), work, "lookup")
+    profiles = _lua(lookup_script(key, users), work, "profile")
+    member = _lua(lookup_script(key, users, f"/v1/segments/{SEGMENT}/members/"), work, "member")
+    batches = _lua(batch_script(key, users, batch), work, "batch")
     queries = _lua(query_script(key), work, "query")
     rows: dict[str, list[Result]] = {}
 
@@ -267,18 +324,21 @@ def run(
         hello, app, slow_app = servers
         for _ in range(rounds):
             add(measure("hello (raw ASGI)", hello.url, duration, connections))
-            add(measure("profile (fast path)", app.url, duration, connections, lookups))
-            add(measure("profile (FastAPI route)", slow_app.url, duration, connections, lookups))
+            add(measure("membership (fast path)", app.url, duration, connections, member))
+            add(measure("membership (FastAPI route)", slow_app.url, duration, connections, member))
+            heavy = wrk(app.url, duration + 2, 2, queries)  # starts first, ends last
+            time.sleep(1)
+            add(measure("membership + heavy queries", app.url, duration, connections, member))
+            out, _ = heavy.communicate()
+            add(parse("  (those queries, 2 conns)", out))
+            add(measure("profile (fast path)", app.url, duration, connections, profiles))
+            add(measure("profile (FastAPI route)", slow_app.url, duration, connections, profiles))
             add(
                 measure(
                     "health (FastAPI route)", app.url, duration, connections, None, "/v1/health"
                 )
             )
-            heavy = wrk(app.url, duration + 2, 2, queries)  # starts first, ends last
-            time.sleep(1)
-            add(measure("profile + heavy queries", app.url, duration, connections, lookups))
-            out, _ = heavy.communicate()
-            add(parse("  (those queries, 2 conns)", out))
+            add(measure(f"batch membership ({batch} keys)", app.url, duration, 4, batches))
             add(measure("queries alone (2 conns)", app.url, duration, 2, queries))
     finally:
         for server in servers:
@@ -321,6 +381,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--duration", type=float, default=5.0)
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--batch", type=int, default=10_000, help="keys per batch request")
     ap.add_argument("--serve", choices=["hello", "app"], help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--no-fast", action="store_true", help=argparse.SUPPRESS)
@@ -333,7 +394,7 @@ def main(argv: list[str] | None = None) -> None:
         print("bench_server: wrk is not installed (apt-get install wrk); skipped")
         return
     with tempfile.TemporaryDirectory(prefix="eql-bench-server-") as tmp:
-        print(f"bench_server: {args.rounds} rounds of 7 runs of {args.duration:g}s", flush=True)
+        print(f"bench_server: {args.rounds} rounds of 9 runs of {args.duration:g}s", flush=True)
         work = Path(tmp)
         if args.data_dir is None:
             t0 = time.monotonic()
@@ -346,11 +407,16 @@ def main(argv: list[str] | None = None) -> None:
 
             with Store.open(data_dir, read_only=True) as st:
                 users = st.count("users")
+        prepare_audiences(data_dir)
         print(
             f"wrk -t1 -c{args.connections} -d{args.duration:g}s on 127.0.0.1, {os.cpu_count()} CPUs"
         )
-        results = run(data_dir, users, args.duration, args.connections, args.rounds, work)
+        results = run(
+            data_dir, users, args.duration, args.connections, args.rounds, work, args.batch
+        )
     print(table(results))
+    batch_row = next(r for r in results if r.name.startswith("batch"))
+    print(f"batch membership: {batch_row.rps * args.batch / 1e6:.2f}M ids/s")
 
 
 if __name__ == "__main__":

@@ -109,7 +109,7 @@ class FastPath:
                 status, body = _too_large_headers(self.max_header_bytes)
             else:
                 authorize(state, bearer_token(authorization, api_key), scopes, limit)
-                args = [unquote_to_bytes(p).decode("utf-8") for p in parts]
+                args = [(unquote_to_bytes(p) if b"%" in p else p).decode("utf-8") for p in parts]
                 status, body = 200, handler(state, *args)
         except ApiError as exc:
             status, body = exc.status, error_bytes(exc.items())

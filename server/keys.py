@@ -129,6 +129,7 @@ class KeyFile:
         self._checked = -1e18
         self._signature: tuple[int, int, int] | None = None
         self._keys: dict[str, ApiKey] = {}
+        self._verified: dict[str, ApiKey] = {}  # token -> live key, emptied on every reload
 
     # ---- reading (server) ------------------------------------------------------------------
     def _reload(self) -> None:
@@ -140,7 +141,7 @@ class KeyFile:
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
-            self._signature, self._keys = None, {}
+            self._signature, self._keys, self._verified = None, {}, {}
             return
         sig = (st.st_mtime_ns, st.st_size, st.st_ino)
         if sig == self._signature:
@@ -151,17 +152,26 @@ class KeyFile:
             # fail closed: a damaged file lets nobody in until it is fixed
             log.error("cannot read the keys file (%s); refusing every key", type(exc).__name__)
             keys = {}
-        self._signature, self._keys = sig, keys
+        self._signature, self._keys, self._verified = sig, keys, {}
 
     def verify(self, token: str) -> ApiKey | None:
-        """The live key `token` names, or None (unknown, wrong secret, revoked, malformed)."""
+        """The live key `token` names, or None (unknown, wrong secret, revoked, malformed).
+        A token that verified is remembered (until the file changes): the hash is computed once
+        per key, not on every request."""
         self._reload()
+        known = self._verified.get(token)
+        if known is not None:
+            return known
         if len(token) != KEY_LEN or not token.startswith(PREFIX) or token[4 + ID_HEX] != "_":
             return None
         key = self._keys.get(token[4 : 4 + ID_HEX])
         if key is None or not hmac.compare_digest(_digest(token), key.digest):
             return None
-        return None if key.revoked else key
+        if key.revoked:
+            return None
+        if len(self._verified) < 10_000:
+            self._verified[token] = key
+        return key
 
     def records(self) -> list[ApiKey]:
         self._checked = -1e18

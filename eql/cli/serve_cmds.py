@@ -48,7 +48,14 @@ def serve(
                 "--scope query,lookup`"
             )
         app = create_app(settings, store=store)
-        config = uvicorn.Config(app, host=host, port=port, log_level="info", access_log=False)
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="info",
+            access_log=False,
+            timeout_graceful_shutdown=5,  # open change feeds end then; readers resume
+        )
         uvicorn.Server(config).run()
     finally:
         store.close()
