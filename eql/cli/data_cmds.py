@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+import signal
 import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from types import FrameType, TracebackType
+from typing import Annotated, NoReturn
 
 import typer
 from rich.progress import (
@@ -31,7 +37,7 @@ from eql.cli.common import (
     out,
     user_errors,
 )
-from ingest.files import ImportReport, Kind, import_file
+from ingest.files import ImportReport, Kind, file_digest, import_file
 from storage import Store
 
 
@@ -88,21 +94,98 @@ def ingest(
     """Import files into an entity (upsert by key) or an event stream (append).
 
     Each file is one atomic, idempotent import; bad rows go to a reject file.
-    Exit 0: all rows imported; 1: some rows rejected; 2: a file could not be imported at all.
+    Exit 0: all rows imported; 1: some rows rejected; 2: a file could not be imported at all;
+    130: interrupted (Ctrl-C): the files before were imported, the current one and the rest not.
     """
     if (entity is None) == (events is None):
         fail("give exactly one of --entity NAME or --events NAME")
     kind: Kind = "entity" if entity is not None else "events"
     target = entity if entity is not None else events
     assert target is not None
+    jobs: list[tuple[Kind, str, Path]] = [(kind, target, f) for f in files]
     store = open_store(data_dir)
-    try:
-        reports = _import_all(
-            store, [(kind, target, f) for f in files], rejects, allow_extra_columns, fmt
-        )
-    finally:
-        store.close()
-    _finish(reports, len(files))
+    with CtrlC() as ctrl_c:
+        try:
+            result = _import_all(store, jobs, rejects, allow_extra_columns, fmt, ctrl_c)
+        finally:
+            ctrl_c.held = "closing the store"  # a Ctrl-C now waits for it to be closed
+            store.close()
+        if ctrl_c.pending and not result.interrupted:  # pressed while the store closed
+            result.interrupted = True
+        if result.interrupted:
+            with ctrl_c.deferred():
+                _report_interrupt(jobs, result)
+    _finish(result.reports, len(files))
+
+
+EXIT_INTERRUPTED = 130  # the shell's convention for a command ended by SIGINT
+RERUN_HINT = "run the same command again to import the rest; files already imported are skipped"
+
+
+class CtrlC:
+    """SIGINT during an import loop raises KeyboardInterrupt at once: the current file's import
+    is abandoned and, as after a crash, nothing of it is committed unless the store's commit
+    point had passed (the ledger then says so). While `held` (a ledger check, closing the store)
+    it is only noted in `pending`, so that a second Ctrl-C cannot turn a clean stop into a
+    traceback. Installed only in the main thread, and not where SIGINT is ignored (nohup)."""
+
+    def __init__(self) -> None:
+        self.held: str | None = None  # what a Ctrl-C waits for: "closing the store"
+        self.pending = False
+        self._previous: signal.Handlers | object | None = None
+
+    def __enter__(self) -> CtrlC:
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.getsignal(signal.SIGINT)
+            if previous is not signal.SIG_IGN:
+                self._previous = signal.signal(signal.SIGINT, self._on_signal)
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)  # type: ignore[arg-type]
+            self._previous = None
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self.held is None:
+            raise KeyboardInterrupt
+        if self.held and not self.pending:
+            err.print(f"interrupted: finishing {self.held}, then stopping")
+        self.pending = True
+
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Hold Ctrl-C over a few lines (output: rich repeats a line it was cut off in) and
+        raise it after them."""
+        outer = self.held
+        self.held = "" if outer is None else outer
+        try:
+            yield
+        finally:
+            self.held = outer
+        if outer is None and self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
+
+
+class _Interrupted(Exception):
+    """KeyboardInterrupt inside an import, carried past `user_errors` (which would end it)."""
+
+
+@dataclass
+class Imports:
+    """The outcome of an import loop: a report per file finished (None: it failed), in order;
+    how many files were started (one more than reported: Ctrl-C stopped an import) and whether
+    Ctrl-C stopped the loop."""
+
+    reports: list[ImportReport | None] = field(default_factory=list)
+    started: int = 0
+    interrupted: bool = False
 
 
 def _import_all(
@@ -111,8 +194,10 @@ def _import_all(
     rejects: Path | None,
     allow_extra: bool,
     fmt: str | None,
-) -> list[ImportReport | None]:
-    reports: list[ImportReport | None] = []
+    ctrl_c: CtrlC,
+) -> Imports:
+    """Import the files in order; a failed file does not stop the others, Ctrl-C does."""
+    result = Imports()
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -124,31 +209,118 @@ def _import_all(
         disable=not err.is_terminal,
     ) as bar:
         task = bar.add_task("importing", total=len(jobs))
-        for kind, target, path in jobs:
+        try:
+            for n, (kind, target, path) in enumerate(jobs, start=1):
 
-            def step(stage: str, done: int, total: int, path: Path = path) -> None:
-                rows = f" ({total:,} rows)" if total > 1 else ""
-                bar.update(task, description=f"{path.name}: {stage}{rows}")
+                def step(stage: str, done: int, total: int, path: Path = path, n: int = n) -> None:
+                    if stage == "read" and bar.disable:  # no progress bar: a line per file
+                        with ctrl_c.deferred():
+                            err.print(f"importing {path} ({n} of {len(jobs)})", markup=False)
+                    rows = f" ({total:,} rows)" if total > 1 else ""
+                    bar.update(task, description=f"{path.name}: {stage}{rows}")
 
-            report: ImportReport | None = None
+                result.started = n
+                report = _import_one(store, kind, target, path, rejects, allow_extra, fmt, step)
+                result.reports.append(report)
+                if report is not None:
+                    with ctrl_c.deferred():
+                        out.print(report.summary())
+                bar.advance(task)
+        except (KeyboardInterrupt, _Interrupted):
+            ctrl_c.held = "checking what was committed"
+            result.interrupted = True
+            if result.started > len(result.reports):
+                _committed_anyway(store, jobs[len(result.reports)], result)
+            ctrl_c.held, ctrl_c.pending = None, False
+    return result
+
+
+def _committed_anyway(store: Store, job: tuple[Kind, str, Path], result: Imports) -> None:
+    """Ctrl-C stopped an import: if the store's commit point had passed (the signal arrived
+    during or just after the commit), the ledger holds the file; count it as imported."""
+    kind, target, path = job
+    try:
+        digest = file_digest(path, kind, target)
+    except OSError:
+        return
+    done = store.ledger_get(digest)
+    if done is None:
+        return
+    report = ImportReport(
+        str(path),
+        kind,
+        target,
+        digest,
+        int(done.get("rows_read", 0)),
+        int(done.get("rows_imported", 0)),
+        int(done.get("rows_rejected", 0)),
+        False,
+        None,
+        (),
+        0.0,
+    )
+    result.reports.append(report)
+    out.print(f"{path}: committed before the interrupt took effect ({report.rows_imported:,} rows)")
+
+
+def _import_one(
+    store: Store,
+    kind: Kind,
+    target: str,
+    path: Path,
+    rejects: Path | None,
+    allow_extra: bool,
+    fmt: str | None,
+    step: Callable[[str, int, int], None],
+) -> ImportReport | None:
+    """One file's import; None if it could not be imported (the error is printed)."""
+    try:
+        with user_errors():
             try:
-                with user_errors():
-                    report = import_file(
-                        store,
-                        kind,
-                        target,
-                        path,
-                        rejects_dir=rejects,
-                        allow_extra_columns=allow_extra,
-                        fmt=fmt,
-                        progress=step,
-                    )
-                    out.print(report.summary())
-            except typer.Exit:
-                pass  # the error is printed; go on with the next file, the exit code says it
-            reports.append(report)
-            bar.advance(task)
-    return reports
+                return import_file(
+                    store,
+                    kind,
+                    target,
+                    path,
+                    rejects_dir=rejects,
+                    allow_extra_columns=allow_extra,
+                    fmt=fmt,
+                    progress=step,
+                )
+            except KeyboardInterrupt:
+                raise _Interrupted from None
+    except typer.Exit:
+        return None  # the error is printed; the exit code will say it
+
+
+def _report_interrupt(
+    jobs: list[tuple[Kind, str, Path]],
+    result: Imports,
+    hint: str = RERUN_HINT,
+) -> NoReturn:
+    """Say which files were imported and which were not, then exit 130."""
+    done = result.reports
+    imported = [str(p) for (_, _, p), r in zip(jobs, done, strict=False) if r is not None]
+    failed = [str(p) for (_, _, p), r in zip(jobs, done, strict=False) if r is None]
+    rest = [str(p) for _, _, p in jobs[len(done) :]]
+    if result.started > len(done):
+        where = f"while importing {jobs[len(done)][2]}; nothing of it was imported"
+    else:
+        where = f"after {jobs[len(done) - 1][2]}" if done else "before the first file"
+    rows = sum(r.rows_imported for r in done if r is not None)
+    out.print(
+        f"interrupted: {len(imported)} of {len(jobs)} files imported ({rows:,} rows)"
+        + (f", {len(failed)} failed" if failed else "")
+        + f", {len(rest)} not imported"
+    )
+    err.print(f"[bold red]interrupted[/] {where}", markup=True, highlight=False)
+    err.print(f"  imported: {', '.join(imported) or 'none'}", markup=False, highlight=False)
+    if failed:
+        err.print(f"  failed: {', '.join(failed)}", markup=False, highlight=False)
+    err.print(f"  not imported: {', '.join(rest) or 'none'}", markup=False, highlight=False)
+    if rest:
+        err.print(f"  [cyan]hint:[/] {hint}", markup=True, highlight=False)
+    raise typer.Exit(EXIT_INTERRUPTED)
 
 
 def _finish(reports: list[ImportReport | None], n_files: int) -> None:
@@ -194,16 +366,23 @@ def demo(
     with user_errors():
         store = Store.create(data_dir, schema_file.read_text(encoding="utf-8"), "retail.yaml")
     files_dir = data_dir / "demo-files" if keep_files else Path(tempfile.mkdtemp(prefix="eql-"))
+    jobs: list[tuple[Kind, str, Path]] = []
     try:
         err.print(f"generating the demo world for {users:,} users (seed {seed})...")
         files = generate_demo_files(files_dir, users=users, seed=seed, end=end_date)
-        reports = _import_all(store, [(f.kind, f.target, f.path) for f in files], None, False, None)
-        status_table(store)
-        sample_queries(store, end_date)
+        jobs = [(f.kind, f.target, f.path) for f in files]
+        with CtrlC() as ctrl_c:
+            result = _import_all(store, jobs, None, False, None, ctrl_c)
+        if not result.interrupted:
+            status_table(store)
+            sample_queries(store, end_date)
     finally:
         store.close()
         if not keep_files:
             shutil.rmtree(files_dir, ignore_errors=True)
+    if result.interrupted:
+        _report_interrupt(jobs, result, "run `eql demo --force` to build the demo store again")
+    reports = result.reports
     dirty = sum(1 for f, r in zip(files, reports, strict=True) if f.dirty and r is not None)
     out.print(
         f"demo store ready at {data_dir}; {dirty} deliberately dirty files showed the reject "
