@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import gc
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -133,6 +134,7 @@ async def write(state: AppState, fn: Any, *args: Any) -> Any:
             run.finish("timed_out" if getattr(exc, "code", "") == "deadline_exceeded" else "failed")
             raise
         run.finish("completed")
+    gc.freeze()  # the reloaded structures are long-lived too (see server.app)
     state.changed.fire()
     return result
 

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     feed_max_seconds: float = Field(default=300.0, gt=0)  # a feed then ends; the reader resumes
     feed_retry: float = Field(default=1.0, ge=0)  # the `retry:` a feed suggests, seconds
 
+    # seconds a thread may hold the GIL before another may run (Python's default: 0.005)
+    gil_switch_interval: float = Field(default=0.001, gt=0, le=0.1)
+
     # lookups (profiles, membership) on a raw ASGI path in front of FastAPI's router
     fast_lookups: bool = True
     docs: bool = True  # serve /docs and /openapi.json

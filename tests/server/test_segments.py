@@ -302,3 +302,35 @@ def test_statements_through_query_need_define_for_writes(client: TestClient, key
 
 def _assert_no_key_echo(body: dict[str, Any]) -> None:
     assert "Traceback" not in str(body)
+
+
+def test_batch_agrees_with_single_lookups_property(client: TestClient) -> None:
+    """Property: for any list of keys (known, unknown, negative, past 32 bits, repeated), the
+    batch answer is the single answers in order."""
+    import orjson
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    lookups = client.app.state.eql.lookups  # type: ignore[attr-defined]
+    keys_st = st.lists(
+        st.one_of(
+            st.integers(0, 1200),
+            st.integers(-(1 << 63), (1 << 63) - 1),
+            st.sampled_from([0, 1, 2**32 - 1, 2**32, -1]),
+        ),
+        max_size=60,
+    )
+
+    @settings(max_examples=150, deadline=None)
+    @given(keys=keys_st, name=st.sampled_from(sorted(COND)))
+    def check(keys: list[int], name: str) -> None:
+        got = orjson.loads(lookups.batch(name, orjson.dumps({"keys": keys})))
+        single = [orjson.loads(lookups.membership(name, str(k)))["member"] for k in keys]
+        assert got["members"] == single
+        assert got["count"] == sum(single)
+        members = orjson.loads(
+            lookups.batch(name, orjson.dumps({"keys": keys, "answer": "members"}))
+        )
+        assert members["members"] == [k for k, m in zip(keys, single, strict=True) if m]
+
+    check()
