@@ -195,3 +195,53 @@ def test_disconnect_ends_the_feed(live: Live, keys: Keys) -> None:
     while feeds() and time.monotonic() < deadline:
         time.sleep(0.02)
     assert feeds() == 0
+
+
+def test_lookups_answer_during_refreshes(live: Live, keys: Keys) -> None:
+    """Refreshes run on the query pool; meanwhile lookups keep answering, and the version they
+    answer from only moves forward and ends at the last refresh."""
+    import threading
+
+    h = keys.header("lookup")
+    name = "feed_hammer"
+    text = f"DEFINE SEGMENT {name} ON users WHERE {COND}"
+    r = httpx.post(
+        f"{live.url}/v1/segments",
+        json={"eql": text, "refresh": True, "as_of": "2026-05-15"},
+        headers=keys.header("define"),
+        timeout=60,
+    )
+    assert r.status_code in (200, 201), r.text
+    stop = threading.Event()
+    seen: list[tuple[int, int]] = []
+
+    def hammer() -> None:
+        with httpx.Client(base_url=live.url, headers=h, timeout=10) as c:
+            i = 0
+            while not stop.is_set():
+                r = c.get(f"/v1/segments/{name}/members/{i % 1000 + 1}")
+                seen.append((r.status_code, r.json().get("version", -1)))
+                i += 1
+
+    thread = threading.Thread(target=hammer)
+    thread.start()
+    try:
+        last = 0
+        for as_of in ["2026-06-15", "2026-07-15", "2026-10-15"]:
+            r = httpx.post(
+                f"{live.url}/v1/segments/{name}/refresh",
+                json={"as_of": as_of},
+                headers=keys.header("define"),
+                timeout=60,
+            )
+            assert r.status_code == 200, r.text
+            last = r.json()["version"]
+            # answered after the refresh returned: the new version at once
+            m = httpx.get(f"{live.url}/v1/segments/{name}/members/1", headers=h).json()
+            assert m["version"] == last
+    finally:
+        stop.set()
+        thread.join(10)
+    assert len(seen) > 20 and all(status == 200 for status, _ in seen)
+    versions = [v for _, v in seen]
+    assert versions == sorted(versions) and versions[-1] == last
