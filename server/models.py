@@ -19,7 +19,23 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class QueryRequest(_Body):
+class _AsOf(_Body):
+    """A body with an `as_of` reference time (each declares its own field and description)."""
+
+    as_of: str | None = None
+
+    @field_validator("as_of", check_fields=False)
+    @classmethod
+    def _as_of(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_time(v)  # ValueError -> 422 with the parser's message
+        return v
+
+    def reference_time(self) -> dt.datetime | None:
+        return None if self.as_of is None else parse_time(self.as_of)
+
+
+class QueryRequest(_AsOf):
     query: Annotated[str, Field(description="EQL text, e.g. `FIND users RETURN count() AS n`")]
     params: Annotated[
         dict[str, ParamValue],
@@ -48,16 +64,6 @@ class QueryRequest(_Body):
                     if type(item) is int and not INT64_MIN <= item <= INT64_MAX:
                         raise ValueError(f"parameter {name}: {item} is not a 64-bit integer")
         return v
-
-    @field_validator("as_of")
-    @classmethod
-    def _as_of(cls, v: str | None) -> str | None:
-        if v is not None:
-            parse_time(v)  # ValueError -> 422 with the parser's message
-        return v
-
-    def reference_time(self) -> dt.datetime | None:
-        return None if self.as_of is None else parse_time(self.as_of)
 
 
 class ExplainRequest(QueryRequest):
@@ -136,7 +142,7 @@ class BatchResult(BaseModel):
     members: list[bool] | list[int | str]
 
 
-class DefineRequest(_Body):
+class DefineRequest(_AsOf):
     eql: Annotated[
         str,
         Field(description="A DEFINE SEGMENT (or DEFINE TAG / DEFINE CLUSTERS) statement"),
@@ -146,31 +152,11 @@ class DefineRequest(_Body):
         str | None, Field(description="Reference time of that refresh (default: now)")
     ] = None
 
-    @field_validator("as_of")
-    @classmethod
-    def _as_of(cls, v: str | None) -> str | None:
-        if v is not None:
-            parse_time(v)
-        return v
 
-    def reference_time(self) -> dt.datetime | None:
-        return None if self.as_of is None else parse_time(self.as_of)
-
-
-class RefreshRequest(_Body):
+class RefreshRequest(_AsOf):
     as_of: Annotated[
         str | None, Field(description="Reference time the windows are anchored at (default: now)")
     ] = None
-
-    @field_validator("as_of")
-    @classmethod
-    def _as_of(cls, v: str | None) -> str | None:
-        if v is not None:
-            parse_time(v)
-        return v
-
-    def reference_time(self) -> dt.datetime | None:
-        return None if self.as_of is None else parse_time(self.as_of)
 
 
 class RefreshResult(BaseModel):

@@ -1,5 +1,5 @@
-"""`/v1/segments`: list, define, describe, refresh, drop; membership of one key or many; the
-change feed (SSE). Reads need `lookup` or `query`, writes `define`, lookups `lookup`.
+"""`/v1/segments`: list, define, describe, refresh, drop (`server.routers.audiences`);
+membership of one key or many; the change feed (SSE). Lookups need `lookup`.
 
 Single membership is also served on the raw path (`server.fastpath`); batch membership parses
 its body itself (orjson, NumPy) rather than through a model, since a batch holds up to
@@ -9,113 +9,26 @@ its body itself (orjson, NumPy) rather than through a model, since a batch holds
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import Response
 
 from server import definitions as D
 from server import feed as F
-from server.auth import require
-from server.encoding import dumps
 from server.errors import responses
-from server.models import (
-    AudienceDetail,
-    AudienceList,
-    BatchRequest,
-    BatchResult,
-    DefineRequest,
-    Membership,
-    RefreshRequest,
-    RefreshResult,
-)
+from server.models import BatchRequest, BatchResult, Membership
+from server.routers.audiences import LOOKUP, add_definition_routes
 from server.state import AppState
 
 router = APIRouter(prefix="/v1/segments", tags=["segments"])
+add_definition_routes(router, D.SEGMENTS, "segment", "segment", "DEFINE SEGMENT")
 
-READ = [Depends(require("lookup", "query", limit="lookup"))]
-WRITE = [Depends(require("define", limit="query"))]
-LOOKUP = [Depends(require("lookup", limit="lookup"))]
 _BIG_BATCH = 64 << 10  # bodies larger than this are checked on a thread, not on the event loop
-
-
-def _json(obj: Any, status: int = 200) -> Response:
-    return Response(dumps(obj), status, media_type="application/json")
 
 
 def membership(state: AppState, segment: str, key: str) -> bytes:
     return state.lookups.membership(segment, key)
-
-
-@router.get(
-    "",
-    summary="Every segment: definition, latest version, size",
-    response_model=AudienceList,
-    responses=responses(401, 403, 429),
-    dependencies=READ,
-)
-async def list_segments(request: Request) -> Response:
-    state: AppState = request.app.state.eql
-    return _json({"items": D.listing(state.engine.audiences, D.SEGMENTS)})
-
-
-@router.post(
-    "",
-    summary="Define a segment (a new definition version if it exists); optionally refresh it",
-    status_code=201,
-    response_model=AudienceDetail,
-    responses={
-        **responses(400, 401, 403, 408, 413, 422, 429),
-        200: {"description": "a new version of an existing definition"},
-    },
-    dependencies=WRITE,
-)
-async def define_segment(body: DefineRequest, request: Request) -> Response:
-    state: AppState = request.app.state.eql
-    status, out = await D.define(state, D.SEGMENTS, body.eql, body.refresh, body.reference_time())
-    return _json(out, status)
-
-
-@router.get(
-    "/{name}",
-    summary="A segment: definition history and versions (size, entered, exited)",
-    response_model=AudienceDetail,
-    responses=responses(401, 403, 404, 429),
-    dependencies=READ,
-)
-async def get_segment(
-    name: str,
-    request: Request,
-    history: Annotated[int, Query(ge=1, le=1000, description="Versions to list")] = 20,
-) -> Response:
-    state: AppState = request.app.state.eql
-    return _json(D.detail(state.engine.audiences, D.SEGMENTS, name, history))
-
-
-@router.delete(
-    "/{name}",
-    summary="Drop a segment with all its versions",
-    status_code=204,
-    responses=responses(401, 403, 404, 429),
-    dependencies=WRITE,
-)
-async def drop_segment(name: str, request: Request) -> Response:
-    await D.drop(request.app.state.eql, D.SEGMENTS, name)
-    return Response(status_code=204)
-
-
-@router.post(
-    "/{name}/refresh",
-    summary="Materialise a segment's latest definition as a new version",
-    response_model=RefreshResult,
-    responses=responses(400, 401, 403, 404, 408, 413, 422, 429),
-    dependencies=WRITE,
-)
-async def refresh_segment(
-    name: str, request: Request, body: RefreshRequest | None = None
-) -> Response:
-    as_of = body.reference_time() if body is not None else None
-    return _json(await D.refresh(request.app.state.eql, D.SEGMENTS, name, as_of))
 
 
 @router.get(
