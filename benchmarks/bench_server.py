@@ -168,22 +168,27 @@ end
 """
 
 
-def batch_script(key: str, users: int, size: int) -> str:
-    """Bodies of `size` random keys, made once (8 of them, in turn), so wrk's Lua is not timed."""
-    import random
-
-    rng = random.Random(42)
-    bodies = [json.dumps({"keys": [rng.randint(1, users) for _ in range(size)]}) for _ in range(8)]
-    lua_bodies = ", ".join("[[" + b + "]]" for b in bodies)
+def post_script(key: str, path: str, bodies: list[Any]) -> str:
+    """POSTs of the given JSON bodies in turn (made once, so wrk's Lua is not timed)."""
+    lua_bodies = ", ".join("[[" + json.dumps(b) + "]]" for b in bodies)
     return f"""
 local bodies = {{{lua_bodies}}}
 local headers = {{["Authorization"] = "Bearer {key}", ["Content-Type"] = "application/json"}}
 local i = 0
 request = function()
   i = i % #bodies + 1
-  return wrk.format("POST", "/v1/segments/{SEGMENT}/members", headers, bodies[i])
+  return wrk.format("POST", "{path}", headers, bodies[i])
 end
 """
+
+
+def batch_script(key: str, users: int, size: int) -> str:
+    """8 bodies of `size` random keys each."""
+    import random
+
+    rng = random.Random(42)
+    bodies = [{"keys": [rng.randint(1, users) for _ in range(size)]} for _ in range(8)]
+    return post_script(key, f"/v1/segments/{SEGMENT}/members", bodies)
 
 
 SEGMENT = "bench_seg"
@@ -213,17 +218,7 @@ def prepare_audiences(data_dir: Path) -> None:
 
 
 def query_script(key: str) -> str:
-    bodies = [json.dumps({"query": q, "as_of": "2026-11-01"}) for q in QUERIES]
-    lua_bodies = ", ".join("[[" + b + "]]" for b in bodies)
-    return f"""
-local bodies = {{{lua_bodies}}}
-local headers = {{["Authorization"] = "Bearer {key}", ["Content-Type"] = "application/json"}}
-local i = 0
-request = function()
-  i = i % #bodies + 1
-  return wrk.format("POST", "/v1/query", headers, bodies[i])
-end
-"""
+    return post_script(key, "/v1/query", [{"query": q, "as_of": "2026-11-01"} for q in QUERIES])
 
 
 def wrk(
