@@ -2,14 +2,17 @@
 
 The runtime glue between `storage` and the pure compiler stages; executes through
 `eql.planner.to_datafusion` (the only DataFusion importer). Tables are registered once and
-re-registered when the store's data changes (entity versions, segments, tails).
+re-registered when the store's data changes (entity versions, segments, tails); the engine's lock
+keeps a re-registration and a plan's emission (which looks the tables up) apart, so that a refresh
+on one thread never shows another a table missing halfway.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncGenerator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,24 +147,37 @@ class Engine:
         self.refresh()
         self._ensure_virtual(compiled.plan)
         try:
-            return TD.execute(compiled.plan, self._ctx)
+            return TD.execute(compiled.plan, self._ctx, self._lock)
         except TD.ExecutionFailed as exc:
             raise runtime_error(compiled, str(exc)) from None
 
     def stream(self, compiled: Compiled) -> Iterator[pa.RecordBatch]:
-        """Execute and yield record batches as DataFusion produces them."""
+        """Execute and yield record batches as DataFusion produces them (the CLI's way)."""
         self.refresh()
         self._ensure_virtual(compiled.plan)
         try:
-            yield from TD.stream(compiled.plan, self._ctx)
+            yield from TD.stream(compiled.plan, self._ctx, self._lock)
         except TD.ExecutionFailed as exc:
             raise runtime_error(compiled, str(exc)) from None
+
+    def astream(self, compiled: Compiled) -> AsyncGenerator[pa.RecordBatch, None]:
+        """Start executing on the calling thread (refresh, emission, physical planning: keep it
+        off the event loop); the batches are then pulled on an event loop without blocking a
+        thread. Cancelling a pending pull and closing the generator stops DataFusion's work, even
+        in the middle of a batch (see `TD.astream`)."""
+        self.refresh()
+        self._ensure_virtual(compiled.plan)
+        try:
+            batches = TD.astream(compiled.plan, self._ctx, self._lock)
+        except TD.ExecutionFailed as exc:
+            raise runtime_error(compiled, str(exc)) from None
+        return _mapped(compiled, batches)
 
     def result_schema(self, compiled: Compiled) -> pa.Schema:
         """The Arrow schema of a compiled query's result, without running it."""
         self.refresh()
         self._ensure_virtual(compiled.plan)
-        return TD.result_schema(compiled.plan, self._ctx)
+        return TD.result_schema(compiled.plan, self._ctx, self._lock)
 
     def query(
         self,
@@ -176,7 +192,7 @@ class Engine:
         if stage in ("datafusion", "all"):
             self.refresh()
             self._ensure_virtual(compiled.plan)
-            df_text = TD.explain(compiled.plan, self._ctx)
+            df_text = TD.explain(compiled.plan, self._ctx, self._lock)
         return explain_text(compiled, stage, df_text)
 
 
@@ -196,6 +212,17 @@ def _scanned(plan: L.Plan) -> set[str]:
         ):
             return _scanned(inp)
     return set()
+
+
+async def _mapped(
+    compiled: Compiled, batches: AsyncGenerator[pa.RecordBatch, None]
+) -> AsyncGenerator[pa.RecordBatch, None]:
+    async with contextlib.aclosing(batches):  # closing this closes DataFusion's stream
+        try:
+            async for batch in batches:
+                yield batch
+        except TD.ExecutionFailed as exc:
+            raise runtime_error(compiled, str(exc)) from None
 
 
 def runtime_error(compiled: Compiled, message: str) -> EqlError:

@@ -1,11 +1,12 @@
 """`POST /v1/query` and `POST /v1/explain`: the work behind the thin router.
 
-A query is compiled, opened and pulled batch by batch on the query pool (`server.runner`). Rows are
-cut at the request's `limit` (default `default_rows`, at most `max_rows`): one row past the cut is
-read to tell whether the result was `truncated`, then the stream is closed, which stops the engine.
-A JSON answer is built whole (every error has its own status). NDJSON and Arrow answers wait for the
-first chunk (so early errors have their own status too), then stream; a later error, the deadline
-or the end is said by the stream's trailer (see `server.encoding`).
+A query is compiled and opened on the query pool, its batches pulled on the event loop and
+encoded on the pool (`server.runner`). Rows are cut at the request's `limit` (default
+`default_rows`, at most `max_rows`): one row past the cut is read to tell whether the result was
+`truncated`, then the stream is closed, which stops the engine. A JSON answer is built whole
+(every error has its own status). NDJSON and Arrow answers wait for the first chunk (so early
+errors have their own status too), then stream; a later error, the deadline or the end is said by
+the stream's trailer (see `server.encoding`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import logging
 import time
 from typing import Any
 
+import pyarrow as pa
 from starlette.responses import JSONResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 
@@ -47,36 +49,50 @@ def columns_of(compiled: Compiled) -> list[dict[str, str]]:
 
 
 class Cursor:
-    """Pulls batches on the query pool, cuts them at the row limit, encodes them."""
+    """Pulls batches (on the loop), cuts them at the row limit, encodes them (on the pool)."""
 
-    def __init__(self, run: Run, engine: Engine, encoder: E.Encoder, limit: int) -> None:
+    def __init__(
+        self, run: Run, engine: Engine, encoder: E.Encoder, limit: int, gone: asyncio.Future[Any]
+    ) -> None:
         self.run = run
         self.engine = engine
         self.encoder = encoder
         self.limit = limit
+        self.gone = gone
         self.rows = 0
 
     def open(self, compiled: Compiled) -> None:
-        self.run.open(iter(self.engine.stream(compiled)))
+        """On the pool: refresh, emission and physical planning; execution starts."""
+        self.run.open(self.engine.astream(compiled))
 
-    def pull(self) -> tuple[bytes, bool]:
+    async def pull(self) -> tuple[bytes, bool]:
         """The next chunk and whether it was the last (it then holds the trailer)."""
-        batches = self.run.batches
-        if batches is None:
-            raise ClientGone()
-        for batch in batches:
+        while True:
+            try:
+                batch = await self.run.pull(self.gone)
+            except asyncio.CancelledError:
+                if self.gone.done() or self.run.batches is None:
+                    raise ClientGone() from None
+                raise
+            if batch is None:
+                return await self._encode(self.encoder.end, self.rows, False), True
             if batch.num_rows == 0:
                 continue
             room = self.limit - self.rows
             if room <= 0:  # a row past the cut exists
-                return self.encoder.end(self.rows, True), True
+                return await self._encode(self.encoder.end, self.rows, True), True
             if batch.num_rows > room:
                 self.rows += room
-                chunk = self.encoder.batch(batch.slice(0, room))
-                return chunk + self.encoder.end(self.rows, True), True
+                return await self._encode(self._last, batch.slice(0, room)), True
             self.rows += batch.num_rows
-            return self.encoder.batch(batch), False
-        return self.encoder.end(self.rows, False), True
+            return await self._encode(self.encoder.batch, batch), False
+
+    def _last(self, batch: pa.RecordBatch) -> bytes:
+        return self.encoder.batch(batch) + self.encoder.end(self.rows, True)
+
+    async def _encode(self, fn: Any, *args: Any) -> bytes:
+        chunk: bytes = await _raced(self.run, self.gone, fn, *args)
+        return chunk
 
 
 async def _wait_disconnect(receive: Receive) -> None:
@@ -189,15 +205,15 @@ async def run_query(
             encoder = E.NdjsonEncoder()
         else:
             encoder = E.ArrowEncoder(lambda: engine.result_schema(compiled))
-        cursor = Cursor(run, engine, encoder, limit)
+        cursor = Cursor(run, engine, encoder, limit, gone)
         await _raced(run, gone, cursor.open, compiled)
-        chunk, done = await _raced(run, gone, cursor.pull)
+        chunk, done = await cursor.pull()
         if media != E.JSON:
             streaming = True
             return QueryStream(run, cursor, chunk, done, gone)
         parts = [chunk]
         while not done:
-            chunk, done = await _raced(run, gone, cursor.pull)
+            chunk, done = await cursor.pull()
             parts.append(chunk)
         run.finish("completed")
         return Response(b"".join(parts), media_type=E.JSON)
@@ -268,7 +284,7 @@ class QueryStream(Response):
             done = self.done
             while not done:
                 try:
-                    chunk, done = await _raced(self.run, self.gone, self.cursor.pull)
+                    chunk, done = await self.cursor.pull()
                 except ApiError as exc:
                     outcome = _outcome(exc)
                     await self._body(send, encoder.error_trailer(exc.items()), more=False)

@@ -1,14 +1,16 @@
-"""Heavy work (EQL compile, explain, execution) on its own thread pool, under limits.
+"""Heavy work (EQL compile, explain, execution) under limits: the query pool, slots, deadlines.
 
 - A query first takes one of `query_workers` slots (an asyncio semaphore); waiting longer than
   `query_queue_timeout` is a 429 with `Retry-After`.
-- Each step (compile, the next batch of `engine.stream`, encoding) runs on the query pool, never on
-  the event loop and never on the default pool that lookups and FastAPI use.
-- The deadline bounds every step; a client that disconnects stops the query. Stopping a query means
-  no further batch is requested and the stream is closed, which stops DataFusion's work. A step
-  already running (one `next()` on the stream) cannot be interrupted: the response is answered at
-  the deadline anyway, and the slot is given back only when the worker is really free, so the cap
-  on concurrent queries stays true.
+- Compile, opening the result stream and encoding run on the query pool, never on the event loop
+  and never on the default pool that lookups and FastAPI use. The batches of the result are pulled
+  on the event loop (`Engine.astream`): DataFusion works on its own runtime and no thread waits.
+- The deadline bounds every step; a client that disconnects stops the query. Stopping a query
+  cancels a pending pull and closes the stream, which stops DataFusion in the middle of a step (an
+  aggregate whose first batch is the whole work) at its next yield point, usually within
+  milliseconds (see `eql.planner.to_datafusion.astream` for the exceptions). A step on the pool (a
+  compile, an encoding) cannot be interrupted: the response is answered at the deadline anyway, and
+  the slot is given back only once the step has ended and the stream is closed.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import collections
 import concurrent.futures as cf
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -101,6 +103,7 @@ class QueryRunner:
         self.pool = cf.ThreadPoolExecutor(workers, thread_name_prefix="eql-query")
         self.slots = asyncio.Semaphore(workers)
         self.stats = Stats()
+        self._stopping: set[asyncio.Task[None]] = set()  # stops under way (kept referenced)
 
     def shutdown(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -135,7 +138,7 @@ class QueryRunner:
 
 
 class Run:
-    """One query's work: steps on the query pool, one at a time, bounded by the deadline."""
+    """One query's work: steps on the query pool and pulls on the loop, bounded by the deadline."""
 
     def __init__(
         self,
@@ -148,19 +151,23 @@ class Run:
         self.loop = loop
         self.deadline = deadline
         self.memory_limit = memory_limit
-        self.batches: Iterator[pa.RecordBatch] | None = None
-        self._pending: cf.Future[Any] | None = None
+        self.batches: AsyncGenerator[pa.RecordBatch, None] | None = None
+        self._pending: cf.Future[Any] | asyncio.Future[Any] | None = None
         self._finished = False
 
     @property
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
 
+    def _mapped(self, exc: BaseException) -> BaseException:
+        mapped = classify(exc, self.memory_limit)
+        return exc if mapped is exc else mapped
+
     def _guarded(self, fn: Callable[..., T], *args: Any) -> T:
         try:
             return fn(*args)
         except BaseException as exc:
-            mapped = classify(exc, self.memory_limit)
+            mapped = self._mapped(exc)
             if mapped is exc:
                 raise
             raise mapped from None
@@ -188,35 +195,81 @@ class Run:
             raise asyncio.CancelledError("client disconnected")
         return step.result()
 
-    def open(self, batches: Iterator[pa.RecordBatch]) -> None:
+    def open(self, batches: AsyncGenerator[pa.RecordBatch, None]) -> None:
         self.batches = batches
 
+    async def pull(self, disconnected: asyncio.Future[Any]) -> pa.RecordBatch | None:
+        """The next batch of the open stream (None at its end), awaited on the loop: 408 when the
+        deadline passes first, CancelledError when the client disconnects. The pull is left
+        pending then; `finish` cancels it."""
+        batches = self.batches
+        if batches is None:
+            raise asyncio.CancelledError("the query was stopped")
+        remaining = self.remaining
+        if remaining <= 0:
+            raise deadline_error()
+        step = asyncio.ensure_future(_next(batches))
+        self._pending = step
+        try:
+            await asyncio.wait(
+                {step, disconnected}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+            )
+        except asyncio.CancelledError:
+            step.cancel()
+            raise
+        if step.done():
+            exc = step.exception()
+            if exc is not None:
+                mapped = self._mapped(exc)
+                if mapped is exc:
+                    raise exc
+                raise mapped from None
+            return step.result()
+        if disconnected.done():
+            raise asyncio.CancelledError("client disconnected")
+        raise deadline_error()
+
     def finish(self, outcome: str) -> None:
-        """Stop the query and give its slot back once the worker is free (idempotent)."""
+        """Stop the query and give its slot back once nothing of it runs in Python and its
+        DataFusion stream is dropped (idempotent): a pending pull is cancelled and the stream
+        closed at once; a step on the pool is waited for first."""
         if self._finished:
             return
         self._finished = True
         stats = self.runner.stats
         stats.outcomes[outcome] = stats.outcomes.get(outcome, 0) + 1
-        asked = time.monotonic()
-        pending = self._pending
         measure = outcome in ("timed_out", "cancelled")
+        pending, self._pending = self._pending, None
+        if isinstance(pending, asyncio.Future):
+            pending.cancel()  # the Rust future is dropped at DataFusion's next yield
+        task = self.loop.create_task(self._stop(pending, time.monotonic(), measure))
+        self.runner._stopping.add(task)
+        task.add_done_callback(self.runner._stopping.discard)
 
-        def stop(_: object = None) -> None:
+    async def _stop(
+        self, pending: cf.Future[Any] | asyncio.Future[Any] | None, asked: float, measure: bool
+    ) -> None:
+        try:
+            if pending is not None:
+                waited = (
+                    pending if isinstance(pending, asyncio.Future) else asyncio.wrap_future(pending)
+                )
+                await asyncio.wait({waited})  # a pool step ends; a cancelled pull unwinds
             batches, self.batches = self.batches, None
-            close = getattr(batches, "close", None)
-            if close is not None:
-                try:
-                    close()  # a generator: closing drops the DataFusion stream, which stops it
-                except Exception:  # stopping must never fail the response
-                    log.exception("closing a query stream failed")
+            if batches is not None:
+                await batches.aclose()  # drops DataFusion's stream: its tasks are aborted
+        except Exception:  # stopping must never fail the response
+            log.exception("closing a query stream failed")
+        finally:
             latency = time.monotonic() - asked if measure else None
-            self.loop.call_soon_threadsafe(self.runner._release, latency)
+            self.runner._release(latency)
 
-        if pending is None or pending.done():
-            stop()
-        else:
-            pending.add_done_callback(stop)  # runs in the worker right after its step ends
+
+async def _next(batches: AsyncGenerator[pa.RecordBatch, None]) -> pa.RecordBatch | None:
+    try:
+        return await anext(batches)
+    except StopAsyncIteration:
+        return None
 
 
 def deadline_error() -> ApiError:

@@ -6,15 +6,17 @@ user sees. No SQL text is built or executed.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import decimal
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from typing import Any
 
 import pyarrow as pa
 from datafusion import DataFrame, Expr, RuntimeEnvBuilder, SessionConfig, SessionContext, col, lit
 from datafusion import functions as F
+from datafusion.record_batch import RecordBatchStream
 
 from eql.binder.bound import AggFunc, BinOp, UnaryOp
 from eql.diagnostics import InternalError
@@ -291,18 +293,30 @@ def _message(exc: BaseException) -> str:
     return text[:300]
 
 
-def execute(plan: L.Plan, ctx: SessionContext) -> pa.Table:
-    df = emit(plan, ctx)
+Guard = contextlib.AbstractContextManager[Any]
+
+
+def _frame(plan: L.Plan, ctx: SessionContext, guard: Guard | None) -> DataFrame:
+    """Emit `plan`, holding `guard` (the engine's lock) so that no table is re-registered while
+    the plan looks its tables up; the DataFrame keeps the tables it found."""
+    with guard if guard is not None else contextlib.nullcontext():
+        return emit(plan, ctx)
+
+
+def execute(plan: L.Plan, ctx: SessionContext, guard: Guard | None = None) -> pa.Table:
+    df = _frame(plan, ctx, guard)
     try:
         return df.to_arrow_table()
     except Exception as exc:  # DataFusion raises plain Exceptions
         raise ExecutionFailed(_message(exc)) from None
 
 
-def stream(plan: L.Plan, ctx: SessionContext) -> Iterator[pa.RecordBatch]:
-    """The result batch by batch; the work stops when the caller stops iterating (a client
-    that disconnects, a deadline that passes)."""
-    df = emit(plan, ctx)
+def stream(
+    plan: L.Plan, ctx: SessionContext, guard: Guard | None = None
+) -> Iterator[pa.RecordBatch]:
+    """The result batch by batch, each pulled on the calling thread; the work stops when the
+    caller stops iterating (closing the generator drops DataFusion's stream)."""
+    df = _frame(plan, ctx, guard)
     try:
         batches = df.execute_stream()
         for batch in batches:
@@ -311,12 +325,44 @@ def stream(plan: L.Plan, ctx: SessionContext) -> Iterator[pa.RecordBatch]:
         raise ExecutionFailed(_message(exc)) from None
 
 
-def result_schema(plan: L.Plan, ctx: SessionContext) -> pa.Schema:
-    return pa.schema(emit(plan, ctx).schema())
+def astream(
+    plan: L.Plan, ctx: SessionContext, guard: Guard | None = None
+) -> AsyncGenerator[pa.RecordBatch, None]:
+    """Start executing `plan` here (emission and physical planning: call it off the event loop)
+    and give its batches as an async generator, to be pulled on an event loop.
+
+    A pull awaits a Rust future on DataFusion's runtime; no Python thread waits for it. Cancelling
+    a pending pull drops that future, and closing the generator drops the stream, which aborts
+    the tasks it spawned: together they stop the work in the middle of a batch. Cancelling alone
+    is not enough (the spawned tasks would go on filling their buffers). Either takes effect at
+    DataFusion's next yield point: within milliseconds for most plans, but a phase that takes in
+    all its input before it answers (a partial aggregate of DISTINCT values, say) may yield only
+    every 128 input batches.
+    """
+    df = _frame(plan, ctx, guard)
+    try:
+        batches = df.execute_stream()
+    except Exception as exc:
+        raise ExecutionFailed(_message(exc)) from None
+    return _pull(batches)
 
 
-def explain(plan: L.Plan, ctx: SessionContext) -> str:
-    df = emit(plan, ctx)
+async def _pull(batches: RecordBatchStream) -> AsyncGenerator[pa.RecordBatch, None]:
+    try:
+        async for batch in batches:
+            yield batch.to_pyarrow()
+    except Exception as exc:  # a CancelledError goes through: the caller stopped the query
+        raise ExecutionFailed(_message(exc)) from None
+    finally:
+        del batches  # the last reference: dropping it stops DataFusion
+
+
+def result_schema(plan: L.Plan, ctx: SessionContext, guard: Guard | None = None) -> pa.Schema:
+    return pa.schema(_frame(plan, ctx, guard).schema())
+
+
+def explain(plan: L.Plan, ctx: SessionContext, guard: Guard | None = None) -> str:
+    df = _frame(plan, ctx, guard)
     return (
         str(df.optimized_logical_plan().display_indent())
         + "\n\n"

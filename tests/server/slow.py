@@ -1,18 +1,21 @@
 """An engine wrapper that makes marked queries slow, to test deadlines, disconnects and slots.
 
-A query whose text contains `-- slow D` streams its real result over and over, sleeping D seconds
-before each batch, forever (until the server stops pulling). `-- block D` sleeps D seconds before
+A query whose text contains `-- slow D` streams its real result over and over, waiting D seconds
+before each batch, forever (until the server stops pulling). `-- block D` waits D seconds before
 its first batch (like an aggregate whose first batch is the whole work) and then streams the real
-result once. Every other query goes straight to the real engine. The wrapper counts batches and
-records when each slow stream was closed.
+result once. Both wait like DataFusion does, on the event loop, so a stop cancels the wait.
+`-- stall D` sleeps D seconds in compile: a step on the query pool that nothing can interrupt.
+Every other query goes straight to the real engine. The wrapper counts batches and records when
+each slow stream was closed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import pyarrow as pa
@@ -20,7 +23,7 @@ import pyarrow as pa
 from eql.compiler import Compiled
 from eql.engine import Engine
 
-_MARK = re.compile(r"--\s*(slow|block)\s+([0-9.]+)")
+_MARK = re.compile(r"--\s*(slow|block|stall)\s+([0-9.]+)")
 
 
 class SlowEngine:
@@ -30,33 +33,37 @@ class SlowEngine:
         self.yielded = 0
         self.opened = 0
         self.closed: list[float] = []  # monotonic times at which slow streams were closed
-        self.inner_states: list[str] = []
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    def compile(self, *args: Any, **kwargs: Any) -> Compiled:
-        return self.inner.compile(*args, **kwargs)
+    def compile(self, text: str, *args: Any, **kwargs: Any) -> Compiled:
+        m = _MARK.search(text)
+        if m is not None and m.group(1) == "stall":
+            time.sleep(float(m.group(2)))
+        return self.inner.compile(text, *args, **kwargs)
 
-    def stream(self, compiled: Compiled) -> Iterator[pa.RecordBatch]:
+    def astream(self, compiled: Compiled) -> AsyncGenerator[pa.RecordBatch, None]:
         m = _MARK.search(compiled.text)
-        if m is None:
-            return self.inner.stream(compiled)
+        if m is None or m.group(1) == "stall":
+            return self.inner.astream(compiled)
         with self.lock:
             self.opened += 1
-        return self._slow(compiled, m.group(1), float(m.group(2)))
+        batches = [b for b in self.inner.stream(compiled) if b.num_rows]  # on the pool
+        return self._slow(batches, m.group(1), float(m.group(2)))
 
-    def _slow(self, compiled: Compiled, mode: str, delay: float) -> Iterator[pa.RecordBatch]:
-        inner = self.inner.stream(compiled)
-        batches = [b for b in inner if b.num_rows]
+    async def _slow(
+        self, batches: list[pa.RecordBatch], mode: str, delay: float
+    ) -> AsyncGenerator[pa.RecordBatch, None]:
         try:
             if mode == "block":
-                time.sleep(delay)
-                yield from batches
+                await asyncio.sleep(delay)
+                for b in batches:
+                    yield b
                 return
             while True:
                 for b in batches:
-                    time.sleep(delay)
+                    await asyncio.sleep(delay)
                     with self.lock:
                         self.yielded += 1
                     yield b

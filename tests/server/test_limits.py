@@ -166,15 +166,16 @@ def test_deadline_while_streaming_rows(make_app: AppFactory, keys: Keys) -> None
 
 
 def test_deadline_during_one_long_step(make_app: AppFactory, keys: Keys) -> None:
-    """A step that cannot be interrupted: the answer comes at the deadline anyway; the slot is
-    held until the worker is really free (so the cap on concurrent queries stays true)."""
+    """A step on the query pool cannot be interrupted: the answer comes at the deadline anyway;
+    the slot is held until the worker is really free (so the cap on concurrent queries stays
+    true). DataFusion's own steps can be: see test_cancel.py."""
     app = make_app(rate_query=0, query_workers=1, query_queue_timeout=0.1)
     with open_client(app) as c:
         slow(app)
         t0 = time.monotonic()
         r = c.post(
             "/v1/query",
-            json={"query": "FIND users RETURN id -- block 1.5", "timeout": 0.3},
+            json={"query": "FIND users RETURN id -- stall 1.5", "timeout": 0.3},
             headers=keys.header("query"),
         )
         assert r.status_code == 408 and time.monotonic() - t0 < 1.0
@@ -182,6 +183,26 @@ def test_deadline_during_one_long_step(make_app: AppFactory, keys: Keys) -> None
         assert busy.status_code == 429 and busy.headers["retry-after"] == "1"
         assert busy.json()["errors"][0]["code"] == "busy"
         _wait(lambda: app.state.eql.runner.stats.running == 0, 5)
+        assert time.monotonic() - t0 > 1.4  # freed when the stalled step ended, not before
+        ok = c.post("/v1/query", json={"query": "FIND stores"}, headers=keys.header("query"))
+        assert ok.status_code == 200
+
+
+def test_deadline_while_waiting_for_the_first_batch(make_app: AppFactory, keys: Keys) -> None:
+    """A wait for a batch is cancelled at the deadline: the stream is closed and the slot free."""
+    app = make_app(rate_query=0, query_workers=1, query_queue_timeout=0)
+    with open_client(app) as c:
+        engine = slow(app)
+        t0 = time.monotonic()
+        r = c.post(
+            "/v1/query",
+            json={"query": "FIND users RETURN id -- block 5", "timeout": 0.3},
+            headers=keys.header("query"),
+        )
+        assert r.status_code == 408
+        _wait(lambda: len(engine.closed) == 1 and app.state.eql.runner.stats.running == 0, 1)
+        assert engine.closed[0] - t0 < 0.6
+        assert max(app.state.eql.runner.stats.stop_latency) < 0.2
         ok = c.post("/v1/query", json={"query": "FIND stores"}, headers=keys.header("query"))
         assert ok.status_code == 200
 

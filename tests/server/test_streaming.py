@@ -198,13 +198,13 @@ def test_deadline_mid_stream_ends_with_an_error_trailer(
 
 
 def test_lookups_never_wait_behind_queries(live: Live, keys: Keys, engine: SlowEngine) -> None:
-    """Every query worker busy with a step that blocks: profiles and health answer at once."""
+    """Every query worker busy with a step that blocks it: profiles and health answer at once."""
     results: list[int] = []
 
     def heavy() -> None:
         r = httpx.post(
             f"{live.url}/v1/query",
-            json={"query": "FIND users RETURN id -- block 1.5"},
+            json={"query": "FIND users RETURN id -- stall 1.5"},
             headers=keys.header("query"),
             timeout=10,
         )
