@@ -2,7 +2,7 @@
 
 python -m benchmarks.bench_ingest [--rows N] [--users N]
 Prints rows/s for Parquet and CSV event imports (read + convert + segment write + commit) beside
-pyarrow's bare read of the same file, and entity upserts/s into RocksDB.
+pyarrow's bare read of the same file, and entity upserts/s into RocksDB (best of 3).
 """
 
 from __future__ import annotations
@@ -107,17 +107,19 @@ def main() -> None:
         ut = users(args.users)
         upath = work / "users.parquet"
         pq.write_table(ut, upath)
-        store = Store.create(work / "s-users", schema_text, "retail.yaml")
-        t0 = time.perf_counter()
-        import_file(store, "entity", "users", upath)
-        first = time.perf_counter() - t0
         ut2 = ut.set_column(1, "name", pa.array([f"renamed {i}" for i in range(args.users)]))
         upath2 = work / "users2.parquet"
         pq.write_table(ut2, upath2)
-        t0 = time.perf_counter()
-        import_file(store, "entity", "users", upath2)
-        second = time.perf_counter() - t0
-        store.close()
+        first = second = float("inf")
+        for i in range(3):  # best of 3, each into a fresh store: the machine may be shared
+            store = Store.create(work / f"s-users-{i}", schema_text, "retail.yaml")
+            t0 = time.perf_counter()
+            import_file(store, "entity", "users", upath)
+            first = min(first, time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            import_file(store, "entity", "users", upath2)
+            second = min(second, time.perf_counter() - t0)
+            store.close()
         peer_s = best(lambda: pq.read_table(upath))
         print(
             f"{'entity upsert (new keys)':<28}{args.users / first:>14,.0f}"

@@ -7,6 +7,8 @@ Key space (every key starts with a one-letter family and a colon):
   r:<entity>\\0<id>          reverse of i: id -> encoded key
   n:<entity>                next dense id to allocate (uint32)
   v:<entity>                entity version, bumped by every committed change (uint64)
+  c:<entity>\\0<version>     the keys one commit changed (Arrow IPC stream, one column `k`): lets a
+                            snapshot file a few versions behind catch up; trimmed once persisted
   s:<stream>                event stream manifest (JSON: committed Arrow IPC segments)
   t:<stream>\\0<seq>         event tail: one commit's small append, as an Arrow IPC stream
   q:<stream>                next tail sequence number (uint64)
@@ -28,7 +30,10 @@ import decimal
 import struct
 from typing import Any
 
+import numpy as np
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 EPOCH_DATE = dt.date(1970, 1, 1)
@@ -40,6 +45,34 @@ def encode_key(value: int | str) -> bytes:
     if isinstance(value, int):
         return b"\x01" + struct.pack(">Q", (value + (1 << 63)) & 0xFFFFFFFFFFFFFFFF)
     return b"\x02" + value.encode("utf-8")
+
+
+def encode_keys(keys: pa.Array | pa.ChunkedArray, prefix: bytes = b"") -> list[bytes]:
+    """`prefix + encode_key(k)` for every key of an Arrow array, computed column-wise."""
+    arr = keys.combine_chunks() if isinstance(keys, pa.ChunkedArray) else keys
+    n = len(arr)
+    if arr.null_count:
+        raise ValueError("a key cannot be null")
+    t = arr.type
+    if pa.types.is_integer(t) and not pa.types.is_uint64(t):
+        # two's complement with the sign bit flipped == value + 2^63, big-endian
+        flipped = arr.cast(pa.int64()).to_numpy(zero_copy_only=False).view(np.uint64) ^ np.uint64(
+            1 << 63
+        )
+        width = len(prefix) + 9
+        buf = np.empty((n, width), dtype=np.uint8)
+        buf[:, : len(prefix)] = np.frombuffer(prefix, dtype=np.uint8)
+        buf[:, len(prefix)] = 1
+        buf[:, len(prefix) + 1 :] = flipped.astype(">u8").view(np.uint8).reshape(n, 8)
+        out: list[bytes] = buf.view(f"V{width}").ravel().tolist()
+        return out
+    if pa.types.is_string(t):
+        head = pa.scalar(prefix + b"\x02", pa.binary())
+        joined = pc.binary_join_element_wise(
+            head, arr.cast(pa.binary()), pa.scalar(b"", pa.binary())
+        )
+        return list(joined.to_pylist())
+    return [prefix + encode_key(k) for k in arr.to_pylist()]
 
 
 def decode_key(data: bytes) -> int | str:
@@ -98,3 +131,15 @@ def dumps(obj: Any) -> bytes:
 
 def loads(data: bytes) -> Any:
     return orjson.loads(data)
+
+
+def ipc_write(table: pa.Table) -> bytes:
+    """A table as one Arrow IPC stream (event tails, changed keys)."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def ipc_read(data: bytes) -> pa.Table:
+    return pa.ipc.open_stream(pa.py_buffer(data)).read_all()

@@ -5,7 +5,8 @@ Layout of a data directory:
   schema.yaml               the schema the store was created with (also kept in RocksDB)
   events/<stream>/*.arrow   immutable event segments (Arrow IPC); exactly those in the manifest
   staging/                  segments written but not yet committed
-  snapshots/<entity>.arrow  columnar snapshots of entity state (derived; rebuilt when stale)
+  snapshots/<entity>.arrow  columnar snapshots of entity state (derived; written now and then,
+                            caught up or rebuilt when behind RocksDB)
 
 Every change is a `ChangeSet` committed as one synced RocksDB write batch. Event segments are
 written to staging/ and fsynced first; the batch that lists them in the manifest is the commit
@@ -24,11 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from entities import Entity, Schema, parse_schema
-from entities.arrow import ID_COLUMN, entity_schema, stream_schema
+from entities.arrow import ID_COLUMN, arrow_type, entity_schema, stream_schema
 from storage import codec, snapshot
 from storage.kv import DURABILITY, KV
 
@@ -95,7 +97,8 @@ class Store:
         self.kv = kv
         self.schema = schema
         self._lock = threading.RLock()
-        self._snapshots: dict[str, pa.Table] = {}
+        self._snapshots: dict[str, snapshot.Live] = {}
+        self._trim: dict[str, int] = {}  # entity -> drop its `c:` entries up to this version
         self._tails: dict[str, pa.Table] = {}
 
     # ---- opening -------------------------------------------------------------------------
@@ -144,7 +147,18 @@ class Store:
         return store
 
     def close(self) -> None:
-        self.kv.close()
+        """Persist snapshots that are behind (a writer), then close RocksDB."""
+        try:
+            if not self.kv.read_only:
+                with self._lock:
+                    for name, snap in self._snapshots.items():
+                        if snap.file_version != snap.version:
+                            self._flush(name, snap)
+                    trims = self._trim_keys(self._trim)
+                    if trims:
+                        self.kv.commit({}, trims)
+        finally:
+            self.kv.close()
 
     def __enter__(self) -> Store:
         return self
@@ -244,41 +258,73 @@ class Store:
             yield codec.decode_key(k[len(codec.family_prefix("e", entity)) :]), codec.loads(v)
 
     def entity_table(self, entity: str) -> pa.Table:
-        """The columnar snapshot of an entity (key, attributes, __id), rebuilt if stale."""
+        """The columnar snapshot of an entity (key, attributes, __id), as of the last commit."""
         with self._lock:
-            cached = self._snapshots.get(entity)
-            if cached is not None:
-                return cached
-            ent = self.entity(entity)
-            version = self.version(entity)
-            path = self.data_dir / "snapshots" / f"{entity}.arrow"
-            loaded = snapshot.read(path)
-            if (
-                loaded is not None
-                and loaded[1] == version
-                and loaded[0].schema.equals(entity_schema(ent))
-            ):
-                table = loaded[0]
+            snap = self._snapshot(entity)
+            if snap.patches:
+                snap.table = snapshot.apply_patches(self.entity(entity), snap.table, snap.patches)
+                snap.patches = []
+            return snap.table
+
+    def _snapshot(self, entity: str) -> snapshot.Live:
+        """The entity's snapshot, loaded on first use: the file if it is current, caught up from
+        the changed keys if it is behind, else rebuilt from RocksDB."""
+        snap = self._snapshots.get(entity)
+        if snap is not None:
+            return snap
+        ent = self.entity(entity)
+        version = self.version(entity)
+        loaded = snapshot.read(self._snapshot_path(entity))
+        caught: tuple[pa.Table, int] | None = None
+        file_version = -1
+        if loaded is not None and loaded[0].schema.equals(entity_schema(ent)):
+            file_version = loaded[1]
+            if file_version == version:
+                caught = loaded[0], 0
+            elif file_version < version:
+                caught = snapshot.catch_up(self.kv, ent, loaded[0], file_version, version)
+        if caught is None:
+            snap = snapshot.Live(self._rebuild_snapshot(ent), version, -1)
+        else:
+            snap = snapshot.Live(
+                caught[0], version, file_version, [], caught[1], version - file_version
+            )
+        self._snapshots[entity] = snap
+        if not self.kv.read_only:
+            if caught is None:
+                self._flush(entity, snap)  # rebuilt: persist it now
             else:
-                table = self._rebuild_snapshot(ent)
-                if not self.kv.read_only:
-                    snapshot.write(path, table, version)
-            self._snapshots[entity] = table
-            return table
+                self._trim[entity] = file_version  # entries a crash may have left behind
+                if snap.due(0):
+                    self._flush(entity, snap)
+        return snap
+
+    def _snapshot_path(self, entity: str) -> Path:
+        return self.data_dir / "snapshots" / f"{entity}.arrow"
+
+    def _flush(self, entity: str, snap: snapshot.Live, *, trim: bool = True) -> None:
+        """Write the snapshot file (after the commit point); a failed write loses nothing."""
+        table = self.entity_table(entity)
+        try:
+            snapshot.write(self._snapshot_path(entity), table, snap.version)
+        except OSError:
+            return  # derived data: the next open catches up or rebuilds from RocksDB
+        snap.written()
+        if trim:
+            self._trim[entity] = snap.version
+
+    def _trim_keys(self, trims: dict[str, int]) -> list[bytes]:
+        """The `c:` entries no longer needed (their versions are in the snapshot files)."""
+        out: list[bytes] = []
+        for name, upto in trims.items():
+            out.extend(
+                codec.family_key("c", name, codec.pack_u64(v))
+                for v, _ in snapshot.changelog(self.kv, name, -1, upto)
+            )
+        return out
 
     def _rebuild_snapshot(self, ent: Entity) -> pa.Table:
-        prefix = codec.family_prefix("e", ent.name)
-        keys: list[Any] = []
-        enc_keys: list[bytes] = []
-        rows: list[bytes] = []
-        for k, v in self.kv.scan(prefix):
-            enc = k[len(prefix) :]
-            enc_keys.append(enc)
-            keys.append(codec.decode_key(enc))
-            rows.append(v)
-        id_raw = self.kv.multi_get([codec.family_key("i", ent.name, k) for k in enc_keys])
-        ids = [codec.unpack_u32(r) if r is not None else 0 for r in id_raw]
-        return snapshot.rows_from_json(ent, keys, ids, rows)
+        return snapshot.rebuild(self.kv, ent)
 
     # ---- events --------------------------------------------------------------------------
     def segments(self, stream: str) -> list[Segment]:
@@ -313,7 +359,7 @@ class Store:
             if cached is not None:
                 return cached
             schema = stream_schema(self.schema, stream)
-            tables = [_ipc_read(v) for _, v in self._tail_blobs(stream)]
+            tables = [codec.ipc_read(v) for _, v in self._tail_blobs(stream)]
             table = pa.concat_tables(tables).cast(schema) if tables else schema.empty_table()
             self._tails[stream] = table
             return table
@@ -328,36 +374,46 @@ class Store:
         puts: dict[bytes, bytes] = dict(change.meta)
         dels: list[bytes] = []
         new_ids: dict[str, int] = {}
-        patches: list[tuple[Entity, list[Any], pa.Table | None, int]] = []
-        touched = set(change.upserts) | set(change.deletes)
-        # the snapshots as of before this change, patched once it is durable
-        bases = {name: self.entity_table(name) for name in touched}
-        for name in sorted(touched):
+        patches: list[tuple[str, pa.Array, pa.Table | None, int, bool]] = []
+        flushed: dict[str, int] = {}  # entities whose file this commit rewrites
+        for name in sorted(set(change.upserts) | set(change.deletes)):
             ent = self.entity(name)
+            version = self.version(name) + 1
+            snap = self._snapshot(name)
+            if snap.version != version - 1:  # never expected: RocksDB is the truth
+                del self._snapshots[name]
+                snap = self._snapshot(name)
+            key_type = arrow_type(ent.key.type)
+            deleted = pa.array(list(change.deletes.get(name, ())), type=key_type)
+            changed: pa.Array = deleted
             rows = change.upserts.get(name)
-            delete_keys = list(change.deletes.get(name, ()))
-            changed: list[Any] = list(delete_keys)
             snap_rows: pa.Table | None = None
             if rows is not None and rows.num_rows:
-                rows = snapshot.fill_missing(ent, _last_per_key(rows, ent.key.name), bases[name])
+                rows = _last_per_key(rows, ent.key.name)
+                if any(a.name not in rows.column_names for a in ent.attributes):
+                    rows = snapshot.fill_missing(ent, rows, self._current(ent, snap, rows))
                 rows = snapshot.finite_floats(rows)
-                keys = rows.column(ent.key.name).to_pylist()
-                enc = [codec.encode_key(k) for k in keys]
-                ids, fresh = self._ensure_ids(name, enc, puts)
-                new_ids[name] = fresh
+                keys = rows.column(ent.key.name).combine_chunks().cast(key_type)
+                enc = codec.encode_keys(keys)
+                ids, new_ids[name] = self._ensure_ids(name, enc, puts)
+                prefix = codec.family_prefix("e", name)
                 values = snapshot.rows_to_json(ent, rows)
-                for k, v in zip(enc, values, strict=True):
-                    puts[codec.family_key("e", name, k)] = v
+                puts.update(zip([prefix + k for k in enc], values, strict=True))
                 # keys upserted in this set win over deletes of the same key in it
-                up = set(keys)
-                changed = [k for k in delete_keys if k not in up] + keys
+                if len(deleted):
+                    deleted = deleted.filter(pc.invert(pc.is_in(deleted, value_set=keys)))
+                changed = pa.concat_arrays([deleted, keys])
                 snap_rows = rows.append_column(ID_COLUMN, pa.array(ids, type=pa.uint32()))
-                delete_keys = [k for k in delete_keys if k not in up]
-            for key in delete_keys:
-                dels.append(codec.family_key("e", name, codec.encode_key(key)))
-            version = self.version(name) + 1
+            dels.extend(codec.encode_keys(deleted, codec.family_prefix("e", name)))
             puts[codec.family_key("v", name)] = codec.pack_u64(version)
-            patches.append((ent, changed, snap_rows, version))
+            flush = snap.due(len(changed))
+            if flush:  # the file will hold this version: the changed keys before it are moot
+                flushed[name] = version - 1
+            else:
+                entry = codec.ipc_write(pa.table({"k": changed}))
+                puts[codec.family_key("c", name, codec.pack_u64(version))] = entry
+            patches.append((name, changed, snap_rows, version, flush))
+        dels.extend(self._trim_keys({**self._trim, **flushed}))
 
         staged: list[tuple[Path, Path]] = []
         tails: dict[str, pa.Table] = {}
@@ -374,7 +430,7 @@ class Store:
             tail = self.tail_table(name)
             if rows.num_rows < SEGMENT_MIN_ROWS and tail.num_rows + rows.num_rows < TAIL_MAX_ROWS:
                 seq = codec.unpack_u64(self.kv.get(codec.family_key("q", name)) or bytes(8))
-                puts[codec.family_key("t", name, codec.pack_u64(seq))] = _ipc_write(rows)
+                puts[codec.family_key("t", name, codec.pack_u64(seq))] = codec.ipc_write(rows)
                 puts[codec.family_key("q", name)] = codec.pack_u64(seq + 1)
                 tails[name] = pa.concat_tables([tail, rows])
                 appended[name] = rows.num_rows
@@ -399,10 +455,17 @@ class Store:
             os.replace(src, dst)
         for dst_dir in {dst.parent for _, dst in staged}:
             _fsync_dir(dst_dir)
-        for ent, changed, snap_rows, version in patches:
-            table = snapshot.patch(ent, bases[ent.name], changed, snap_rows)
-            self._snapshots[ent.name] = table
-            snapshot.write(self.data_dir / "snapshots" / f"{ent.name}.arrow", table, version)
+        self._trim.clear()
+        for name, changed, snap_rows, version, flush in patches:
+            snap = self._snapshots[name]
+            snap.patches.append((changed, snap_rows))
+            if len(snap.patches) > snapshot.PATCHES_MAX:
+                snap.patches = [snapshot.merge_patches(self.entity(name), snap.patches)]
+            snap.version = version
+            snap.unflushed += len(changed)
+            snap.commits += 1
+            if flush:
+                self._flush(name, snap, trim=False)
         return CommitResult(
             upserted={k: v.num_rows for k, v in change.upserts.items()},
             deleted={k: len(v) for k, v in change.deletes.items()},
@@ -410,27 +473,40 @@ class Store:
             new_ids=new_ids,
         )
 
+    def _current(self, ent: Entity, snap: snapshot.Live, rows: pa.Table) -> pa.Table:
+        """The stored rows of the keys in `rows`: a few from RocksDB, many from the snapshot."""
+        keys = rows.column(ent.key.name).combine_chunks()
+        if rows.num_rows * snapshot.FILL_FROM_ROCKS_RATIO < snap.table.num_rows:
+            return snapshot.stored_rows(self.kv, ent, keys, with_ids=False)
+        return snapshot.current_rows(ent, snap.table, snap.patches, keys)
+
     def _ensure_ids(
         self, entity: str, enc_keys: Sequence[bytes], puts: dict[bytes, bytes]
-    ) -> tuple[list[int], int]:
+    ) -> tuple[np.ndarray, int]:
         """Dense ids for keys: existing ones are kept forever, new keys get the next numbers."""
-        existing = self.kv.multi_get([codec.family_key("i", entity, k) for k in enc_keys])
-        nxt = self.id_count(entity)
-        start = nxt
-        ids: list[int] = []
-        for k, raw in zip(enc_keys, existing, strict=True):
-            if raw is not None:
-                ids.append(codec.unpack_u32(raw))
-                continue
-            if nxt >= 0xFFFFFFFF:
+        prefix = codec.family_prefix("i", entity)
+        id_keys = [prefix + k for k in enc_keys]
+        start = self.id_count(entity)
+        # no id given yet (`n:` is written with every id): every key is new
+        existing = self.kv.multi_get(id_keys) if start else [None] * len(id_keys)
+        ids = np.empty(len(enc_keys), dtype=np.uint32)
+        fresh = [i for i, raw in enumerate(existing) if raw is None]
+        if len(fresh) < len(existing):
+            known = b"".join([raw for raw in existing if raw is not None])
+            mask = np.ones(len(existing), dtype=bool)
+            mask[fresh] = False
+            ids[mask] = np.frombuffer(known, dtype=">u4")
+        if fresh:
+            if start + len(fresh) > 0xFFFFFFFF:
                 raise StoreError(f"entity {entity} has exhausted its 2^32 dense ids")
-            ids.append(nxt)
-            puts[codec.family_key("i", entity, k)] = codec.pack_u32(nxt)
-            puts[codec.family_key("r", entity, codec.pack_u32(nxt))] = k
-            nxt += 1
-        if nxt != start:
-            puts[codec.family_key("n", entity)] = codec.pack_u32(nxt)
-        return ids, nxt - start
+            new = np.arange(start, start + len(fresh), dtype=np.uint32)
+            ids[fresh] = new
+            packed = new.astype(">u4").view("V4").tolist()  # one 4-byte big-endian value each
+            puts.update(zip([id_keys[i] for i in fresh], packed, strict=True))
+            rev = codec.family_prefix("r", entity)
+            puts.update(zip([rev + v for v in packed], [enc_keys[i] for i in fresh], strict=True))
+            puts[codec.family_key("n", entity)] = codec.pack_u32(start + len(fresh))
+        return ids, len(fresh)
 
     def _write_segment(self, stream: str, rows: pa.Table, seq: int) -> tuple[Segment, Path]:
         """Write an immutable segment: an uncompressed Arrow IPC file, memory-mapped by scans."""
@@ -481,17 +557,6 @@ def _last_per_key(rows: pa.Table, key: str) -> pa.Table:
     last = pa.table({"k": keys, "i": idx}).group_by("k").aggregate([("i", "max")])
     col = last.column("i_max")
     return rows.take(pc.take(col, pc.sort_indices(col)))
-
-
-def _ipc_write(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return bytes(sink.getvalue().to_pybytes())
-
-
-def _ipc_read(data: bytes) -> pa.Table:
-    return pa.ipc.open_stream(pa.py_buffer(data)).read_all()
 
 
 def _conform_events(table: pa.Table, schema: pa.Schema) -> pa.Table:
