@@ -24,6 +24,7 @@ from server.auth import RateLimiter
 from server.fastpath import BodyLimit, FastPath
 from server.keys import KeyFile
 from server.lookups import Lookups
+from server.priority import lower_engine_threads
 from server.routers import ROUTERS
 from server.runner import QueryRunner
 from server.settings import Settings
@@ -50,8 +51,9 @@ def _build_state(settings: Settings, store: Store) -> AppState:
             target_partitions=settings.target_partitions, memory_limit=settings.memory_limit
         ),
     )
-    if store.schema.entities:  # load the grammar and warm the planner once
-        engine.compile(f"FIND `{store.schema.entities[0].name}` RETURN count() AS n")
+    if store.schema.entities:  # load the grammar, warm the planner, start DataFusion's runtime
+        engine.query(f"FIND `{store.schema.entities[0].name}` RETURN count() AS n")
+        lower_engine_threads(settings.query_nice)
     return AppState(
         settings=settings,
         store=store,
@@ -61,7 +63,9 @@ def _build_state(settings: Settings, store: Store) -> AppState:
             "query": RateLimiter(settings.rate_query, settings.rate_query_burst),
             "lookup": RateLimiter(settings.rate_lookup, settings.rate_lookup_burst),
         },
-        runner=QueryRunner(settings.query_workers, settings.query_queue_timeout),
+        runner=QueryRunner(
+            settings.query_workers, settings.query_queue_timeout, settings.query_nice
+        ),
         lookups=Lookups(store, store.schema, settings.max_key_chars, settings.max_batch_keys),
     )
 

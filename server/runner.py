@@ -28,6 +28,7 @@ import pyarrow as pa
 
 from eql.diagnostics import EqlError
 from server.errors import ApiError
+from server.priority import lower_this_thread
 
 log = logging.getLogger("eql.server")
 T = TypeVar("T")
@@ -97,10 +98,15 @@ def classify(exc: BaseException, memory_limit: int | None) -> BaseException:
 class QueryRunner:
     """The query pool, its slots and the counters. One per app."""
 
-    def __init__(self, workers: int, queue_timeout: float) -> None:
+    def __init__(self, workers: int, queue_timeout: float, nice: int = 0) -> None:
         self.workers = workers
         self.queue_timeout = queue_timeout
-        self.pool = cf.ThreadPoolExecutor(workers, thread_name_prefix="eql-query")
+        self.pool = cf.ThreadPoolExecutor(
+            workers,
+            thread_name_prefix="eql-query",
+            initializer=lower_this_thread,  # lookups on the event loop go first
+            initargs=(nice,),
+        )
         self.slots = asyncio.Semaphore(workers)
         self.stats = Stats()
         self._stopping: set[asyncio.Task[None]] = set()  # stops under way (kept referenced)

@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     feed_max_seconds: float = Field(default=300.0, gt=0)  # a feed then ends; the reader resumes
     feed_retry: float = Field(default=1.0, ge=0)  # the `retry:` a feed suggests, seconds
 
+    # the nice value of query threads and DataFusion's threads (0: as the event loop's)
+    query_nice: int = Field(default=10, ge=0, le=19)
     # seconds a thread may hold the GIL before another may run (Python's default: 0.005)
     gil_switch_interval: float = Field(default=0.001, gt=0, le=0.1)
 
