@@ -40,7 +40,7 @@ class StoreLockedError(Exception):
     """Another process has the store open for writing."""
 
 
-ROW_CACHE_BYTES = 128 << 20
+ROW_CACHE_BYTES = 256 << 20
 MIN_BLOB_BYTES = 16 << 10
 # RocksDB's row cache (key -> value, for point lookups), shared by the stores of a process; the
 # cache must outlive every DB that uses it, hence module level. Allocated as it fills.
