@@ -96,13 +96,12 @@ async def _version_events(
     state: AppState, name: str, entity: str, r: Refresh, offset: int, chunk: int
 ) -> AsyncIterator[bytes]:
     store = state.lookups.audiences.aud
-    ids = np.concatenate(
-        [
-            np.frombuffer(store.bitmap(name, r.version, part).to_array(), dtype=np.uint32)
-            for part in ("+", "-")
-        ]
+    entered, exited = (
+        np.frombuffer(store.bitmap(name, r.version, part).to_array(), dtype=np.uint32)
+        for part in ("+", "-")
     )
-    n_entered = len(store.bitmap(name, r.version, "+"))
+    ids = np.concatenate([entered, exited])
+    n_entered = len(entered)
     head = {"segment": name, "version": r.version, "as_of": r.as_of, "refreshed_at": r.refreshed_at}
     total = len(ids)
     while True:
