@@ -134,7 +134,10 @@ async def write(state: AppState, fn: Any, *args: Any) -> Any:
             run.finish("timed_out" if getattr(exc, "code", "") == "deadline_exceeded" else "failed")
             raise
         run.finish("completed")
-    gc.freeze()  # the reloaded structures are long-lived too (see server.app)
+    # the reloaded structures are long-lived too (see server.app); collect first so that no
+    # garbage cycle is frozen for good (cheap: what startup built is frozen already)
+    gc.collect()
+    gc.freeze()
     state.changed.fire()
     return result
 
