@@ -63,6 +63,7 @@ class _Segment:
     bitmap: BitMap
     by_key: BitMap | None = None  # int keys in [0, 2^32): the members' keys (no dict needed)
     mask: np.ndarray | None = None  # dense id -> member, built on first batch check
+    key_mask: np.ndarray | None = None  # int key -> member (entities with a lookup table)
     source: _Entity | None = None  # the entity state `by_key` was built from
 
 
@@ -236,7 +237,18 @@ class Audiences:
         return mask[idx]
 
     def is_member_batch(self, segment: str, keys: Sequence[Any] | np.ndarray) -> np.ndarray:
-        return self.contains_ids(segment, self.ids_of(self._seg(segment).entity, keys))
+        seg = self._seg(segment)
+        ent = self._entities[seg.entity]
+        if ent.lut is not None and isinstance(keys, np.ndarray) and keys.dtype.kind == "i":
+            # int keys in a dense range: one gather through key -> member (no ids in between)
+            if seg.key_mask is None or seg.source is not ent:
+                member = self.contains_ids(segment, ent.lut)  # -1 (no such key): never
+                seg.key_mask = np.append(member, False)  # the last slot: keys out of range
+            km = seg.key_mask
+            last = len(km) - 1
+            inside = (keys >= 0) & (keys < last)
+            return km[np.where(inside, keys, last)]
+        return self.contains_ids(segment, self.ids_of(seg.entity, keys))
 
     def segments_of(self, entity: str, key: Any) -> list[str]:
         i = self._entities[entity].ids.get(key)

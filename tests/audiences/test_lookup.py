@@ -82,3 +82,43 @@ def test_split_of_a_segment(aud: Audiences) -> None:
     assert got[0] | got[1] == members and not got[0] & got[1]
     key = next(iter(got[0]))
     assert aud.group_of("buyers", key, {"control": 20, "test": 80}, "salt-1") == "control"
+
+
+def test_batch_of_int_keys_matches_single_checks_with_gaps_and_deletes(tmp_path: Path) -> None:
+    """Int keys in a dense range take the key -> member gather; keys deleted, never seen, negative
+    or past the range are not members, and dense ids past the key range (ids of deleted keys)
+    change nothing."""
+    import numpy as np
+    import pyarrow as pa
+
+    from eql.engine import Engine
+    from eql.lookup import Audiences
+    from storage import ChangeSet, Store
+
+    schema = """
+version: 1
+entities:
+  things:
+    key: {name: id, type: int}
+    attributes:
+      score: int
+"""
+    store = Store.create(tmp_path / "s", schema, "t.yaml")
+    try:
+        ids = list(range(0, 300))
+        c = ChangeSet()
+        c.upserts["things"] = pa.table({"id": ids, "score": [i % 7 for i in ids]})
+        store.commit(c)
+        c = ChangeSet()
+        c.deletes["things"] = pa.array(list(range(200, 300)), pa.int64())  # ids past the keys
+        store.commit(c)
+        engine = Engine(store)
+        engine.execute("DEFINE SEGMENT hi ON things WHERE score >= 4")
+        engine.execute("REFRESH SEGMENT hi")
+        aud = Audiences(store)
+        probe = np.array([-5, 0, 1, 4, 5, 6, 150, 199, 200, 250, 299, 300, 10**9], dtype=np.int64)
+        got = aud.is_member_batch("hi", probe).tolist()
+        assert got == [aud.is_member("hi", int(k)) for k in probe]
+        assert got == [0 <= k < 200 and k % 7 >= 4 for k in probe.tolist()]
+    finally:
+        store.close()
