@@ -3,6 +3,8 @@ reloads after a refresh, and deterministic A/B splits."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
