@@ -39,13 +39,10 @@ def _what(kinds: tuple[str, ...]) -> str:
 
 def resolve(aud: AudienceStore, kinds: tuple[str, ...], name: str) -> Definition:
     """The latest definition called `name` among `kinds`; 404 when there is none."""
-    for exact in (True, False):
-        for kind in kinds:
-            for n in aud.names(kind) if not exact else [name]:
-                if exact or n.lower() == name.lower():
-                    d = aud.definition(kind, n)
-                    if d is not None:
-                        return d
+    for kind in kinds:
+        d = aud.find(kind, name)
+        if d is not None:
+            return d
     raise ApiError(404, f"unknown_{_what(kinds)}", f"no {_what(kinds)} named {name}")
 
 

@@ -90,6 +90,17 @@ class AudienceStore:
         found = self.definitions(kind, name)
         return found[-1] if found else None
 
+    def find(self, kind: str, name: str) -> Definition | None:
+        """The latest definition called `name`: exactly, else regardless of case (as EQL
+        resolves names); None when there is none."""
+        found = self.definition(kind, name)
+        if found is not None:
+            return found
+        folded = name.lower()
+        return next(
+            (self.definition(kind, n) for n in self.names(kind) if n.lower() == folded), None
+        )
+
     def names(self, kind: str) -> list[str]:
         seen: list[str] = []
         for key, _ in self.store.scan_meta(_k("d", kind) + b"\x00"):

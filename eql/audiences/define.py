@@ -198,15 +198,7 @@ def refresh_definition(engine: Engine, d: Definition, now: dt.datetime) -> dict[
 
 def find(engine: Engine, kind: str, name: str) -> Definition | None:
     """The latest definition of `name` (exact, else case-insensitive), or None."""
-    d = engine.audiences.definition(kind, name)
-    return d if d is not None else _case_insensitive(engine, kind, name)
-
-
-def _case_insensitive(engine: Engine, kind: str, name: str) -> Definition | None:
-    for n in engine.audiences.names(kind):
-        if n.lower() == name.lower():
-            return engine.audiences.definition(kind, n)
-    return None
+    return engine.audiences.find(kind, name)
 
 
 def materialise(engine: Engine, d: Definition, now: dt.datetime) -> dict[str, Any]:
