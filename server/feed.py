@@ -146,16 +146,14 @@ class EventStream(Response):
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for t in done:
-                if not t.cancelled() and isinstance(t.exception(), Exception):
-                    exc = t.exception()
-                    if not isinstance(exc, OSError):
-                        raise exc  # type: ignore[misc]
+                exc = None if t.cancelled() else t.exception()
+                if isinstance(exc, Exception) and not isinstance(exc, OSError):
+                    raise exc  # a bug; a closed socket (OSError) is the client leaving
         finally:
             self.state.open_feeds -= 1
             for t in tasks:
                 t.cancel()
-            with contextlib.suppress(BaseException):
-                await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)  # ours only: never raises
             with contextlib.suppress(Exception):
                 aclose = getattr(self.events, "aclose", None)
                 if aclose is not None:
