@@ -6,10 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from eql.engine import Engine
 from eql.lookup import Audiences, assign, bucket
+from storage import ChangeSet, Store
 from tests.audiences.helpers import find_ids, run
 
 
@@ -90,13 +92,6 @@ def test_batch_of_int_keys_matches_single_checks_with_gaps_and_deletes(tmp_path:
     """Int keys in a dense range take the key -> member gather; keys deleted, never seen, negative
     or past the range are not members, and dense ids past the key range (ids of deleted keys)
     change nothing."""
-    import numpy as np
-    import pyarrow as pa
-
-    from eql.engine import Engine
-    from eql.lookup import Audiences
-    from storage import ChangeSet, Store
-
     schema = """
 version: 1
 entities:
