@@ -2,14 +2,16 @@
 
 An import is one store commit (atomic) recorded in the store's ledger under the file's SHA-256,
 so the same file imported again adds nothing. Bad rows never stop an import: they are written to
-a reject file (file, row, column, value, reason) and counted in the report.
+a reject file (file, row, column, value, reason) and counted in the report. A file that cannot be
+imported at all raises `FileError` (`DiskFullError` when the disk filled up) and adds nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
-import difflib
+import errno
 import hashlib
 import time
 from collections.abc import Callable
@@ -24,7 +26,15 @@ import pyarrow as pa
 from entities.arrow import arrow_type
 from entities.model import Attribute, TypeKind
 from ingest.convert import Reject, convert_table
-from ingest.readers import FileError, RawFile, read_raw
+from ingest.problems import (
+    DISK_FULL_TEXT,
+    SCHEMA_HINT,
+    did_you_mean,
+    disk_full_reason,
+    is_disk_full,
+    unknown_columns,
+)
+from ingest.readers import DiskFullError, FileError, RawFile, read_raw
 from storage import ChangeSet, Store
 
 Kind = Literal["entity", "events"]
@@ -74,20 +84,15 @@ def _target_columns(store: Store, kind: Kind, target: str) -> tuple[Attribute, .
         ent = store.schema.entity(target)
         if ent is None:
             names = [e.name for e in store.schema.entities]
-            raise FileError("<target>", f"unknown entity {target!r}", _did_you_mean(target, names))
+            hint = did_you_mean(target, names, f"the schema declares no entities; {SCHEMA_HINT}")
+            raise FileError("<target>", f"unknown entity {target!r}", hint)
         return ent.columns
     st = store.schema.stream(target)
     if st is None:
         names = [s.name for s in store.schema.streams]
-        raise FileError(
-            "<target>", f"unknown event stream {target!r}", _did_you_mean(target, names)
-        )
+        hint = did_you_mean(target, names, f"the schema declares no event streams; {SCHEMA_HINT}")
+        raise FileError("<target>", f"unknown event stream {target!r}", hint)
     return store.schema.stream_columns(st)
-
-
-def _did_you_mean(name: str, candidates: list[str]) -> str:
-    close = difflib.get_close_matches(name, candidates, n=1)
-    return f"did you mean {close[0]!r}?" if close else f"one of: {', '.join(candidates)}"
 
 
 def import_file(
@@ -105,6 +110,7 @@ def import_file(
     started = time.perf_counter()
     p = Path(path)
     columns = _target_columns(store, kind, target)
+    names = [c.name for c in columns]
     if not p.exists():
         raise FileError(str(p), "file not found")
     if p.is_dir():
@@ -115,7 +121,7 @@ def import_file(
         if progress:
             progress("read", 0, 1)
         try:
-            raw: RawFile | None = read_raw(p, fmt, _fast_types(columns))
+            raw: RawFile | None = read_raw(p, fmt, _fast_types(columns), names, allow_extra_columns)
             failure: FileError | None = None
         except FileError as exc:
             raw, failure = None, exc
@@ -141,34 +147,13 @@ def import_file(
     if failure is not None:
         raise failure
     assert raw is not None
-    if not raw.table.column_names and raw.table.num_rows == 0:
+    if not raw.columns:
         if not raw.rejects:
             raise FileError(str(p), "empty file: it holds no rows")
         raw = _empty_raw(raw, columns)
-    names = [c.name for c in columns]
-    extra = [c for c in raw.table.column_names if c not in names]
-    if extra and not allow_extra_columns:
-        hint = _did_you_mean(extra[0], [n for n in names if n not in raw.table.column_names])
-        raise FileError(
-            str(p),
-            f"unknown column {extra[0]!r} for {target}"
-            + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""),
-            f"{hint}; or pass --allow-extra-columns to ignore it",
-        )
-    needed = [columns[0]] + [c for c in columns if c.required]
-    for col in needed:
-        if col.name not in raw.table.column_names:
-            what = (
-                "key"
-                if kind == "entity" and col is columns[0]
-                else ("time" if kind == "events" and col is columns[0] else "required")
-            )
-            raise FileError(
-                str(p),
-                f"missing the {what} column {col.name!r}",
-                _did_you_mean(col.name, raw.table.column_names) if raw.table.column_names else "",
-            )
-    missing = tuple(c.name for c in columns if c.name not in raw.table.column_names)
+    _check_columns(p, kind, target, columns, raw, allow_extra_columns)
+    present = set(raw.columns)
+    missing = tuple(n for n in names if n not in present)
     if progress:
         progress("convert", 0, raw.table.num_rows)
     table, rejects = convert_table(columns, raw.table)
@@ -195,7 +180,7 @@ def import_file(
     change.meta[key] = value
     if progress:
         progress("commit", 0, table.num_rows)
-    store.commit(change)
+    _commit(store, change, p, digest, reject_file)
     if progress:
         progress("commit", table.num_rows, table.num_rows)
     return ImportReport(
@@ -213,6 +198,64 @@ def import_file(
     )
 
 
+def _check_columns(
+    path: Path,
+    kind: Kind,
+    target: str,
+    columns: tuple[Attribute, ...],
+    raw: RawFile,
+    allow_extra: bool,
+) -> None:
+    """Refuse a file with columns the target lacks (unless allowed) or without its key, time
+    or required columns; messages and hints stay short however many columns the file has."""
+    names = [c.name for c in columns]
+    present = set(raw.columns)
+    unknown = raw.unknown(names)
+    if unknown and not allow_extra:
+        absent = [n for n in names if n not in present]
+        message, hint = unknown_columns(target, unknown, absent, names)
+        raise FileError(str(path), message, hint)
+    for col in [columns[0]] + [c for c in columns if c.required]:
+        if col.name not in present:
+            what = "required"
+            if col is columns[0]:
+                what = "key" if kind == "entity" else "time"
+            hint = did_you_mean(col.name, raw.columns, "")
+            raise FileError(str(path), f"missing the {what} column {col.name!r}", hint)
+    assert raw.complete  # only a file refused above is left unread
+
+
+def _commit(
+    store: Store, change: ChangeSet, path: Path, digest: str, reject_file: Path | None
+) -> None:
+    """Commit one file's change set; a full disk becomes a DiskFullError that says whether the
+    commit point had passed (the ledger then holds the file) or nothing was imported."""
+    try:
+        store.commit(change)
+    except Exception as exc:
+        if not is_disk_full(exc):
+            raise
+        try:
+            committed = store.ledger_get(digest) is not None
+        except Exception:  # the store is failing: it can only say so after a reopen
+            committed = False
+        reason = f"the disk is full ({disk_full_reason(exc)})"
+        if committed:
+            raise DiskFullError(
+                str(path),
+                f"{reason} just after the file was committed: its rows are imported",
+                "free some space; the store reopens to its last commit",
+            ) from exc
+        if reject_file is not None:  # the rejects of an import that did not happen
+            with contextlib.suppress(OSError):
+                reject_file.unlink()
+        raise DiskFullError(
+            str(path),
+            f"{reason}; nothing of the file was imported",
+            "free some space, then import it again",
+        ) from exc
+
+
 def _renumber(rejects: list[Reject], row_numbers: np.ndarray) -> list[Reject]:
     return [Reject(int(row_numbers[r.row]), r.column, r.value, r.reason) for r in rejects]
 
@@ -221,20 +264,38 @@ def _write_rejects(
     store: Store, rejects_dir: Path | None, path: Path, digest: str, rejects: list[Reject]
 ) -> Path:
     folder = rejects_dir or store.data_dir / "rejects"
-    folder.mkdir(parents=True, exist_ok=True)
     out = folder / f"{path.name}.{digest[:8]}.rejects.csv"
-    with out.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["file", "row", "column", "value", "reason"])
-        for r in sorted(rejects, key=lambda r: (r.row, r.column)):
-            writer.writerow([str(path), r.row, r.column, r.value, r.reason])
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with out.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["file", "row", "column", "value", "reason"])
+            for r in sorted(rejects, key=lambda r: (r.row, r.column)):
+                writer.writerow([str(path), r.row, r.column, r.value, r.reason])
+    except OSError as exc:
+        if out.is_file():  # a reject file cut short is worse than none (nothing is imported)
+            with contextlib.suppress(OSError):
+                out.unlink()
+        if exc.errno == errno.ENOSPC:
+            raise DiskFullError(
+                str(path),
+                f"the disk is full ({DISK_FULL_TEXT}) while writing the reject file {out}; "
+                "nothing of the file was imported",
+                "free some space (or pass --rejects DIR on another disk), then import it again",
+            ) from exc
+        raise FileError(
+            str(path),
+            f"cannot write the reject file {out}: {exc.strerror or exc}; nothing was imported",
+            "pass --rejects DIR to write reject files elsewhere",
+        ) from exc
     return out
 
 
 def _empty_raw(raw: RawFile, columns: tuple[Attribute, ...]) -> RawFile:
     """A file whose every row was unreadable: no rows, the schema's columns, its rejects."""
     empty = pa.table({c.name: pa.array([], pa.string()) for c in columns})
-    return RawFile(empty, raw.row_numbers[:0], raw.rejects, raw.format)
+    names = tuple(c.name for c in columns)
+    return RawFile(empty, raw.row_numbers[:0], raw.rejects, raw.format, names)
 
 
 def _fast_types(columns: tuple[Attribute, ...]) -> dict[str, pa.DataType]:

@@ -1,4 +1,9 @@
-"""Shared CLI plumbing: the data-dir option, console output, and errors without tracebacks."""
+"""Shared CLI plumbing: the data-dir option, console output, and errors without tracebacks.
+
+Known errors exit 2 with a message and a hint; so does a full disk, wherever it shows up (an
+import, a query's output, a refresh, opening or closing the store). Anything else is a bug in
+eql: exit 70 (`internal_error`).
+"""
 
 from __future__ import annotations
 
@@ -11,8 +16,10 @@ from typing import Annotated, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from entities import SchemaError
+from ingest.problems import disk_full_reason, is_disk_full
 from ingest.readers import FileError
 from storage import Store, StoreError
 from storage.kv import StoreLockedError
@@ -24,6 +31,7 @@ EXIT_OK = 0
 EXIT_REJECTS = 1  # the command did its work but some input rows were rejected
 EXIT_USAGE = 2  # bad input: nothing was changed
 EXIT_INTERNAL = 70
+DISK_FULL_HINT = "free some space, then run the command again; what was committed before is kept"
 
 
 def default_data_dir() -> Path:
@@ -41,10 +49,14 @@ DataDir = Annotated[
 ]
 
 
-def fail(message: str, hint: str = "", code: int = EXIT_USAGE) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+def _say(message: str, hint: str) -> None:
+    err.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
     if hint:
-        err.print(f"  [cyan]hint:[/] {hint}", markup=True, highlight=False)
+        err.print(f"  [cyan]hint:[/] {escape(hint)}", markup=True, highlight=False)
+
+
+def fail(message: str, hint: str = "", code: int = EXIT_USAGE) -> NoReturn:
+    _say(message, hint)
     raise typer.Exit(code)
 
 
@@ -58,7 +70,8 @@ def user_errors() -> Iterator[None]:
     except SchemaError as exc:
         for p in exc.problems:
             err.print(
-                f"[bold red]error:[/] {p.file}:{p.line}: [bold]{p.key}[/]: {p.message}",
+                f"[bold red]error:[/] {escape(f'{p.file}:{p.line}')}: [bold]{escape(p.key)}[/]: "
+                f"{escape(p.message)}",
                 markup=True,
                 highlight=False,
             )
@@ -72,6 +85,14 @@ def user_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         err.print("interrupted")
         raise typer.Exit(130) from None
+    except Exception as exc:
+        if not is_disk_full(exc):
+            raise
+        fail(disk_full_message(exc), DISK_FULL_HINT)
+
+
+def disk_full_message(exc: BaseException) -> str:
+    return f"the disk is full ({disk_full_reason(exc)})"
 
 
 T = TypeVar("T")
@@ -90,10 +111,15 @@ def guarded(fn: Callable[[], T]) -> T:
 
 
 def internal_error(exc: BaseException) -> NoReturn:
+    """The last guard of the `eql` command: a full disk is the user's to fix (exit 2); any other
+    exception that got this far is a bug (exit 70). EQL_DEBUG=1 raises it, for the traceback."""
     if os.environ.get("EQL_DEBUG"):
         raise exc
+    if is_disk_full(exc):
+        _say(disk_full_message(exc), DISK_FULL_HINT)
+        sys.exit(EXIT_USAGE)
     err.print(
-        f"[bold red]internal error:[/] {type(exc).__name__}: {exc}\n"
+        f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))}\n"
         "  this is a bug in eql; run again with EQL_DEBUG=1 for the traceback and report it",
         markup=True,
         highlight=False,

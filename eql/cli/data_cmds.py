@@ -1,4 +1,9 @@
-"""`eql init`, `eql ingest`, `eql demo` and `eql status`: getting data into a store."""
+"""`eql init`, `eql ingest`, `eql demo` and `eql status`: getting data into a store.
+
+A full disk stops an import loop at the file it happened in (nothing of that file is imported;
+the files after it are not started) and exits 2; a store that then cannot be closed cleanly is
+reported, not a traceback: what was committed before is kept.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from types import FrameType, TracebackType
 from typing import Annotated, NoReturn
 
 import typer
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -27,6 +33,7 @@ from rich.progress import (
 from rich.table import Table
 
 from eql.cli.common import (
+    DISK_FULL_HINT,
     EXIT_REJECTS,
     EXIT_USAGE,
     DataDir,
@@ -38,6 +45,8 @@ from eql.cli.common import (
     user_errors,
 )
 from ingest.files import ImportReport, Kind, file_digest, import_file
+from ingest.problems import disk_full_reason, is_disk_full
+from ingest.readers import DiskFullError, FileError
 from storage import Store
 
 
@@ -94,8 +103,9 @@ def ingest(
     """Import files into an entity (upsert by key) or an event stream (append).
 
     Each file is one atomic, idempotent import; bad rows go to a reject file.
-    Exit 0: all rows imported; 1: some rows rejected; 2: a file could not be imported at all;
-    130: interrupted (Ctrl-C): the files before were imported, the current one and the rest not.
+    Exit 0: all rows imported; 1: some rows rejected; 2: a file could not be imported at all
+    (a full disk also stops the files after it); 130: interrupted (Ctrl-C): the files before
+    were imported, the current one and the rest not.
     """
     if (entity is None) == (events is None):
         fail("give exactly one of --entity NAME or --events NAME")
@@ -104,18 +114,31 @@ def ingest(
     assert target is not None
     jobs: list[tuple[Kind, str, Path]] = [(kind, target, f) for f in files]
     store = open_store(data_dir)
+    result = Imports()
     with CtrlC() as ctrl_c:
         try:
             result = _import_all(store, jobs, rejects, allow_extra_columns, fmt, ctrl_c)
         finally:
             ctrl_c.held = "closing the store"  # a Ctrl-C now waits for it to be closed
-            store.close()
+            result.unclosed = _close(store, result.disk_full)
         if ctrl_c.pending and not result.interrupted:  # pressed while the store closed
             result.interrupted = True
         if result.interrupted:
             with ctrl_c.deferred():
                 _report_interrupt(jobs, result)
-    _finish(result.reports, len(files))
+    _finish(result, len(files))
+
+
+def _close(store: Store, disk_full: bool) -> str | None:
+    """Close the store; None, or why it could not be closed cleanly when the disk is full
+    (RocksDB refuses to flush after a failed write). What was committed is kept either way."""
+    try:
+        store.close()
+    except Exception as exc:
+        if not (disk_full or is_disk_full(exc)):
+            raise
+        return disk_full_reason(exc) if is_disk_full(exc) else str(exc)
+    return None
 
 
 EXIT_INTERRUPTED = 130  # the shell's convention for a command ended by SIGINT
@@ -177,15 +200,21 @@ class _Interrupted(Exception):
     """KeyboardInterrupt inside an import, carried past `user_errors` (which would end it)."""
 
 
+class _DiskFull(Exception):
+    """An import failed because the disk is full (the error is printed): stop the loop."""
+
+
 @dataclass
 class Imports:
     """The outcome of an import loop: a report per file finished (None: it failed), in order;
-    how many files were started (one more than reported: Ctrl-C stopped an import) and whether
-    Ctrl-C stopped the loop."""
+    how many files were started (one more than reported: Ctrl-C stopped an import), whether
+    Ctrl-C or a full disk stopped the loop, and why the store could not be closed, if so."""
 
     reports: list[ImportReport | None] = field(default_factory=list)
     started: int = 0
     interrupted: bool = False
+    disk_full: bool = False
+    unclosed: str | None = None
 
 
 def _import_all(
@@ -220,7 +249,12 @@ def _import_all(
                     bar.update(task, description=f"{path.name}: {stage}{rows}")
 
                 result.started = n
-                report = _import_one(store, kind, target, path, rejects, allow_extra, fmt, step)
+                try:
+                    report = _import_one(store, kind, target, path, rejects, allow_extra, fmt, step)
+                except _DiskFull:
+                    result.reports.append(None)
+                    result.disk_full = True
+                    break
                 result.reports.append(report)
                 if report is not None:
                     with ctrl_c.deferred():
@@ -273,7 +307,9 @@ def _import_one(
     fmt: str | None,
     step: Callable[[str, int, int], None],
 ) -> ImportReport | None:
-    """One file's import; None if it could not be imported (the error is printed)."""
+    """One file's import; None if it could not be imported (the error is printed). Raises
+    _DiskFull (after printing) when the disk is full: the files after it would fail too."""
+    disk_full = False
     try:
         with user_errors():
             try:
@@ -289,7 +325,20 @@ def _import_one(
                 )
             except KeyboardInterrupt:
                 raise _Interrupted from None
+            except DiskFullError:
+                disk_full = True
+                raise
+            except FileError:
+                raise
+            except Exception as exc:
+                if not is_disk_full(exc):
+                    raise
+                disk_full = True  # from below import_file's own checks: name the file
+                reason = f"the disk is full ({disk_full_reason(exc)})"
+                raise DiskFullError(str(path), reason, DISK_FULL_HINT) from exc
     except typer.Exit:
+        if disk_full:
+            raise _DiskFull from None
         return None  # the error is printed; the exit code will say it
 
 
@@ -313,25 +362,42 @@ def _report_interrupt(
         + (f", {len(failed)} failed" if failed else "")
         + f", {len(rest)} not imported"
     )
-    err.print(f"[bold red]interrupted[/] {where}", markup=True, highlight=False)
+    err.print(f"[bold red]interrupted[/] {escape(where)}", markup=True, highlight=False)
     err.print(f"  imported: {', '.join(imported) or 'none'}", markup=False, highlight=False)
     if failed:
         err.print(f"  failed: {', '.join(failed)}", markup=False, highlight=False)
     err.print(f"  not imported: {', '.join(rest) or 'none'}", markup=False, highlight=False)
     if rest:
-        err.print(f"  [cyan]hint:[/] {hint}", markup=True, highlight=False)
+        err.print(f"  [cyan]hint:[/] {escape(hint)}", markup=True, highlight=False)
     raise typer.Exit(EXIT_INTERRUPTED)
 
 
-def _finish(reports: list[ImportReport | None], n_files: int) -> None:
+def _finish(result: Imports, n_files: int) -> None:
+    reports = result.reports
     failed = sum(1 for r in reports if r is None)
     rejected = sum(r.rows_rejected for r in reports if r is not None)
     imported = sum(r.rows_imported for r in reports if r is not None)
+    not_started = n_files - len(reports)
     out.print(
-        f"{n_files - failed} of {n_files} files imported: {imported:,} rows, "
-        f"{rejected:,} rejected" + (f"; {failed} files failed" if failed else "")
+        f"{len(reports) - failed} of {n_files} files imported: {imported:,} rows, "
+        f"{rejected:,} rejected"
+        + (f"; {failed} files failed" if failed else "")
+        + (f"; {not_started} not started: the disk is full" if not_started else "")
     )
-    if failed:
+    if result.unclosed is not None:
+        err.print(
+            "[bold red]error:[/] the store could not be closed cleanly after the disk filled "
+            f"up ({escape(result.unclosed)})",
+            markup=True,
+            highlight=False,
+        )
+        err.print(
+            "  [cyan]hint:[/] what was committed is kept (the store reopens to its last "
+            "commit); free some space, then run the command again",
+            markup=True,
+            highlight=False,
+        )
+    if failed or result.unclosed is not None:
         raise typer.Exit(EXIT_USAGE)
     if rejected:
         raise typer.Exit(EXIT_REJECTS)
@@ -367,21 +433,27 @@ def demo(
         store = Store.create(data_dir, schema_file.read_text(encoding="utf-8"), "retail.yaml")
     files_dir = data_dir / "demo-files" if keep_files else Path(tempfile.mkdtemp(prefix="eql-"))
     jobs: list[tuple[Kind, str, Path]] = []
+    result = Imports()
     try:
         err.print(f"generating the demo world for {users:,} users (seed {seed})...")
         files = generate_demo_files(files_dir, users=users, seed=seed, end=end_date)
         jobs = [(f.kind, f.target, f.path) for f in files]
         with CtrlC() as ctrl_c:
             result = _import_all(store, jobs, None, False, None, ctrl_c)
-        if not result.interrupted:
+        if not result.interrupted and not result.disk_full:
             status_table(store)
             sample_queries(store, end_date)
     finally:
-        store.close()
+        result.unclosed = _close(store, result.disk_full)
         if not keep_files:
             shutil.rmtree(files_dir, ignore_errors=True)
     if result.interrupted:
         _report_interrupt(jobs, result, "run `eql demo --force` to build the demo store again")
+    if result.disk_full or result.unclosed is not None:
+        fail(
+            "the disk is full: the demo store is incomplete",
+            "free some space, then run `eql demo --force`",
+        )
     reports = result.reports
     dirty = sum(1 for f, r in zip(files, reports, strict=True) if f.dirty and r is not None)
     out.print(

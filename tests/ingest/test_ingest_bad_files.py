@@ -135,8 +135,8 @@ FILE_ERRORS = [
         "customers",
         "u.csv",
         b"id,zzz,name,yyy\n1,a,b,c\n",
-        "unknown column 'zzz' for customers (and 1 more)",
-        "or pass --allow-extra-columns to ignore it",
+        "2 unknown columns for customers: 'zzz', 'yyy'",
+        "or pass --allow-extra-columns to ignore them",
     ),
     Case(
         "unknown-column-jsonl",
