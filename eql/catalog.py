@@ -2,8 +2,10 @@
 
 The engine builds a `Catalog` from the store (`eql.audiences.catalog_of`) and passes it to the
 binder, which stays pure. A tag or segment is read as a *virtual column*: a column named
-`@<table>.<column>` where `<table>` is the registered Arrow table of one materialised version
-(`__tag__<name>__v<n>`: `__id`, `value`, extras; `__seg__<name>__v<n>`: `__id`, `member`). The
+`@<table>.<column>` where `<table>` is the registered Arrow table of one materialised version,
+named by the definition's generation (its identity, never reused; see `storage.audiences`), not
+by its name (`__tag__<generation>__v<n>`: `__id`, `value`, extras; `__seg__<generation>__v<n>`:
+`__id`, `member`). The
 lowering left-joins that table on the entity's dense id `__id`, so a tag read across a path
 (`home_store.store_tier`) joins at that path like any attribute, and `in segment` never re-runs
 the segment's predicate.
@@ -14,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from entities.names import fold
 from eql import types as T
 
 VIRTUAL_PREFIX = "@"
@@ -24,6 +27,7 @@ ID_COLUMN = "__id"
 class TagInfo:
     name: str
     entity: str
+    generation: int
     type: T.Type
     extras: tuple[tuple[str, T.Type], ...] = ()  # rfm: r, f, m -> attributes `<name>_r`, ...
     # (version, reference time of the refresh, value type), oldest first
@@ -46,24 +50,29 @@ class TagInfo:
 class SegmentInfo:
     name: str
     entity: str
+    generation: int
     version: int | None  # the latest refresh; None: defined, never refreshed
 
 
 @dataclass(frozen=True, slots=True)
 class Catalog:
-    tags: dict[str, TagInfo] = field(default_factory=dict)  # lower-cased name -> tag
+    tags: dict[str, TagInfo] = field(default_factory=dict)  # folded name (`fold`) -> tag
     segments: dict[str, SegmentInfo] = field(default_factory=dict)
+
+    def segment(self, name: str) -> SegmentInfo | None:
+        return self.segments.get(fold(name))
 
     def tag_for(self, entity: str, name: str) -> tuple[TagInfo, str] | None:
         """The tag (and its column) that `name` names on `entity`: `value_tier`, `rfm_r`."""
-        tag = self.tags.get(name.lower())
+        folded = fold(name)
+        tag = self.tags.get(folded)
         if tag is not None and tag.entity == entity:
             return tag, "value"
         for t in self.tags.values():
             if t.entity != entity:
                 continue
             for extra, _ in t.extras:
-                if name.lower() == f"{t.name}_{extra}".lower():
+                if folded == fold(f"{t.name}_{extra}"):
                     return t, extra
         return None
 
@@ -79,12 +88,22 @@ class Catalog:
 EMPTY = Catalog()
 
 
-def tag_table(name: str, version: int) -> str:
-    return f"__tag__{name}__v{version}"
+def tag_table(generation: int, version: int) -> str:
+    return f"__tag__{generation}__v{version}"
 
 
-def segment_table(name: str, version: int) -> str:
-    return f"__seg__{name}__v{version}"
+def segment_table(generation: int, version: int) -> str:
+    return f"__seg__{generation}__v{version}"
+
+
+def parse_table(table: str) -> tuple[str, int, int] | None:
+    """("tag" | "segment", generation, version) of a version table's name, else None."""
+    for kind, prefix in (("tag", "__tag__"), ("segment", "__seg__")):
+        if table.startswith(prefix):
+            generation, _, version = table[len(prefix) :].partition("__v")
+            if generation.isdigit() and version.isdigit():
+                return kind, int(generation), int(version)
+    return None
 
 
 def virtual(table: str, column: str) -> str:

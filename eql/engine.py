@@ -19,7 +19,7 @@ from typing import Any
 import pyarrow as pa
 
 from eql.audiences.compute import catalog_of, segment_arrow
-from eql.catalog import Catalog
+from eql.catalog import Catalog, parse_table
 from eql.compiler import Compiled, compile_query, explain_text, parse_cached
 from eql.diagnostics import Diagnostic, EqlError
 from eql.planner import logical as L
@@ -33,6 +33,9 @@ from storage.audiences import AudienceStore
 class EngineSettings:
     target_partitions: int = 2
     memory_limit: int | None = None  # bytes for DataFusion's spill pool (None: unbounded)
+    # rows of one record batch: what one step of an operator holds (a wide row times this is
+    # what a projection allocates at once, and what DataFusion's allocator keeps afterwards)
+    batch_size: int = 2048
 
 
 class Engine:
@@ -43,6 +46,7 @@ class Engine:
             [],
             target_partitions=self.settings.target_partitions,
             memory_limit=self.settings.memory_limit,
+            batch_size=self.settings.batch_size,
         )
         self._versions: dict[str, object] = {}
         self._lock = threading.Lock()
@@ -65,20 +69,31 @@ class Engine:
         self._catalog = None
 
     def _ensure_virtual(self, plan: L.Plan) -> None:
-        """Register the version tables (tags, segments) a plan reads; they never change."""
+        """Register the version tables (tags, segments) a plan reads; they never change (a table
+        is named by its definition's generation, which a DROP retires, and its version)."""
         for table in _scanned(plan):
-            if table in self._virtual or not table.startswith(("__tag__", "__seg__")):
+            parsed = parse_table(table)
+            if table in self._virtual or parsed is None:
                 continue
-            name, _, version = table[len("__tag__") :].rpartition("__v")
-            if table.startswith("__seg__"):
-                data = segment_arrow(self.audiences.bitmap(name, int(version)))
+            kind, generation, version = parsed
+            data: pa.Table | None
+            if kind == "segment":
+                members = self.audiences.bitmap(generation, version)
+                data = None if members is None else segment_arrow(members)
             else:
-                loaded = self.audiences.tag_values(name, int(version))
-                if loaded is None:
-                    raise EqlError(
-                        [Diagnostic("E225", f"tag `{name}` version {version} is gone", None)], ""
-                    )
-                data = loaded
+                data = self.audiences.tag_values(generation, version)
+            if data is None:  # dropped after the query was compiled
+                raise EqlError(
+                    [
+                        Diagnostic(
+                            "E225",
+                            f"a {kind} this query reads was dropped while it ran",
+                            None,
+                            helps=("run the query again",),
+                        )
+                    ],
+                    "",
+                )
             with self._lock:
                 TD.register(self._ctx, table, data, self.settings.target_partitions)
                 self._virtual.add(table)

@@ -12,6 +12,11 @@ changed (cheap to call often: two RocksDB reads per entity when nothing did). Th
     aud.changes("lapsed_vip", 3, 4)              # keys that entered and exited between versions
     aud.split("lapsed_vip", {"control": 10, "treatment": 90}, salt="camp-7")
 
+Segments are found by name exactly, else regardless of case. `aud.segment("lapsed_vip")` gives
+the loaded `Segment` itself (name, entity, generation, version, bitmap; `contains(key)`,
+`contains_keys(keys)`): several answers from one handle agree with each other even when a reload
+or a DROP happens meanwhile (`reload` replaces the whole loaded state in one step).
+
 For the tightest loops take the structures themselves: `ids = aud.key_ids("users")` (a dict) and
 `bm = aud.bitmap("lapsed_vip")`, then `ids.get(key, -1) in bm`.
 """
@@ -31,8 +36,9 @@ import pyarrow as pa
 from pyroaring import BitMap
 
 from entities import TypeKind
+from entities.names import fold
 from storage import Store, codec
-from storage.audiences import AudienceStore
+from storage.audiences import AudienceReader, AudienceStore
 
 ID_COLUMN = "__id"
 
@@ -55,64 +61,146 @@ class _Entity:
     lut: np.ndarray | None = None  # int keys in [0, ~4n]: key -> dense id (-1), for batches
     id_keys: dict[int, Any] | None = None  # built on first need
 
+    def ids_of(self, keys: Sequence[Any] | np.ndarray) -> np.ndarray:
+        """Dense ids of keys (-1 for unknown keys), vectorised for int keys."""
+        if self.sorted_keys is not None and isinstance(keys, np.ndarray) and keys.dtype.kind == "i":
+            if self.lut is not None:  # a gather
+                lut = self.lut
+                inside = (keys >= 0) & (keys < len(lut))
+                return np.where(inside, lut[np.where(inside, keys, 0)], -1)
+            sk, si = self.sorted_keys, self.sorted_ids
+            assert si is not None
+            if len(sk) == 0:
+                return np.full(len(keys), -1, dtype=np.int64)
+            pos = np.clip(np.searchsorted(sk, keys), 0, len(sk) - 1)
+            return np.where(sk[pos] == keys, si[pos], -1)
+        get = self.ids.get
+        return np.fromiter((get(k, -1) for k in keys), dtype=np.int64, count=len(keys))
 
-@dataclass
-class _Segment:
-    entity: str
-    version: int
-    bitmap: BitMap
-    by_key: BitMap | None = None  # int keys in [0, 2^32): the members' keys (no dict needed)
-    mask: np.ndarray | None = None  # dense id -> member, built on first batch check
-    key_mask: np.ndarray | None = None  # int key -> member (entities with a lookup table)
-    source: _Entity | None = None  # the entity state `by_key` was built from
+
+class Segment:
+    """One refreshed segment as loaded: its latest version's members, with the key dictionary of
+    its entity as it was when they were loaded. Everything a check reads is in this object, so a
+    reload (or a DROP) meanwhile never mixes two states in one answer."""
+
+    __slots__ = (
+        "bitmap",
+        "by_key",
+        "entity",
+        "generation",
+        "key_mask",
+        "mask",
+        "name",
+        "source",
+        "version",
+    )
+
+    def __init__(
+        self, name: str, entity: str, generation: int, version: int, bitmap: BitMap, source: _Entity
+    ) -> None:
+        self.name = name
+        self.entity = entity
+        self.generation = generation
+        self.version = version
+        self.bitmap = bitmap
+        self.source = source
+        self.by_key = _by_key(source, bitmap)  # int keys in [0, 2^32): no dict needed
+        self.mask: np.ndarray | None = None  # dense id -> member, built on first batch check
+        self.key_mask: np.ndarray | None = None  # int key -> member (entities with a lookup table)
+
+    def contains(self, key: Any) -> bool:
+        bk = self.by_key
+        if bk is not None and type(key) is int:
+            return 0 <= key <= 0xFFFFFFFF and key in bk
+        i = self.source.ids.get(key)
+        return i is not None and i in self.bitmap
+
+    def contains_ids(self, ids: np.ndarray) -> np.ndarray:
+        """Membership of dense ids (-1 is never a member)."""
+        mask = self.mask
+        if mask is None:
+            members = np.frombuffer(self.bitmap.to_array(), dtype=np.uint32)
+            size = max(int(members.max()) + 1 if len(members) else 0, 1)
+            mask = np.zeros(size + 1, dtype=bool)  # the last slot answers out-of-range ids
+            mask[members] = True
+            self.mask = mask
+        idx = np.where((ids < 0) | (ids >= len(mask) - 1), len(mask) - 1, ids)
+        return mask[idx]
+
+    def contains_keys(self, keys: Sequence[Any] | np.ndarray) -> np.ndarray:
+        ent = self.source
+        if ent.lut is not None and isinstance(keys, np.ndarray) and keys.dtype.kind == "i":
+            # int keys in a dense range: one gather through key -> member (no ids in between)
+            km = self.key_mask
+            if km is None:
+                member = self.contains_ids(ent.lut)  # -1 (no such key): never
+                km = self.key_mask = np.append(member, False)  # the last slot: out of range
+            last = len(km) - 1
+            inside = (keys >= 0) & (keys < last)
+            return km[np.where(inside, keys, last)]
+        return self.contains_ids(ent.ids_of(keys))
+
+
+def _by_key(ent: _Entity, members: BitMap) -> BitMap | None:
+    """The members as a bitmap of their (int, 32-bit) keys: a check needs no dict."""
+    if ent.sorted_keys is None or ent.sorted_ids is None or len(ent.sorted_keys) == 0:
+        return None
+    if ent.sorted_keys[0] < 0 or ent.sorted_keys[-1] > 0xFFFFFFFF:
+        return None
+    ids = np.frombuffer(members.to_array(), dtype=np.uint32).astype(np.int64)
+    by_id = np.full(int(ent.sorted_ids.max()) + 1, -1, dtype=np.int64)
+    by_id[ent.sorted_ids] = ent.sorted_keys
+    keys = by_id[ids[ids < len(by_id)]]
+    return BitMap(keys[keys >= 0].astype(np.uint32))
 
 
 @dataclass
 class _Tag:
     entity: str
+    generation: int
     version: int
     columns: dict[str, np.ndarray]  # value / extras, indexed by dense id (object arrays)
+
+
+@dataclass(frozen=True)
+class _State:
+    """What one load saw; replaced whole by `reload`, never changed in place."""
+
+    counter: int
+    entities: dict[str, _Entity]
+    segments: dict[str, Segment]  # by name as defined
+    folded: dict[str, str]  # fold(name) -> name
+    tags: dict[str, _Tag]
 
 
 class Audiences:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.aud = AudienceStore(store)
-        self._counter = -1
-        self._entities: dict[str, _Entity] = {}
-        self._segments: dict[str, _Segment] = {}
-        self._tags: dict[str, _Tag] = {}
+        self._state = _State(-1, {}, {}, {}, {})
         self.reload()
 
     # ---- loading -----------------------------------------------------------------------------
     def reload(self) -> bool:
-        """Reload entities and audiences that changed since the last load; True if any did."""
+        """Reload entities and audiences that changed since the last load; True if any did.
+        Readers meanwhile keep the state they took; the new one replaces it in one step."""
+        old = self._state
+        entities = dict(old.entities)
         changed = False
         for ent in self.store.schema.entities:
             v = self.store.version(ent.name)
-            cur = self._entities.get(ent.name)
+            cur = entities.get(ent.name)
             if cur is None or cur.version != v:
-                self._entities[ent.name] = self._load_entity(ent.name, v)
+                entities[ent.name] = self._load_entity(ent.name, v)
                 changed = True
-        counter = self.aud.counter()
-        if counter != self._counter or changed:  # keys changed: rebuild key bitmaps
-            self._load_audiences()
-            self._counter = counter
-            changed = True
-        return changed
-
-    @staticmethod
-    def _by_key(ent: _Entity, members: BitMap) -> BitMap | None:
-        """The members as a bitmap of their (int, 32-bit) keys: a check needs no dict."""
-        if ent.sorted_keys is None or ent.sorted_ids is None or len(ent.sorted_keys) == 0:
-            return None
-        if ent.sorted_keys[0] < 0 or ent.sorted_keys[-1] > 0xFFFFFFFF:
-            return None
-        ids = np.frombuffer(members.to_array(), dtype=np.uint32).astype(np.int64)
-        by_id = np.full(int(ent.sorted_ids.max()) + 1, -1, dtype=np.int64)
-        by_id[ent.sorted_ids] = ent.sorted_keys
-        keys = by_id[ids[ids < len(by_id)]]
-        return BitMap(keys[keys >= 0].astype(np.uint32))
+        view = self.aud.view()  # the definitions and their versions as of one moment
+        counter = view.counter()
+        if counter == old.counter and not changed:
+            return False
+        segments, tags = self._load_audiences(view, old, entities)
+        folded = {fold(n): n for n in segments}
+        self._state = _State(counter, entities, segments, folded, tags)
+        return True
 
     def _load_entity(self, name: str, version: int) -> _Entity:
         table = self.store.entity_table(name)
@@ -130,31 +218,38 @@ class Audiences:
                 lut[sk] = si
         return _Entity(version, mapping, sk, si, lut)
 
-    def _load_audiences(self) -> None:
-        segments: dict[str, _Segment] = {}
+    @staticmethod
+    def _load_audiences(
+        view: AudienceReader, old: _State, entities: dict[str, _Entity]
+    ) -> tuple[dict[str, Segment], dict[str, _Tag]]:
+        segments: dict[str, Segment] = {}
         tags: dict[str, _Tag] = {}
-        for d in self.aud.all_current():
-            if d.kind == "SEGMENT":
-                r = self.aud.latest("SEGMENT", d.name)
-                if r is None:
-                    continue
-                old = self._segments.get(d.name)
-                ent = self._entities[d.entity]
-                if old is not None and old.version == r.version and old.source is ent:
-                    segments[d.name] = old
-                else:
-                    bm = self.aud.bitmap(d.name, r.version)
-                    segments[d.name] = _Segment(d.entity, r.version, bm, self._by_key(ent, bm))
-                    segments[d.name].source = ent
-                continue
-            r = self.aud.latest("TAG", d.name)
+        for d in view.all_current():
+            r = view.latest(d)
             if r is None:
                 continue
-            prev = self._tags.get(d.name)
-            if prev is not None and prev.version == r.version:
-                tags[d.name] = prev
+            if d.kind == "SEGMENT":
+                ent = entities[d.entity]
+                prev = old.segments.get(d.name)
+                if (
+                    prev is not None
+                    and (prev.generation, prev.version) == (d.generation, r.version)
+                    and prev.source is ent
+                ):
+                    segments[d.name] = prev
+                    continue
+                bm = view.bitmap(d.generation, r.version)
+                if bm is not None:
+                    segments[d.name] = Segment(d.name, d.entity, d.generation, r.version, bm, ent)
                 continue
-            values = self.aud.tag_values(d.name, r.version)
+            prev_tag = old.tags.get(d.name)
+            if prev_tag is not None and (prev_tag.generation, prev_tag.version) == (
+                d.generation,
+                r.version,
+            ):
+                tags[d.name] = prev_tag
+                continue
+            values = view.tag_values(d.generation, r.version)
             if values is None:
                 continue
             ids = values.column(ID_COLUMN).to_numpy()
@@ -166,111 +261,95 @@ class Audiences:
                 arr = np.full(size, None, dtype=object)
                 arr[ids] = np.array(values.column(col).to_pylist(), dtype=object)
                 cols[col] = arr
-            tags[d.name] = _Tag(d.entity, r.version, cols)
-        self._segments, self._tags = segments, tags
+            tags[d.name] = _Tag(d.entity, d.generation, r.version, cols)
+        return segments, tags
 
     # ---- raw structures ----------------------------------------------------------------------
     def key_ids(self, entity: str) -> dict[Any, int]:
-        return self._entities[entity].ids
+        return self._state.entities[entity].ids
 
-    def bitmap(self, segment: str, version: int | None = None) -> BitMap:
-        if version is None:
-            return self._seg(segment).bitmap
-        return self.aud.bitmap(segment, version)
+    def segment(self, name: str) -> Segment | None:
+        """The refreshed segment called `name` (exactly, else regardless of case), or None."""
+        state = self._state
+        seg = state.segments.get(name)
+        if seg is None:
+            exact = state.folded.get(fold(name))
+            seg = None if exact is None else state.segments.get(exact)
+        return seg
 
-    def segment_names(self) -> list[str]:
-        """The segments with a materialised version."""
-        return sorted(self._segments)
-
-    def current(self, segment: str) -> tuple[str, int] | None:
-        """(entity, latest version) of a refreshed segment, or None."""
-        seg = self._segments.get(segment)
-        return None if seg is None else (seg.entity, seg.version)
-
-    def _seg(self, segment: str) -> _Segment:
-        seg = self._segments.get(segment)
+    def _seg(self, segment: str | Segment) -> Segment:
+        if isinstance(segment, Segment):
+            return segment
+        seg = self.segment(segment)
         if seg is None:
             raise KeyError(f"no refreshed segment {segment!r}")
         return seg
+
+    def bitmap(self, segment: str, version: int | None = None) -> BitMap:
+        seg = self._seg(segment)
+        if version is None:
+            return seg.bitmap
+        found = self.aud.bitmap(seg.generation, version)
+        if found is None:
+            raise KeyError(f"segment {segment!r} has no version {version}")
+        return found
+
+    def segment_names(self) -> list[str]:
+        """The segments with a materialised version."""
+        return sorted(self._state.segments)
+
+    def current(self, segment: str) -> tuple[str, int] | None:
+        """(entity, latest version) of a refreshed segment, or None."""
+        seg = self.segment(segment)
+        return None if seg is None else (seg.entity, seg.version)
 
     # ---- membership --------------------------------------------------------------------------
     def key_bitmap(self, segment: str) -> BitMap | None:
         """For int keys: the members' keys as a bitmap, for `key in bm` loops (None otherwise)."""
         return self._seg(segment).by_key
 
-    def is_member(self, segment: str, key: Any) -> bool:
-        seg = self._seg(segment)
-        bk = seg.by_key
-        if bk is not None and type(key) is int:
-            return 0 <= key <= 0xFFFFFFFF and key in bk
-        i = self._entities[seg.entity].ids.get(key)
-        return i is not None and i in seg.bitmap
+    def is_member(self, segment: str | Segment, key: Any) -> bool:
+        return self._seg(segment).contains(key)
 
     def ids_of(self, entity: str, keys: Sequence[Any] | np.ndarray) -> np.ndarray:
         """Dense ids of keys (-1 for unknown keys), vectorised for int keys."""
-        ent = self._entities[entity]
-        if ent.sorted_keys is not None and isinstance(keys, np.ndarray) and keys.dtype.kind == "i":
-            if ent.lut is not None:  # a gather
-                lut = ent.lut
-                inside = (keys >= 0) & (keys < len(lut))
-                return np.where(inside, lut[np.where(inside, keys, 0)], -1)
-            sk, si = ent.sorted_keys, ent.sorted_ids
-            assert si is not None
-            if len(sk) == 0:
-                return np.full(len(keys), -1, dtype=np.int64)
-            pos = np.clip(np.searchsorted(sk, keys), 0, len(sk) - 1)
-            return np.where(sk[pos] == keys, si[pos], -1)
-        get = ent.ids.get
-        return np.fromiter((get(k, -1) for k in keys), dtype=np.int64, count=len(keys))
+        return self._state.entities[entity].ids_of(keys)
 
-    def contains_ids(self, segment: str, ids: np.ndarray) -> np.ndarray:
+    def contains_ids(self, segment: str | Segment, ids: np.ndarray) -> np.ndarray:
         """Membership of dense ids (-1 is never a member)."""
-        seg = self._seg(segment)
-        if seg.mask is None:
-            members = np.frombuffer(seg.bitmap.to_array(), dtype=np.uint32)
-            size = max(int(members.max()) + 1 if len(members) else 0, 1)
-            mask = np.zeros(size + 1, dtype=bool)  # the last slot answers out-of-range ids
-            mask[members] = True
-            seg.mask = mask
-        mask = seg.mask
-        idx = np.where((ids < 0) | (ids >= len(mask) - 1), len(mask) - 1, ids)
-        return mask[idx]
+        return self._seg(segment).contains_ids(ids)
 
-    def is_member_batch(self, segment: str, keys: Sequence[Any] | np.ndarray) -> np.ndarray:
-        seg = self._seg(segment)
-        ent = self._entities[seg.entity]
-        if ent.lut is not None and isinstance(keys, np.ndarray) and keys.dtype.kind == "i":
-            # int keys in a dense range: one gather through key -> member (no ids in between)
-            if seg.key_mask is None or seg.source is not ent:
-                member = self.contains_ids(segment, ent.lut)  # -1 (no such key): never
-                seg.key_mask = np.append(member, False)  # the last slot: keys out of range
-            km = seg.key_mask
-            last = len(km) - 1
-            inside = (keys >= 0) & (keys < last)
-            return km[np.where(inside, keys, last)]
-        return self.contains_ids(segment, self.ids_of(seg.entity, keys))
+    def is_member_batch(
+        self, segment: str | Segment, keys: Sequence[Any] | np.ndarray
+    ) -> np.ndarray:
+        return self._seg(segment).contains_keys(keys)
 
     def segments_of(self, entity: str, key: Any) -> list[str]:
-        i = self._entities[entity].ids.get(key)
+        state = self._state
+        i = state.entities[entity].ids.get(key)
         if i is None:
             return []
-        return sorted(n for n, s in self._segments.items() if s.entity == entity and i in s.bitmap)
+        return sorted(n for n, s in state.segments.items() if s.entity == entity and i in s.bitmap)
 
     def size(self, segment: str, version: int | None = None) -> int:
+        seg = self._seg(segment)
         if version is None:
-            return len(self._seg(segment).bitmap)
-        r = next((r for r in self.aud.refreshes("SEGMENT", segment) if r.version == version), None)
+            return len(seg.bitmap)
+        d = self.aud.definition("SEGMENT", seg.name)
+        refreshes = [] if d is None or d.generation != seg.generation else self.aud.refreshes(d)
+        r = next((r for r in refreshes if r.version == version), None)
         if r is None:
             raise KeyError(f"segment {segment!r} has no version {version}")
         return int(r.info["size"])
 
     # ---- tags and profiles -------------------------------------------------------------------
     def tags_of(self, entity: str, key: Any) -> dict[str, Any]:
-        i = self._entities[entity].ids.get(key)
+        state = self._state
+        i = state.entities[entity].ids.get(key)
         out: dict[str, Any] = {}
         if i is None:
             return out
-        for name, tag in sorted(self._tags.items()):
+        for name, tag in sorted(state.tags.items()):
             if tag.entity != entity:
                 continue
             for col, arr in tag.columns.items():
@@ -295,7 +374,7 @@ class Audiences:
 
     # ---- versions, export, splits ------------------------------------------------------------
     def keys_of(self, entity: str, ids: Iterable[int]) -> pa.Array:
-        ent = self._entities[entity]
+        ent = self._state.entities[entity]
         if ent.id_keys is None:
             ent.id_keys = {i: k for k, i in ent.ids.items()}
         id_keys = ent.id_keys
@@ -309,7 +388,7 @@ class Audiences:
     def changes(self, segment: str, since: int, to: int) -> Changes:
         """Keys that entered and exited the segment from version `since` to version `to`."""
         entity = self._seg(segment).entity
-        a, b = self.aud.bitmap(segment, since), self.aud.bitmap(segment, to)
+        a, b = self.bitmap(segment, since), self.bitmap(segment, to)
         return Changes(segment, since, to, self.keys_of(entity, b - a), self.keys_of(entity, a - b))
 
     def members(self, segment: str, version: int | None = None) -> pa.Table:

@@ -5,8 +5,9 @@ pool (they run EQL), one at a time (`AppState.writes`), under `refresh_deadline`
 lookup structures are reloaded and the change feeds are woken (`AppState.changed`).
 
 A resource is a *segment* (`/v1/segments`: kind SEGMENT) or a *tag* (`/v1/tags`: kinds TAG and
-CLUSTERS, since clusters are read as a tag of their name). Names resolve exactly, else without
-regard to case, like in EQL.
+CLUSTERS, since clusters are read as a tag of their name). Names are unique per kind regardless of
+case and resolve so, like in EQL. Reads take one snapshot of the store (`AudienceStore.view`);
+writes resolve the name again once they hold the write slot.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ import gc
 import time
 from typing import TYPE_CHECKING, Any
 
+from entities.names import fold, shown
 from eql.audiences import define as DF
 from eql.syntax import ast as A
 from server.errors import ApiError
-from storage.audiences import AudienceStore, Definition, Refresh
+from storage.audiences import AudienceReader, AudienceStore, Definition, Refresh
 
 if TYPE_CHECKING:
     from server.state import AppState
@@ -37,13 +39,13 @@ def _what(kinds: tuple[str, ...]) -> str:
     return "segment" if kinds == SEGMENTS else "tag"
 
 
-def resolve(aud: AudienceStore, kinds: tuple[str, ...], name: str) -> Definition:
-    """The latest definition called `name` among `kinds`; 404 when there is none."""
+def resolve(aud: AudienceReader, kinds: tuple[str, ...], name: str) -> Definition:
+    """The latest definition called `name` (regardless of case) among `kinds`; 404 if none."""
     for kind in kinds:
-        d = aud.find(kind, name)
+        d = aud.definition(kind, name)
         if d is not None:
             return d
-    raise ApiError(404, f"unknown_{_what(kinds)}", f"no {_what(kinds)} named {name}")
+    raise ApiError(404, f"unknown_{_what(kinds)}", f"no {_what(kinds)} named {shown(name)}")
 
 
 # ---- reading ---------------------------------------------------------------------------------
@@ -63,9 +65,9 @@ def _version(kind: str, r: Refresh) -> dict[str, Any]:
     return out
 
 
-def summary(aud: AudienceStore, d: Definition) -> dict[str, Any]:
+def summary(aud: AudienceReader, d: Definition) -> dict[str, Any]:
     """One line of a listing: the definition and its latest version, if any."""
-    r = aud.latest(d.kind, d.name)
+    r = aud.latest(d)
     out: dict[str, Any] = {
         "name": d.name,
         "kind": d.kind.lower(),
@@ -85,21 +87,23 @@ def summary(aud: AudienceStore, d: Definition) -> dict[str, Any]:
     return out
 
 
-def listing(aud: AudienceStore, kinds: tuple[str, ...]) -> list[dict[str, Any]]:
+def listing(store: AudienceStore, kinds: tuple[str, ...]) -> list[dict[str, Any]]:
+    aud = store.view()  # one moment: a write meanwhile is wholly in the listing or not at all
     out = []
     for kind in kinds:
         for name in aud.names(kind):
             d = aud.definition(kind, name)
             if d is not None:
                 out.append(summary(aud, d))
-    return sorted(out, key=lambda s: str(s["name"]).lower())
+    return sorted(out, key=lambda s: (fold(str(s["name"])), str(s["name"])))
 
 
-def detail(aud: AudienceStore, kinds: tuple[str, ...], name: str, history: int) -> dict[str, Any]:
+def detail(store: AudienceStore, kinds: tuple[str, ...], name: str, history: int) -> dict[str, Any]:
     """A definition, its latest facts, and its last `history` versions (newest first)."""
+    aud = store.view()
     d = resolve(aud, kinds, name)
     out = summary(aud, d)
-    refreshes = aud.refreshes(d.kind, d.name)
+    refreshes = aud.refreshes(d)
     out["versions_total"] = len(refreshes)
     out["versions"] = [_version(d.kind, r) for r in reversed(refreshes[-history:])]
     out["definitions"] = [
@@ -162,21 +166,18 @@ def check_statement(state: AppState, kinds: tuple[str, ...], text: str) -> A.Sta
 async def define(
     state: AppState, kinds: tuple[str, ...], text: str, refresh: bool, as_of: dt.datetime | None
 ) -> tuple[int, dict[str, Any]]:
-    """Store a definition (a new version if the name exists), optionally refresh it; the status
-    (201 new, 200 a new version) and the resource's description."""
+    """Store a definition (a new version if the name exists) and, with `refresh`, its first
+    refresh, in one commit; the status (201 new, 200 a new version) and its description."""
     stmt = check_statement(state, kinds, text)
     assert isinstance(stmt, A.DefineSegment | A.DefineTag | A.DefineClusters)
     engine = state.engine
     now = as_of or dt.datetime.now(dt.UTC)
 
-    def work() -> tuple[Definition, dict[str, Any] | None]:
-        engine.execute(text, None, now, writes=True)
-        d = resolve(engine.audiences, kinds, stmt.name.name)
-        facts = DF.refresh_definition(engine, d, now) if refresh else None
-        return d, facts
+    def work() -> tuple[Definition, dict[str, Any] | None, dict[str, Any]]:
+        d, facts = DF.store_definition(engine, stmt, text, now, now if refresh else None)
+        return d, facts, detail(engine.audiences, kinds, d.name, 20)
 
-    d, facts = await write(state, work)
-    out = detail(engine.audiences, kinds, d.name, 20)
+    d, facts, out = await write(state, work)
     if facts is not None:
         out["refreshed"] = facts
     return (201 if d.version == 1 else 200), out
@@ -187,19 +188,23 @@ async def refresh(
 ) -> dict[str, Any]:
     """Materialise the latest definition at `as_of` (default now): the new version's facts."""
     engine = state.engine
-    d = resolve(engine.audiences, kinds, name)
+    resolve(engine.audiences, kinds, name)  # 404 at once, without waiting for the write slot
     now = as_of or dt.datetime.now(dt.UTC)
-    facts: dict[str, Any] = await write(state, DF.refresh_definition, engine, d, now)
+
+    def work() -> dict[str, Any]:  # resolved again: another write may have come first
+        return DF.refresh_definition(engine, resolve(engine.audiences, kinds, name), now)
+
+    facts: dict[str, Any] = await write(state, work)
     facts["kind"] = str(facts["kind"]).lower()
     return facts
 
 
 async def drop(state: AppState, kinds: tuple[str, ...], name: str) -> None:
     engine = state.engine
-    d = resolve(engine.audiences, kinds, name)
+    resolve(engine.audiences, kinds, name)
 
     def work() -> None:
-        engine.audiences.drop(d.kind, d.name)
+        engine.audiences.drop(resolve(engine.audiences, kinds, name))
         engine.audiences_changed()
 
     await write(state, work)

@@ -3,20 +3,25 @@
 `GET /v1/segments/{name}/changes` answers `text/event-stream`. Each refresh of the segment is one
 or more `change` events (entered keys first, then exited, at most `feed_chunk` keys an event):
 
-    id: 3
+    id: g4.3
     event: change
-    data: {"segment": "lapsed_vip", "version": 3, "as_of": "...", "refreshed_at": "...",
-           "entered": [...], "exited": [...], "final": true}
+    data: {"segment": "lapsed_vip", "generation": 4, "version": 3, "as_of": "...",
+           "refreshed_at": "...", "entered": [...], "exited": [...], "final": true}
 
-An event's `id` is where a reader stands: `3` when version 3 is complete, `3:10000` when its first
-10,000 keys were sent. A reader that reconnects with `Last-Event-ID` (browsers' EventSource do
-this by themselves) resumes right after it; `?since=N` starts after version N (`0`, the default:
-from version 1, so replaying the feed rebuilds the members; `latest`: only new versions). The
-first version's `entered` are all its members. Versions are sent as the store has them; after the
-last one the feed waits for the next refresh, sending a `: keep-alive` comment every
-`feed_keepalive` seconds, and ends after `feed_max_seconds` (the reader reconnects and resumes;
-`retry:` says after how long). When the segment is dropped the feed sends `event: dropped` and
-ends. The feed also ends when the client disconnects (at once, not at the next event).
+An event's `id` is where a reader stands: `g4.3` when version 3 of generation 4 is complete,
+`g4.3:10000` when its first 10,000 keys were sent. The generation is the segment's identity: a
+segment dropped and defined again under the same name is a new generation whose versions start
+at 1 again. A reader that reconnects with `Last-Event-ID` (browsers' EventSource do this by
+themselves) resumes right after it; when its id names an older generation, the feed first sends
+`event: reset` (forget the members held) and then the new generation from version 1. An id
+without a generation (`3`, `3:10000`) means the current one. `?since=N` starts after version N
+(`0`, the default: from version 1, so replaying the feed rebuilds the members; `latest`: only
+new versions). The first version's `entered` are all its members. Versions are sent as the store
+has them; after the last one the feed waits for the next refresh, sending a `: keep-alive`
+comment every `feed_keepalive` seconds, and ends after `feed_max_seconds` (the reader reconnects
+and resumes; `retry:` says after how long). When the segment is dropped (or dropped and defined
+again) the feed sends `event: dropped` and ends. The feed also ends when the client disconnects
+(at once, not at the next event).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from starlette.types import Receive, Scope, Send
 
 from server.encoding import dumps
 from server.errors import ApiError
-from storage.audiences import Refresh
+from storage.audiences import Definition, Refresh
 
 if TYPE_CHECKING:
     from server.state import AppState
@@ -41,24 +46,35 @@ if TYPE_CHECKING:
 MEDIA = "text/event-stream"
 
 
-def position(last_event_id: str | None, since: str | None, latest: int) -> tuple[int, int]:
-    """Where to start: (the next version to send, keys of it already sent)."""
+def position(
+    last_event_id: str | None, since: str | None, latest: int, generation: int
+) -> tuple[int, int, bool]:
+    """Where to start: (the next version to send, keys of it already sent, whether the reader
+    holds another generation's members and must start over: a `reset` event first)."""
     text = last_event_id if last_event_id else since
     if text is None or text == "":
-        return 1, 0
+        return 1, 0, False
+    text = text.strip()
     if text == "latest" and not last_event_id:
-        return latest + 1, 0
-    version, _, offset = text.strip().partition(":")
-    try:
-        v = int(version)
-        o = int(offset) if offset else 0
-    except ValueError:
-        raise ApiError(
-            422, "invalid_position", "Last-Event-ID / since is N, N:offset or latest"
-        ) from None
-    if v < 0 or o < 0 or (o and v == 0):
-        raise ApiError(422, "invalid_position", "versions and offsets are not negative")
-    return (v, o) if offset else (v + 1, 0)
+        return latest + 1, 0, False
+    bad = ApiError(
+        422, "invalid_position", "Last-Event-ID / since is gG.N, gG.N:offset, N, N:offset or latest"
+    )
+    held = generation
+    if text.startswith("g") and last_event_id:
+        gen_text, dot, text = text[1:].partition(".")
+        if not dot or not gen_text.isdigit():
+            raise bad
+        held = int(gen_text)
+    version, _, offset = text.partition(":")
+    if not version.isdigit() or (offset and not offset.isdigit()) or len(text) > 40:
+        raise bad
+    v, o = int(version), int(offset) if offset else 0
+    if o and v == 0:
+        raise bad
+    if held != generation:  # dropped and defined again since: replay the new one from the start
+        return 1, 0, True
+    return (v, o, False) if offset else (v + 1, 0, False)
 
 
 def _event(event: str, data: object, event_id: str | None = None) -> bytes:
@@ -66,23 +82,29 @@ def _event(event: str, data: object, event_id: str | None = None) -> bytes:
     return head.encode() + b"event: " + event.encode() + b"\ndata: " + dumps(data) + b"\n\n"
 
 
+def event_id(generation: int, version: int, offset: int | None = None) -> str:
+    return f"g{generation}.{version}" + ("" if offset is None else f":{offset}")
+
+
 async def changes(
-    state: AppState, name: str, entity: str, start: tuple[int, int]
+    state: AppState, d: Definition, start: tuple[int, int, bool]
 ) -> AsyncIterator[bytes]:
     settings = state.settings
-    aud = state.lookups.audiences
-    store = aud.aud
+    store = state.lookups.audiences.aud
     chunk = settings.feed_chunk
-    version, offset = start
+    version, offset, reset = start
     ends = time.monotonic() + settings.feed_max_seconds
     yield f"retry: {int(settings.feed_retry * 1000)}\n\n".encode()
+    if reset:
+        yield _event("reset", {"segment": d.name, "generation": d.generation})
     while time.monotonic() < ends:
-        if store.definition("SEGMENT", name) is None:
-            yield _event("dropped", {"segment": name})
+        current = store.definition("SEGMENT", d.name)
+        if current is None or current.generation != d.generation:
+            yield _event("dropped", {"segment": d.name, "generation": d.generation})
             return
-        pending = [r for r in store.refreshes("SEGMENT", name) if r.version >= version]
+        pending = [r for r in store.refreshes(current) if r.version >= version]
         for r in pending:
-            async for event in _version_events(state, name, entity, r, offset, chunk):
+            async for event in _version_events(state, d, r, offset, chunk):
                 yield event
             version, offset = r.version + 1, 0
         if pending:
@@ -93,27 +115,34 @@ async def changes(
 
 
 async def _version_events(
-    state: AppState, name: str, entity: str, r: Refresh, offset: int, chunk: int
+    state: AppState, d: Definition, r: Refresh, offset: int, chunk: int
 ) -> AsyncIterator[bytes]:
-    store = state.lookups.audiences.aud
-    entered, exited = (
-        np.frombuffer(store.bitmap(name, r.version, part).to_array(), dtype=np.uint32)
-        for part in ("+", "-")
-    )
+    view = state.lookups.audiences.aud.view()
+    came, left = (view.bitmap(d.generation, r.version, part) for part in ("+", "-"))
+    if came is None or left is None:  # dropped meanwhile: the loop in `changes` says so next
+        return
+    entered, exited = (np.frombuffer(bm.to_array(), dtype=np.uint32) for bm in (came, left))
     ids = np.concatenate([entered, exited])
     n_entered = len(entered)
-    head = {"segment": name, "version": r.version, "as_of": r.as_of, "refreshed_at": r.refreshed_at}
+    head = {
+        "segment": d.name,
+        "generation": d.generation,
+        "version": r.version,
+        "as_of": r.as_of,
+        "refreshed_at": r.refreshed_at,
+    }
     total = len(ids)
     while True:
         end = min(total, offset + chunk)
         part = ids[offset:end]
-        keys = await asyncio.to_thread(state.lookups.audiences.keys_of, entity, part.tolist())
+        keys = await asyncio.to_thread(state.lookups.audiences.keys_of, d.entity, part.tolist())
         split = max(0, min(len(part), n_entered - offset))
         listed = keys.to_pylist()
         data = {**head, "entered": listed[:split], "exited": listed[split:], "final": end >= total}
-        yield _event("change", data, str(r.version) if end >= total else f"{r.version}:{end}")
+        final = end >= total
+        yield _event("change", data, event_id(d.generation, r.version, None if final else end))
         offset = end
-        if end >= total:
+        if final:
             return
 
 

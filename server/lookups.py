@@ -23,7 +23,8 @@ import numpy as np
 import orjson
 
 from entities import Schema, TypeKind
-from eql.lookup import Audiences
+from entities.names import shown
+from eql.lookup import Audiences, Segment
 from server.encoding import dumps
 from server.errors import ApiError
 from storage import Store
@@ -64,18 +65,12 @@ class Lookups:
         }
         self.audiences = Audiences(store)
         self._reload_lock = threading.Lock()
-        self._folded: dict[str, str] = {}
-        self._index()
 
     def reload(self) -> None:
         """Pick up what changed in the store (after a define, refresh or drop). Thread-safe;
         lookups running meanwhile see either the old or the new state, never a mix per call."""
         with self._reload_lock:
             self.audiences.reload()
-            self._index()
-
-    def _index(self) -> None:
-        self._folded = {n.lower(): n for n in self.audiences.segment_names()}
 
     # ---- keys and names ----------------------------------------------------------------------
     def parse_key(self, entity: str, text: str) -> tuple[_Shape, int | str]:
@@ -94,24 +89,20 @@ class Lookups:
             raise ApiError(422, "invalid_key", f"the key of {entity} is a 64-bit whole number")
         return shape, value
 
-    def segment(self, name: str) -> tuple[str, str, int]:
-        """(name, entity, version) of a refreshed segment; 404 unknown, 409 never refreshed."""
-        current = self.audiences.current(name)
-        if current is None:
-            folded = self._folded.get(name.lower())
-            current = None if folded is None else self.audiences.current(folded)
-            if current is None or folded is None:
-                raise self._missing(name)
-            name = folded
-        return name, current[0], current[1]
+    def segment(self, name: str) -> Segment:
+        """A refreshed segment (its name, entity, version and members, as one loaded state);
+        404 unknown, 409 never refreshed."""
+        seg = self.audiences.segment(name)
+        if seg is None:
+            raise self._missing(name)
+        return seg
 
     def _missing(self, name: str) -> ApiError:
-        aud = self.audiences.aud
-        if any(n.lower() == name.lower() for n in aud.names("SEGMENT")):
+        if self.audiences.aud.definition("SEGMENT", name) is not None:
             return ApiError(
-                409, "not_refreshed", f"segment {name} has no version yet; refresh it first"
+                409, "not_refreshed", f"segment {shown(name)} has no version yet; refresh it first"
             )
-        return ApiError(404, "unknown_segment", f"no segment named {name}")
+        return ApiError(404, "unknown_segment", f"no segment named {shown(name)}")
 
     # ---- lookups -----------------------------------------------------------------------------
     def profile(self, entity: str, key_text: str) -> bytes:
@@ -133,10 +124,9 @@ class Lookups:
         return dumps(doc)
 
     def membership(self, segment: str, key_text: str) -> bytes:
-        name, entity, version = self.segment(segment)
-        _, key = self.parse_key(entity, key_text)
-        member = self.audiences.is_member(name, key)
-        doc = {"segment": name, "key": key, "member": member, "version": version}
+        seg = self.segment(segment)
+        _, key = self.parse_key(seg.entity, key_text)
+        doc = {"segment": seg.name, "key": key, "member": seg.contains(key), "version": seg.version}
         return orjson.dumps(doc)
 
     def segments_of(self, entity: str, key_text: str) -> bytes:
@@ -147,15 +137,14 @@ class Lookups:
     def batch(self, segment: str, body: bytes) -> bytes:
         """`{"keys": [...], "answer": "flags" | "members"}`: a flag per key (in order), or the
         keys that are members."""
-        name, entity, version = self.segment(segment)
+        seg = self.segment(segment)
         keys, answer = self._batch_body(body)
-        shape = self.shapes[entity]
-        typed = self._typed_keys(entity, shape.int_key, keys)
-        flags = self.audiences.is_member_batch(name, typed)
+        typed = self._typed_keys(seg.entity, self.shapes[seg.entity].int_key, keys)
+        flags = seg.contains_keys(typed)
         doc: dict[str, Any] = {
-            "segment": name,
-            "entity": entity,
-            "version": version,
+            "segment": seg.name,
+            "entity": seg.entity,
+            "version": seg.version,
             "count": int(flags.sum()),
         }
         if answer == "members":
@@ -171,7 +160,9 @@ class Lookups:
         try:
             doc = orjson.loads(body)
         except orjson.JSONDecodeError:
-            raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
+            raise ApiError(
+                400, "invalid_json", "the body is not JSON of Unicode text (a lone surrogate?)"
+            ) from None
         if not isinstance(doc, dict) or not isinstance(doc.get("keys"), list):
             raise ApiError(422, "invalid_request", 'the body is {"keys": [...]}')
         extra = sorted(set(doc) - {"keys", "answer"})
@@ -193,7 +184,7 @@ class Lookups:
             for i, k in enumerate(keys):
                 if type(k) is not str or not 0 < len(k) <= limit:
                     raise _bad_key(i, f"the keys of {entity} are strings of 1 to {limit} chars")
-            return keys
+            return keys  # orjson refuses text that is not Unicode (a lone surrogate) at once
         if not keys:
             return np.empty(0, dtype=np.int64)
         try:

@@ -1,14 +1,25 @@
 """Persisted definitions and materialised values of tags, segments and clusters.
 
+Names and identity. A definition is found by its name through a name index; names are unique per
+kind regardless of case (`entities.names.fold`; TAG and CLUSTERS also share names, which the
+definition check enforces). Everything else is keyed by the definition's *generation*: a number
+given out once per store, when a name is defined while no definition holds it, and never reused.
+A segment dropped and defined again is a new object: its versions, bitmaps, values, cached
+structures and table names share nothing with the old one's. User text is in one key only, as a
+length-prefixed part, so no name, whatever characters it holds, can alias another.
+
 Key families (see `storage.codec` for the whole key space):
-  d:<KIND>\\0<name>\\0<ver>       a definition version (JSON: entity, text, defined_at)
-  a:<KIND>\\0<name>\\0<ver>       a refresh version (JSON: as_of, refreshed_at, facts)
-  b:<name>\\0<ver>\\0m|+|-        a segment version's members / entered / exited (roaring bitmap)
-  g:<name>\\0<ver>               a tag version's values: Arrow IPC (`__id` uint32, `value`, extras)
-  u:audiences                  change counter (uint64), bumped by every commit of this module
-`<KIND>` is TAG, SEGMENT or CLUSTERS; `<ver>` is a big-endian uint32 starting at 1, so a prefix
-scan returns versions in order. Clusters store their per-entity labels as a tag of their name.
-Everything one statement changes is committed as one `ChangeSet` (one synced write batch).
+  x:<kind><folded name>      name index: JSON {generation, name (as first defined)}
+  d:<gen><ver>               a definition version (JSON: kind, name, entity, text, defined_at)
+  a:<gen><ver>               a refresh version (JSON: definition, as_of, refreshed_at, info)
+  b:<gen><ver><part>         a segment version's members `m`, entered `+`, exited `-` (roaring)
+  g:<gen><ver>               a tag or clusters version's values: Arrow IPC (`__id`, `value`, ...)
+  u:audiences                change counter (uint64), bumped by every commit of this module
+  u:generation               the last generation given out (uint64)
+`<kind>` and `<folded name>` are a big-endian uint32 byte length and the UTF-8 bytes; `<gen>` is
+a big-endian uint64, `<ver>` a big-endian uint32 from 1 (prefix scans return versions in order).
+Everything one statement changes (a definition and its first refresh included) is one
+`ChangeSet` (one synced write batch). Stores of format 1 are converted by `storage.migrate`.
 """
 
 from __future__ import annotations
@@ -16,22 +27,26 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import pyarrow as pa
 from pyroaring import BitMap
 
+from entities.names import fold
 from storage import codec
 from storage.store import ChangeSet, Store
 
 KINDS = ("TAG", "SEGMENT", "CLUSTERS")
 COUNTER = b"u:audiences"
+GENERATION = b"u:generation"
+PARTS = ("m", "+", "-")  # members, entered, exited
 
 
 @dataclass(frozen=True, slots=True)
 class Definition:
     kind: str
     name: str
+    generation: int  # the object's identity: never given to another definition
     version: int
     entity: str
     text: str
@@ -46,6 +61,7 @@ class Refresh:
 
     kind: str
     name: str
+    generation: int
     version: int
     definition: int
     as_of: dt.datetime
@@ -53,13 +69,26 @@ class Refresh:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def _k(family: str, *parts: str | int) -> bytes:
-    out = family.encode() + b":"
-    for i, p in enumerate(parts):
-        if i:
-            out += b"\x00"
-        out += codec.pack_u32(p) if isinstance(p, int) else p.encode()
-    return out
+@dataclass(frozen=True, slots=True)
+class Materialised:
+    """What one refresh computed, before it is stored: a segment's members or a tag's values
+    (clusters: their labels as `value`), and the facts to keep."""
+
+    info: dict[str, Any]
+    members: BitMap | None = None
+    values: pa.Table | None = None
+
+
+# ---- keys (layout in storage.codec) ---------------------------------------------------------
+def name_key(kind: str, name: str) -> bytes:
+    return codec.audience_name_key(kind, fold(name))
+
+
+gen_key = codec.generation_key
+
+
+def bitmap_key(generation: int, version: int, part: str) -> bytes:
+    return gen_key(b"b", generation, version) + part.encode()
 
 
 def _us(t: dt.datetime) -> int:
@@ -70,44 +99,62 @@ def _time(us: int) -> dt.datetime:
     return codec.EPOCH + dt.timedelta(microseconds=us)
 
 
-class AudienceStore:
-    """Reads and writes the audience families of one open `Store`."""
+class Reads(Protocol):
+    def get(self, key: bytes) -> bytes | None: ...
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]: ...
 
-    # ---- reading -----------------------------------------------------------------------------
+
+class AudienceReader:
+    """The reading half: over the live store, or over one consistent snapshot (`view()`)."""
+
+    def __init__(self, reads: Reads) -> None:
+        self._reads = reads
+
     def counter(self) -> int:
-        raw = self.store.get_meta(COUNTER)
+        raw = self._reads.get(COUNTER)
         return 0 if raw is None else codec.unpack_u64(raw)
 
-    def definitions(self, kind: str, name: str) -> list[Definition]:
-        """Every version of a definition, oldest first."""
-        prefix = _k("d", kind, name) + b"\x00"
-        return [_definition(kind, name, k, v) for k, v in self.store.scan_meta(prefix)]
-
-    def definition(self, kind: str, name: str) -> Definition | None:
-        found = self.definitions(kind, name)
-        return found[-1] if found else None
-
-    def find(self, kind: str, name: str) -> Definition | None:
-        """The latest definition called `name`: exactly, else regardless of case (as EQL
-        resolves names); None when there is none."""
-        found = self.definition(kind, name)
-        if found is not None:
-            return found
-        folded = name.lower()
-        return next(
-            (self.definition(kind, n) for n in self.names(kind) if n.lower() == folded), None
-        )
+    def _entry(self, kind: str, name: str) -> tuple[int, str] | None:
+        raw = self._reads.get(name_key(kind, name))
+        if raw is None:
+            return None
+        obj = codec.loads(raw)
+        return int(obj["generation"]), str(obj["name"])
 
     def names(self, kind: str) -> list[str]:
-        seen: list[str] = []
-        for key, _ in self.store.scan_meta(_k("d", kind) + b"\x00"):
-            name = key.split(b"\x00")[1].decode()
-            if not seen or seen[-1] != name:
-                seen.append(name)
-        return seen
+        """The names of a kind as defined, sorted regardless of case."""
+        prefix = b"x:" + codec.text_part(kind)
+        names = [str(codec.loads(raw)["name"]) for _, raw in self._reads.scan(prefix)]
+        return sorted(names, key=lambda n: (fold(n), n))
+
+    def definitions(self, kind: str, name: str) -> list[Definition]:
+        """Every version of the definition called `name` (regardless of case), oldest first."""
+        entry = self._entry(kind, name)
+        if entry is None:
+            return []
+        generation, stored = entry
+        out = []
+        prefix = gen_key(b"d", generation)
+        for key, raw in self._reads.scan(prefix):
+            obj = codec.loads(raw)
+            out.append(
+                Definition(
+                    kind,
+                    stored,
+                    generation,
+                    codec.unpack_u32(key[len(prefix) :]),
+                    str(obj["entity"]),
+                    str(obj["text"]),
+                    _time(int(obj["defined_at"])),
+                )
+            )
+        return out
+
+    def definition(self, kind: str, name: str) -> Definition | None:
+        """The latest definition called `name` (regardless of case), or None."""
+        found = self.definitions(kind, name)
+        return found[-1] if found else None
 
     def all_current(self) -> Iterator[Definition]:
         for kind in KINDS:
@@ -116,15 +163,16 @@ class AudienceStore:
                 if d is not None:
                     yield d
 
-    def refreshes(self, kind: str, name: str) -> list[Refresh]:
-        prefix = _k("a", kind, name) + b"\x00"
+    def refreshes(self, d: Definition) -> list[Refresh]:
+        prefix = gen_key(b"a", d.generation)
         out = []
-        for key, raw in self.store.scan_meta(prefix):
+        for key, raw in self._reads.scan(prefix):
             obj = codec.loads(raw)
             out.append(
                 Refresh(
-                    kind,
-                    name,
+                    d.kind,
+                    d.name,
+                    d.generation,
                     codec.unpack_u32(key[len(prefix) :]),
                     int(obj["definition"]),
                     _time(int(obj["as_of"])),
@@ -134,105 +182,131 @@ class AudienceStore:
             )
         return out
 
-    def latest(self, kind: str, name: str) -> Refresh | None:
-        found = self.refreshes(kind, name)
+    def latest(self, d: Definition) -> Refresh | None:
+        found = self.refreshes(d)
         return found[-1] if found else None
 
-    def bitmap(self, name: str, version: int, part: str = "m") -> BitMap:
-        raw = self.store.get_meta(_k("b", name, version) + b"\x00" + part.encode())
-        return BitMap() if raw is None else BitMap.deserialize(raw)
+    def bitmap(self, generation: int, version: int, part: str = "m") -> BitMap | None:
+        """A stored bitmap; None when it is not there (that version, or its segment, is gone)."""
+        raw = self._reads.get(bitmap_key(generation, version, part))
+        return None if raw is None else BitMap.deserialize(raw)
 
-    def tag_values(self, name: str, version: int) -> pa.Table | None:
-        raw = self.store.get_meta(_k("g", name, version))
+    def tag_values(self, generation: int, version: int) -> pa.Table | None:
+        raw = self._reads.get(gen_key(b"g", generation, version))
         return None if raw is None else pa.ipc.open_stream(pa.py_buffer(raw)).read_all()
+
+
+class AudienceStore(AudienceReader):
+    """Reads and writes the audience families of one open `Store`."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store.kv)
+        self.store = store
+
+    def view(self) -> AudienceReader:
+        """Reads that agree with each other: one snapshot of the store, taken now."""
+        return AudienceReader(self.store.kv.snapshot())
 
     # ---- writing -----------------------------------------------------------------------------
     def _bump(self, change: ChangeSet) -> None:
         change.meta[COUNTER] = codec.pack_u64(self.counter() + 1)
 
-    def define(self, kind: str, name: str, entity: str, text: str, now: dt.datetime) -> int:
-        """Store a new definition version (history is kept); returns its number."""
-        current = self.definition(kind, name)
-        version = 1 if current is None else current.version + 1
-        change = ChangeSet()
-        change.meta[_k("d", kind, name, version)] = codec.dumps(
-            {"entity": entity, "text": text, "defined_at": _us(now)}
-        )
-        self._bump(change)
-        self.store.commit(change)
-        return version
-
-    def write_refresh(
+    def define(
         self,
         kind: str,
         name: str,
-        definition: int,
+        entity: str,
+        text: str,
+        now: dt.datetime,
+        refresh: tuple[dt.datetime, Materialised] | None = None,
+    ) -> tuple[Definition, Refresh | None]:
+        """Store a new definition version (a new generation when no definition holds the name;
+        history is kept) and, with `refresh` (reference time, what was computed), its first
+        refresh of that version, in one commit."""
+        with self.store.lock:
+            current = self.definition(kind, name)
+            change = ChangeSet()
+            if current is None:
+                raw = self._reads.get(GENERATION)
+                generation = (0 if raw is None else codec.unpack_u64(raw)) + 1
+                change.meta[GENERATION] = codec.pack_u64(generation)
+                stored, version = name, 1
+                change.meta[name_key(kind, name)] = codec.dumps(
+                    {"generation": generation, "name": name}
+                )
+            else:
+                generation, stored, version = current.generation, current.name, current.version + 1
+            change.meta[gen_key(b"d", generation, version)] = codec.dumps(
+                {
+                    "kind": kind,
+                    "name": stored,
+                    "entity": entity,
+                    "text": text,
+                    "defined_at": _us(now),
+                }
+            )
+            d = Definition(kind, stored, generation, version, entity, text, now)
+            r = None if refresh is None else self._add_refresh(change, d, current, *refresh)
+            self._bump(change)
+            self.store.commit(change)
+        return d, r
+
+    def write_refresh(self, d: Definition, as_of: dt.datetime, computed: Materialised) -> Refresh:
+        """Commit one refresh of `d`: its facts and the segment bitmaps (with entered/exited
+        against the previous version) or the values, atomically. KeyError when `d` was dropped
+        (or dropped and defined again) meanwhile."""
+        with self.store.lock:
+            current = self.definition(d.kind, d.name)
+            if current is None or current.generation != d.generation:
+                raise KeyError(f"{d.kind.lower()} {d.name!r} was dropped")
+            change = ChangeSet()
+            r = self._add_refresh(change, d, current, as_of, computed)
+            self._bump(change)
+            self.store.commit(change)
+        return r
+
+    def _add_refresh(
+        self,
+        change: ChangeSet,
+        d: Definition,
+        existing: Definition | None,
         as_of: dt.datetime,
-        info: dict[str, Any],
-        *,
-        members: BitMap | None = None,
-        tag: pa.Table | None = None,
-        tag_name: str | None = None,
+        computed: Materialised,
     ) -> Refresh:
-        """Commit one refresh: its metadata, the segment bitmaps (with entered/exited against
-        the previous version) or the tag values, atomically."""
-        prev = self.latest(kind, name)
+        prev = None if existing is None else self.latest(existing)
         version = 1 if prev is None else prev.version + 1
         now = dt.datetime.now(dt.UTC)
-        info = dict(info)
-        change = ChangeSet()
+        info = dict(computed.info)
+        members = computed.members
         if members is not None:
-            before = self.bitmap(name, prev.version) if prev is not None else BitMap()
+            before = BitMap()
+            if prev is not None:
+                before = self.bitmap(d.generation, prev.version) or BitMap()
             entered, exited = members - before, before - members
-            for part, bm in (("m", members), ("+", entered), ("-", exited)):
+            for part, bm in zip(PARTS, (members, entered, exited), strict=True):
                 bm.run_optimize()
-                change.meta[_k("b", name, version) + b"\x00" + part.encode()] = bm.serialize()
+                change.meta[bitmap_key(d.generation, version, part)] = bm.serialize()
             info.update(size=len(members), entered=len(entered), exited=len(exited))
-        if tag is not None:
-            key_name = tag_name or name
-            tag_prev = self.latest("TAG", key_name) if kind != "TAG" else prev
-            tag_version = 1 if tag_prev is None else tag_prev.version + 1
-            change.meta[_k("g", key_name, tag_version)] = _ipc(tag)
-            if kind != "TAG":  # clusters: their labels are also a tag version
-                change.meta[_k("a", "TAG", key_name, tag_version)] = codec.dumps(
-                    {
-                        "definition": definition,
-                        "as_of": _us(as_of),
-                        "refreshed_at": _us(now),
-                        "info": {"type": info.get("type", "int"), "from": kind},
-                    }
-                )
-        change.meta[_k("a", kind, name, version)] = codec.dumps(
-            {"definition": definition, "as_of": _us(as_of), "refreshed_at": _us(now), "info": info}
+        if computed.values is not None:
+            change.meta[gen_key(b"g", d.generation, version)] = _ipc(computed.values)
+        change.meta[gen_key(b"a", d.generation, version)] = codec.dumps(
+            {"definition": d.version, "as_of": _us(as_of), "refreshed_at": _us(now), "info": info}
         )
-        self._bump(change)
-        self.store.commit(change)
-        return Refresh(kind, name, version, definition, as_of, now, info)
+        return Refresh(d.kind, d.name, d.generation, version, d.version, as_of, now, info)
 
-    def drop(self, kind: str, name: str) -> None:
-        """Delete a definition with all its versions and values."""
-        change = ChangeSet()
-        prefixes = [_k("d", kind, name) + b"\x00", _k("a", kind, name) + b"\x00"]
-        if kind == "SEGMENT":
-            prefixes.append(_k("b", name) + b"\x00")
-        else:  # tags, and the label tag of clusters
-            prefixes += [_k("g", name) + b"\x00", _k("a", "TAG", name) + b"\x00"]
-        for prefix in prefixes:
-            change.meta_deletes.extend(k for k, _ in self.store.scan_meta(prefix))
-        self._bump(change)
-        self.store.commit(change)
-
-
-def _definition(kind: str, name: str, key: bytes, raw: bytes) -> Definition:
-    obj = codec.loads(raw)
-    return Definition(
-        kind,
-        name,
-        codec.unpack_u32(key[-4:]),
-        str(obj["entity"]),
-        str(obj["text"]),
-        _time(int(obj["defined_at"])),
-    )
+    def drop(self, d: Definition) -> None:
+        """Delete a definition with all its versions and values; its generation is retired."""
+        with self.store.lock:
+            current = self.definition(d.kind, d.name)
+            if current is None or current.generation != d.generation:
+                return  # already gone
+            change = ChangeSet()
+            change.meta_deletes.append(name_key(d.kind, d.name))
+            for family in (b"d", b"a", b"b", b"g"):
+                prefix = gen_key(family, d.generation)
+                change.meta_deletes.extend(k for k, _ in self.store.scan_meta(prefix))
+            self._bump(change)
+            self.store.commit(change)
 
 
 def _ipc(table: pa.Table) -> bytes:

@@ -14,13 +14,18 @@ Key space (every key starts with a one-letter family and a colon):
   q:<stream>                next tail sequence number (uint64)
   l:<digest>                import ledger: a file already imported (JSON summary)
   o:<name>                  source offsets (CDC), committed in the same batch as the rows
-  d:<KIND>\\0<name>\\0<ver>     tag/segment/clusters definition version (JSON)   [storage.audiences]
-  a:<KIND>\\0<name>\\0<ver>     one refresh of it: reference time, wall time, facts (JSON)
-  b:<name>\\0<ver>\\0m|+|-      segment members / entered / exited (serialized roaring bitmap)
-  g:<name>\\0<ver>              tag values of one refresh (Arrow IPC, zstd: __id, value, ...)
+  x:<kind><folded name>     tag/segment/clusters name index -> generation      [storage.audiences]
+  d:<gen><ver>              a definition version (JSON)
+  a:<gen><ver>              one refresh of it: reference time, wall time, facts (JSON)
+  b:<gen><ver>m|+|-         segment members / entered / exited (serialized roaring bitmap)
+  g:<gen><ver>              tag values of one refresh (Arrow IPC, zstd: __id, value, ...)
   u:audiences               counter bumped by every audience change (cache invalidation)
+  u:generation              the last definition generation given out
 Entity keys are encoded so that byte order equals value order: ints as 0x01 + 8 bytes big-endian
-with the sign bit flipped, strings as 0x02 + UTF-8.
+with the sign bit flipped, strings as 0x02 + UTF-8. Entity and stream names come from the schema
+(`[a-z_][a-z0-9_]*`), so the NUL after them is unambiguous. Names users give (segments, tags) are
+length-prefixed parts (`text_part`: uint32 byte length, UTF-8), never followed by another part
+that a prefix scan could confuse with them; `<gen>` is a uint64, `<ver>` a uint32, big-endian.
 """
 
 from __future__ import annotations
@@ -87,6 +92,21 @@ def family_key(family: str, name: str, suffix: bytes = b"") -> bytes:
 
 def family_prefix(family: str, name: str) -> bytes:
     return f"{family}:{name}".encode() + b"\x00"
+
+
+def text_part(text: str) -> bytes:
+    """A key part holding any text, unambiguously: its UTF-8 byte length (uint32), the bytes."""
+    data = text.encode("utf-8", "surrogatepass")
+    return pack_u32(len(data)) + data
+
+
+def audience_name_key(kind: str, folded: str) -> bytes:
+    return b"x:" + text_part(kind) + text_part(folded)
+
+
+def generation_key(family: bytes, generation: int, version: int | None = None) -> bytes:
+    key = family + b":" + pack_u64(generation)
+    return key if version is None else key + pack_u32(version)
 
 
 def pack_u32(value: int) -> bytes:

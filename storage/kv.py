@@ -107,18 +107,11 @@ class KV:
 
     def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         """Every (key, value) whose key starts with `prefix`, in key order."""
-        ropt = ReadOptions()
-        upper = _prefix_upper_bound(prefix)
-        if upper is not None:
-            ropt.set_iterate_upper_bound(upper)
-        it = self._db.iter(ropt)
-        it.seek(prefix)
-        while it.valid():
-            key = it.key()
-            if not key.startswith(prefix):
-                break
-            yield key, it.value()
-            it.next()
+        return _scan(self._db, prefix)
+
+    def snapshot(self) -> KVSnapshot:
+        """A consistent read-only view of the store as it is now (later commits are not seen)."""
+        return KVSnapshot(self._db)
 
     def commit(self, puts: dict[bytes, bytes], deletes: list[bytes] | None = None) -> None:
         """Write `puts` and `deletes` as one synced batch: all of it is visible, or none."""
@@ -135,6 +128,51 @@ class KV:
     def property(self, name: str) -> str | None:
         value = self._db.property_value(name)
         return None if value is None else str(value)
+
+
+class KVSnapshot:
+    """`get` and `scan` as of one moment: several reads that must agree (a definition and its
+    versions) see one state even while commits go on. Built on one RocksDB iterator, which reads
+    as of its creation wherever it seeks (rocksdict's own `Snapshot.iter` reads the live state).
+    Not for use by two threads at once."""
+
+    def __init__(self, db: Rdict) -> None:
+        self._it = db.iter(ReadOptions())
+
+    def get(self, key: bytes) -> bytes | None:
+        it = self._it
+        it.seek(key)
+        if it.valid() and it.key() == key:
+            return bytes(it.value())
+        return None
+
+    def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        it = self._it
+        it.seek(prefix)
+        out = []  # collected first: a get() between two items would move the cursor
+        while it.valid():
+            key = it.key()
+            if not key.startswith(prefix):
+                break
+            out.append((key, it.value()))
+            it.next()
+        return iter(out)
+
+
+def _scan(source: Rdict, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """Every (key, value) whose key starts with `prefix`, in key order."""
+    ropt = ReadOptions()
+    upper = _prefix_upper_bound(prefix)
+    if upper is not None:
+        ropt.set_iterate_upper_bound(upper)
+    it = source.iter(ropt)
+    it.seek(prefix)
+    while it.valid():
+        key = it.key()
+        if not key.startswith(prefix):
+            break
+        yield key, it.value()
+        it.next()
 
 
 def _prefix_upper_bound(prefix: bytes) -> bytes | None:

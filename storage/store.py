@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import os
 import threading
 from collections.abc import Iterator, Sequence
@@ -31,10 +32,12 @@ import pyarrow.compute as pc
 
 from entities import Entity, Schema, parse_schema
 from entities.arrow import ID_COLUMN, arrow_type, entity_schema, stream_schema
-from storage import codec, snapshot
-from storage.kv import DURABILITY, KV
+from storage import codec, migrate, snapshot
+from storage.kv import DURABILITY, KV, StoreLockedError
 
-FORMAT_VERSION = 1
+log = logging.getLogger("eql.storage")
+
+FORMAT_VERSION = migrate.CURRENT  # storage.migrate upgrades older stores at open
 # Appends smaller than this go to the stream's tail in RocksDB (one Arrow IPC blob per commit),
 # so that many small commits (CDC transactions) do not make many small segment files; the tail is
 # folded into a segment, in the same batch, once it holds TAIL_MAX_ROWS rows.
@@ -137,14 +140,46 @@ class Store:
         if fmt is None or text is None:
             kv.close()
             raise StoreError(f"{root} is not a complete store (no schema); recreate it")
-        if int(fmt) != FORMAT_VERSION:
+        if int(fmt) > FORMAT_VERSION:
             kv.close()
-            raise StoreError(f"{root} has store format {int(fmt)}; this eql reads {FORMAT_VERSION}")
+            raise StoreError(
+                f"{root} has store format {int(fmt)}, written by a newer eql; this one reads "
+                f"formats up to {FORMAT_VERSION}"
+            )
+        if int(fmt) < FORMAT_VERSION:
+            kv = cls._upgraded(root, kv, int(fmt), read_only)
         source = (kv.get(b"m:schema_file") or b"<schema>").decode()
         store = cls(root, kv, parse_schema(text.decode("utf-8"), source))
         if not read_only:
             store._recover()
         return store
+
+    @staticmethod
+    def _upgraded(root: Path, kv: KV, fmt: int, read_only: bool) -> KV:
+        """`kv` upgraded to the current format (`storage.migrate`); a reader opens the store for
+        writing for that, once, which it cannot while a writer of the old eql holds it."""
+        writer = kv
+        if read_only:
+            kv.close()
+            try:
+                writer = KV(root / "rocks")
+            except StoreLockedError:
+                raise StoreError(
+                    f"{root} has store format {fmt}, which this eql upgrades when it opens the "
+                    "store for writing; another process holds it now: stop it, or run a command "
+                    "that writes (e.g. `eql serve`) once"
+                ) from None
+        for note in migrate.upgrade(writer, fmt):
+            log.warning("store upgrade of %s: %s", root, note)
+        if read_only:
+            writer.close()
+            return KV(root / "rocks", read_only=True)
+        return writer
+
+    @property
+    def lock(self) -> threading.RLock:
+        """Held around read-modify-write sequences of metadata (and by every commit)."""
+        return self._lock
 
     def close(self) -> None:
         """Persist snapshots that are behind (a writer), then close RocksDB."""

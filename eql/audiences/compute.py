@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 from pyroaring import BitMap
 
+from entities.names import fold
 from eql import types as T
 from eql.binder import bind
 from eql.binder import bound as B
@@ -23,24 +24,22 @@ from eql.compiler import Compiled
 from eql.diagnostics import Diagnostic, EqlError, Span
 from eql.planner.plan import plan
 from eql.syntax import ast as A
-from storage.audiences import AudienceStore
+from storage.audiences import AudienceReader
 
 if TYPE_CHECKING:
     from eql.engine import Engine
 
 
-def catalog_of(audiences: AudienceStore) -> Catalog:
+def catalog_of(audiences: AudienceReader) -> Catalog:
     """The tags (TAG and CLUSTERS labels) and segments defined in a store, with their versions."""
     tags: dict[str, TagInfo] = {}
     segments: dict[str, SegmentInfo] = {}
     for d in audiences.all_current():
+        refreshes = audiences.refreshes(d)
         if d.kind == "SEGMENT":
-            last = audiences.latest("SEGMENT", d.name)
-            segments[d.name.lower()] = SegmentInfo(
-                d.name, d.entity, None if last is None else last.version
-            )
+            last = refreshes[-1].version if refreshes else None
+            segments[fold(d.name)] = SegmentInfo(d.name, d.entity, d.generation, last)
             continue
-        refreshes = audiences.refreshes("TAG", d.name)
         versions = tuple(
             (r.version, r.as_of, parse_type(str(r.info.get("type", "string")))) for r in refreshes
         )
@@ -50,7 +49,9 @@ def catalog_of(audiences: AudienceStore) -> Catalog:
                 (k, parse_type(v)) for k, v in dict(refreshes[-1].info.get("extras", {})).items()
             )
         latest = versions[-1][2] if versions else T.NULL
-        tags[d.name.lower()] = TagInfo(d.name, d.entity, latest, extras, versions, d.kind)
+        tags[fold(d.name)] = TagInfo(
+            d.name, d.entity, d.generation, latest, extras, versions, d.kind
+        )
     return Catalog(tags, segments)
 
 

@@ -1,8 +1,10 @@
 """DEFINE and REFRESH of tags, segments and clusters.
 
-DEFINE checks the definition (it must bind on its entity, take no parameters, not shadow an
-attribute) and stores a new definition version; REFRESH runs the latest definition at the
-reference time and commits a new materialised version (bitmaps or values) in one batch.
+DEFINE checks the definition (a valid name, `entities.names`; it must bind on its entity, take
+no parameters, not shadow an attribute) and stores a new definition version; REFRESH runs the
+latest definition at the reference time and commits a new materialised version (bitmaps or
+values) in one batch. `define(..., refresh_at=t)` computes the first refresh before anything is
+stored and commits the definition with it, in one batch.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from entities.names import name_problem, shown
 from eql import types as T
 from eql.audiences import clusters as C
 from eql.audiences import rfm as R
@@ -22,7 +25,7 @@ from eql.catalog import ID_COLUMN, type_name
 from eql.syntax import ast as A
 from eql.syntax import parse
 from eql.syntax.walk import children
-from storage.audiences import Definition
+from storage.audiences import Definition, Materialised, Refresh
 
 if TYPE_CHECKING:
     from eql.engine import Engine
@@ -62,6 +65,15 @@ def check(
         )
     kind = _kind(stmt)
     name = stmt.name
+    problem = name_problem(name.name)
+    if problem is not None:
+        raise fail(
+            text,
+            "E233",
+            f"`{shown(name.name)}` cannot name a {kind.lower()}: {problem}",
+            name.span,
+            "names are letters, digits and _ (up to 64), starting with a letter or _",
+        )
     if entity is not None:
         ent = schema.require_entity(entity)
         own = [c.name for c in ent.columns] + [r.name for r in ent.relations]
@@ -145,21 +157,40 @@ def define(
     text: str,
     now: dt.datetime,
 ) -> pa.Table:
+    """DEFINE as a statement: the answer table."""
+    d, _ = store_definition(engine, stmt, text, now)
+    return pa.table(
+        {
+            "kind": [d.kind],
+            "name": [d.name],
+            "entity": [d.entity],
+            "definition": [d.version],
+            "message": [f"defined; REFRESH {d.kind} {d.name} materialises it"],
+        }
+    )
+
+
+def store_definition(
+    engine: Engine,
+    stmt: A.DefineTag | A.DefineSegment | A.DefineClusters,
+    text: str,
+    now: dt.datetime,
+    refresh_at: dt.datetime | None = None,
+) -> tuple[Definition, dict[str, Any] | None]:
+    """Check and store a definition; with `refresh_at`, also its first refresh at that reference
+    time, computed first and committed with the definition (neither exists without the other).
+    The stored definition and the refresh's facts."""
     entity = check(engine, stmt, text, now)
     kind = _kind(stmt)
     source = text[stmt.span.start : stmt.span.end]
     wall = dt.datetime.now(dt.UTC)  # when it was defined; `now` is the reference time
-    version = engine.audiences.define(kind, stmt.name.name, entity, source, wall)
+    started = time.perf_counter()
+    first = None
+    if refresh_at is not None:
+        first = (refresh_at, materialise(engine, stmt, source, refresh_at))
+    d, r = engine.audiences.define(kind, stmt.name.name, entity, source, wall, first)
     engine.audiences_changed()
-    return pa.table(
-        {
-            "kind": [kind],
-            "name": [stmt.name.name],
-            "entity": [entity],
-            "definition": [version],
-            "message": [f"defined; REFRESH {kind} {stmt.name.name} materialises it"],
-        }
-    )
+    return d, None if r is None else _facts(r, time.perf_counter() - started)
 
 
 def refresh(engine: Engine, kind: str, name: A.Ident, text: str, now: dt.datetime) -> pa.Table:
@@ -168,7 +199,7 @@ def refresh(engine: Engine, kind: str, name: A.Ident, text: str, now: dt.datetim
         raise fail(
             text,
             "E225",
-            f"unknown {kind.lower()} `{name.name}`",
+            f"unknown {kind.lower()} `{shown(name.name)}`",
             name.span,
             f"SHOW {kind if kind == 'CLUSTERS' else kind + 'S'} lists them",
         )
@@ -178,40 +209,52 @@ def refresh(engine: Engine, kind: str, name: A.Ident, text: str, now: dt.datetim
 def refresh_definition(engine: Engine, d: Definition, now: dt.datetime) -> dict[str, Any]:
     """Materialise the latest version of a stored definition; the facts of the new version."""
     started = time.perf_counter()
-    info = materialise(engine, d, now)
-    ms = round((time.perf_counter() - started) * 1000, 1)
+    stmt = parse(d.text)
+    assert isinstance(stmt, A.DefineTag | A.DefineSegment | A.DefineClusters)
+    computed = materialise(engine, stmt, d.text, now)
+    try:
+        r = engine.audiences.write_refresh(d, now, computed)
+    except KeyError:  # dropped (or dropped and defined again) while it was computed
+        raise fail(
+            d.text,
+            "E225",
+            f"{d.kind.lower()} `{shown(d.name)}` was dropped while it was refreshed",
+            None,
+        ) from None
     engine.audiences_changed()
-    r = engine.audiences.latest(d.kind, d.name)
-    assert r is not None
+    return _facts(r, time.perf_counter() - started)
+
+
+def _facts(r: Refresh, seconds: float) -> dict[str, Any]:
     row: dict[str, Any] = {
-        "kind": d.kind,
-        "name": d.name,
+        "kind": r.kind,
+        "name": r.name,
         "version": r.version,
-        "as_of": now,
-        "elapsed_ms": ms,
+        "as_of": r.as_of,
+        "elapsed_ms": round(seconds * 1000, 1),
     }
     for k in ("size", "entered", "exited", "entities", "non_null"):
-        if k in info:
-            row[k] = info[k]
+        if k in r.info:
+            row[k] = r.info[k]
     return row
 
 
 def find(engine: Engine, kind: str, name: str) -> Definition | None:
-    """The latest definition of `name` (exact, else case-insensitive), or None."""
-    return engine.audiences.find(kind, name)
+    """The latest definition of `name` (regardless of case), or None."""
+    return engine.audiences.definition(kind, name)
 
 
-def materialise(engine: Engine, d: Definition, now: dt.datetime) -> dict[str, Any]:
-    """Compute and commit one refresh of a stored definition; returns the facts stored."""
-    stmt = parse(d.text)
-    text = d.text
-    aud = engine.audiences
+def materialise(
+    engine: Engine,
+    stmt: A.DefineTag | A.DefineSegment | A.DefineClusters,
+    text: str,
+    now: dt.datetime,
+) -> Materialised:
+    """Compute one refresh of a definition (nothing is stored): members, or values and facts."""
     if isinstance(stmt, A.DefineSegment):
         c = bind_entity(engine, text, entity_find(stmt.entity, stmt.span, where=stmt.where), now)
         ids = run_entity(engine, c).column(ID_COLUMN)
-        members = bitmap_of(ids)
-        r = aud.write_refresh("SEGMENT", d.name, d.version, now, {}, members=members)
-        return dict(r.info)
+        return Materialised({}, members=bitmap_of(ids))
     if isinstance(stmt, A.DefineTag):
         if R.is_rfm(stmt.expr):
             c = bind_entity(
@@ -221,7 +264,7 @@ def materialise(engine: Engine, d: Definition, now: dt.datetime) -> dict[str, An
                 now,
             )
             table = R.score(run_entity(engine, c))
-            info = {"type": "string", "extras": {k: "int" for k in R.EXTRAS}}
+            info: dict[str, Any] = {"type": "string", "extras": {k: "int" for k in R.EXTRAS}}
         else:
             c = bind_entity(
                 engine, text, entity_find(stmt.entity, stmt.span, items=[("value", stmt.expr)]), now
@@ -229,9 +272,7 @@ def materialise(engine: Engine, d: Definition, now: dt.datetime) -> dict[str, An
             table = run_entity(engine, c)
             info = {"type": type_name(c.bound.items[1].expr.type)}
         info.update(_counts(table))
-        aud.write_refresh("TAG", d.name, d.version, now, info, tag=table)
-        return info
-    assert isinstance(stmt, A.DefineClusters)
+        return Materialised(info, values=table)
     c = bind_entity(
         engine,
         text,
@@ -247,8 +288,7 @@ def materialise(engine: Engine, d: Definition, now: dt.datetime) -> dict[str, An
         {ID_COLUMN: data.column(ID_COLUMN), "value": pa.array(labels, type=pa.int64())}
     )
     info.update(type="int", **_counts(table))
-    aud.write_refresh("CLUSTERS", d.name, d.version, now, info, tag=table, tag_name=d.name)
-    return info
+    return Materialised(info, values=table)
 
 
 def _counts(table: pa.Table) -> dict[str, Any]:

@@ -7,11 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from entities.names import shown
 from eql import types as T
 from eql.audiences.compute import bind_entity, entity_find, fail, run_entity
 from eql.binder.values import convert
 from eql.syntax import ast as A
 from eql.syntax import parse
+from storage.audiences import AudienceReader, Definition
 
 if TYPE_CHECKING:
     from eql.engine import Engine
@@ -20,14 +22,14 @@ PLURAL = {"TAG": "TAGS", "SEGMENT": "SEGMENTS", "CLUSTERS": "CLUSTERS"}
 
 
 def show(engine: Engine, kind: str) -> pa.Table:
-    aud = engine.audiences
+    aud = engine.audiences.view()
     rows: list[dict[str, Any]] = []
     for name in aud.names(kind):
         d = aud.definition(kind, name)
         assert d is not None
-        r = aud.latest(kind, name)
+        r = aud.latest(d)
         row: dict[str, Any] = {
-            "name": name,
+            "name": d.name,
             "entity": d.entity,
             "definition": d.version,
             "version": None if r is None else r.version,
@@ -47,18 +49,19 @@ def show(engine: Engine, kind: str) -> pa.Table:
     return pa.Table.from_pylist(rows)
 
 
-def _require(engine: Engine, kind: str, name: A.Ident, text: str) -> str:
-    for n in engine.audiences.names(kind):
-        if n.lower() == name.name.lower():
-            return n
+def _require(aud: AudienceReader, kind: str, name: A.Ident, text: str) -> Definition:
+    """The definition `name` names (regardless of case), or E225 with the closest names."""
+    d = aud.definition(kind, name.name)
+    if d is not None:
+        return d
     import difflib
 
-    known = engine.audiences.names(kind)
+    known = aud.names(kind)
     close = difflib.get_close_matches(name.name, known, n=1, cutoff=0.6)
     raise fail(
         text,
         "E225",
-        f"unknown {kind.lower()} `{name.name}`",
+        f"unknown {kind.lower()} `{shown(name.name)}`",
         name.span,
         f"did you mean `{close[0]}`?" if close else "",
         f"SHOW {PLURAL[kind]} lists them",
@@ -66,10 +69,11 @@ def _require(engine: Engine, kind: str, name: A.Ident, text: str) -> str:
 
 
 def describe(engine: Engine, kind: str, ident: A.Ident, text: str) -> pa.Table:
-    aud = engine.audiences
-    name = _require(engine, kind, ident, text)
+    aud = engine.audiences.view()
+    current = _require(aud, kind, ident, text)
+    name = current.name
     defs = {d.version: d for d in aud.definitions(kind, name)}
-    refreshes = aud.refreshes(kind, name)
+    refreshes = aud.refreshes(current)
     if kind == "CLUSTERS":
         if not refreshes:
             raise fail(
@@ -117,10 +121,10 @@ def describe(engine: Engine, kind: str, ident: A.Ident, text: str) -> pa.Table:
 
 
 def drop(engine: Engine, kind: str, ident: A.Ident, text: str) -> pa.Table:
-    name = _require(engine, kind, ident, text)
-    engine.audiences.drop(kind, name)
+    d = _require(engine.audiences, kind, ident, text)
+    engine.audiences.drop(d)
     engine.audiences_changed()
-    return pa.table({"kind": [kind], "name": [name], "message": ["dropped"]})
+    return pa.table({"kind": [kind], "name": [d.name], "message": ["dropped"]})
 
 
 def _leaves(e: A.Expr, out: list[A.Expr]) -> None:
@@ -148,9 +152,9 @@ def _leaves(e: A.Expr, out: list[A.Expr]) -> None:
 def explain_membership(
     engine: Engine, stmt: A.ExplainMembership, text: str, params: dict[str, Any], now: dt.datetime
 ) -> pa.Table:
-    name = _require(engine, "SEGMENT", stmt.segment, text)
-    d = engine.audiences.definition("SEGMENT", name)
-    assert d is not None
+    aud = engine.audiences.view()
+    d = _require(aud, "SEGMENT", stmt.segment, text)
+    name = d.name
     ent = engine.store.entity(d.entity)
     key = _key(text, stmt.key, params, T.from_schema(ent.key.type))
     dense = engine.store.dense_id(d.entity, key)
@@ -174,8 +178,9 @@ def explain_membership(
     )
     result = run_entity(engine, c).to_pylist()
     values = result[0] if result else {}
-    r = engine.audiences.latest("SEGMENT", name)
-    stored = None if r is None else dense in engine.audiences.bitmap(name, r.version)
+    r = aud.latest(d)
+    members = None if r is None else aud.bitmap(d.generation, r.version)
+    stored = None if members is None else dense in members
     rows = [
         {"check": f"member of {name} v{r.version if r else '-'} (stored)", "value": _s(stored)},
     ]

@@ -185,7 +185,7 @@ def _tag(
         )
     version, value_type = found
     t = dict(tag.extras).get(column, value_type)
-    return Value(B.Column(path, virtual(tag_table(tag.name, version), column), t))
+    return Value(B.Column(path, virtual(tag_table(tag.generation, version), column), t))
 
 
 def _lookup_root(schema: Schema, scope: B.Scope, name: str) -> object | None:

@@ -27,7 +27,7 @@ def in_segment(ctx: Ctx, node: A.InSegment, where: Where) -> B.BExpr:
             node.span,
             "test the entity the event references: FIND users WHERE in segment ...",
         )
-    seg = ctx.catalog.segments.get(name.name.lower())
+    seg = ctx.catalog.segment(name.name)
     if seg is None:
         known = sorted(s.name for s in ctx.catalog.segments.values())
         close = difflib.get_close_matches(name.name, known, n=1, cutoff=0.6)
@@ -54,7 +54,7 @@ def in_segment(ctx: Ctx, node: A.InSegment, where: Where) -> B.BExpr:
             name.span,
             f"run REFRESH SEGMENT {seg.name}",
         )
-    member = B.Column(B.ROOT, virtual(segment_table(seg.name, seg.version), "member"), T.BOOL)
+    member = B.Column(B.ROOT, virtual(segment_table(seg.generation, seg.version), "member"), T.BOOL)
     return B.Call("coalesce", (member, B.Literal(False, T.BOOL)), T.BOOL)
 
 

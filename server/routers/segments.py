@@ -89,7 +89,8 @@ async def changes(
     last_event_id: Annotated[str | None, Header(description="Resume after this event")] = None,
 ) -> Response:
     state: AppState = request.app.state.eql
-    d = D.resolve(state.engine.audiences, D.SEGMENTS, name)
-    latest = state.engine.audiences.latest("SEGMENT", d.name)
-    start = F.position(last_event_id, since, 0 if latest is None else latest.version)
-    return F.EventStream(state, F.changes(state, d.name, d.entity, start))
+    view = state.engine.audiences.view()
+    d = D.resolve(view, D.SEGMENTS, name)
+    latest = view.latest(d)
+    start = F.position(last_event_id, since, 0 if latest is None else latest.version, d.generation)
+    return F.EventStream(state, F.changes(state, d, start))

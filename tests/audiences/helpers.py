@@ -30,7 +30,12 @@ def find_ids(engine: Engine, entity: str, where: str, now: dt.datetime = NOW) ->
     )
 
 
-def stored_bitmap(engine: Engine, name: str) -> BitMap:
-    r = engine.audiences.latest("SEGMENT", name)
+def stored_bitmap(engine: Engine, name: str, part: str = "m") -> BitMap:
+    """The latest stored members (or entered `+`, exited `-`) of a segment."""
+    d = engine.audiences.definition("SEGMENT", name)
+    assert d is not None
+    r = engine.audiences.latest(d)
     assert r is not None
-    return engine.audiences.bitmap(name, r.version)
+    found = engine.audiences.bitmap(d.generation, r.version, part)
+    assert found is not None
+    return found
