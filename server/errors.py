@@ -60,7 +60,22 @@ class ApiError(Exception):
 
 
 def error_bytes(items: Sequence[Mapping[str, Any]]) -> bytes:
-    return orjson.dumps({"errors": list(items)})
+    doc = {"errors": list(items)}
+    try:
+        return orjson.dumps(doc)
+    except TypeError:  # text that is not Unicode (a lone surrogate) echoed in a message
+        return orjson.dumps(_printable(doc))
+
+
+def _printable(value: Any) -> Any:
+    """`value` with every string made encodable (lone surrogates escaped as `\\udxxx`)."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, Mapping):
+        return {str(_printable(k)): _printable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_printable(v) for v in value]
+    return value
 
 
 def error_response(

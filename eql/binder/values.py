@@ -82,7 +82,15 @@ def convert(value: Any, t: Type) -> Any:
     k = t.kind
     if k is Kind.STRING:
         if isinstance(value, str | int | float | decimal.Decimal) and not isinstance(value, bool):
-            return str(value)
+            text = str(value)
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise ValueError(
+                    f"the text holds a lone surrogate at character {exc.start + 1}, which is not "
+                    "a Unicode character"
+                ) from None
+            return text
         raise ValueError(f"expected text, got {type(value).__name__}")
     if k is Kind.INT:
         if isinstance(value, bool):

@@ -81,6 +81,16 @@ def _may_be_too_deep(text: str) -> bool:
     return bound > MAX_DEPTH
 
 
+def _lone_surrogate(text: str) -> int | None:
+    """Offset of the first lone UTF-16 surrogate (JSON's `\\ud800`, undecodable command-line
+    bytes), which no later stage could encode; None when the text is all Unicode."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return int(exc.start)
+    return None
+
+
 def _deep_paren(text: str) -> int | None:
     """Offset of the first `(` nested deeper than MAX_DEPTH, checked before parsing.
 
@@ -113,6 +123,23 @@ def parse(text: str) -> a.Statement:
                     f"query too long: {len(text)} characters, the limit is {MAX_QUERY_CHARS}",
                     Span(MAX_QUERY_CHARS, len(text)),
                     helps=("pass long lists as a parameter: `x IN $ids`",),
+                )
+            ],
+            text,
+        )
+    surrogate = _lone_surrogate(text)
+    if surrogate is not None:
+        raise EqlError(
+            [
+                Diagnostic(
+                    "E112",
+                    f"the text holds a lone surrogate (U+{ord(text[surrogate]):04X}), "
+                    "which is not a Unicode character",
+                    Span(surrogate, surrogate + 1),
+                    helps=(
+                        "send the text as UTF-8: in JSON, escapes of characters beyond "
+                        "U+FFFF come in pairs (`\\ud83d\\ude00`), never alone",
+                    ),
                 )
             ],
             text,

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from eql.diagnostics import EqlError
+from eql.diagnostics import EqlError, Span
 from eql.syntax import MAX_QUERY_CHARS, parse
 
 
@@ -154,6 +154,24 @@ def test_too_long() -> None:
     d = info.value.diagnostics[0]
     assert d.code == "E106"
     assert d.span is not None and d.span.start == MAX_QUERY_CHARS and d.span.end == len(text)
+
+
+@pytest.mark.parametrize(
+    "text,at",
+    [
+        ("FIND users WHERE name = '\ud800'", 25),
+        ("FIND users RETURN id AS `a\udfff`", 26),
+        ("DEFINE SEGMENT s ON users WHERE name = 'x\udc80y'", 41),  # undecodable argv bytes
+    ],
+)
+def test_lone_surrogates(text: str, at: int) -> None:
+    with pytest.raises(EqlError) as info:
+        parse(text)
+    (d,) = info.value.diagnostics
+    assert d.code == "E112" and d.span == Span(at, at + 1) and d.helps
+    assert "\\ud" not in d.message and f"U+{ord(text[at]):04X}" in d.message
+    info.value.render()
+    info.value.to_json()
 
 
 @pytest.mark.parametrize(
