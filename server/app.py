@@ -14,6 +14,7 @@ import logging
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
@@ -24,6 +25,7 @@ from server.auth import RateLimiter
 from server.fastpath import BodyLimit, FastPath
 from server.keys import KeyFile
 from server.lookups import Lookups
+from server.openapi import per_entity
 from server.priority import lower_engine_threads
 from server.routers import ROUTERS
 from server.runner import QueryRunner
@@ -48,7 +50,9 @@ def _build_state(settings: Settings, store: Store) -> AppState:
     engine = Engine(
         store,
         EngineSettings(
-            target_partitions=settings.target_partitions, memory_limit=settings.memory_limit
+            target_partitions=settings.target_partitions,
+            memory_limit=settings.memory_limit,
+            batch_size=settings.batch_size,
         ),
     )
     if store.schema.entities:  # load the grammar, warm the planner, start DataFusion's runtime
@@ -64,7 +68,10 @@ def _build_state(settings: Settings, store: Store) -> AppState:
             "lookup": RateLimiter(settings.rate_lookup, settings.rate_lookup_burst),
         },
         runner=QueryRunner(
-            settings.query_workers, settings.query_queue_timeout, settings.query_nice
+            settings.query_workers,
+            settings.query_queue_timeout,
+            settings.query_nice,
+            held_limit=settings.memory_limit,
         ),
         lookups=Lookups(store, store.schema, settings.max_key_chars, settings.max_batch_keys),
     )
@@ -74,12 +81,23 @@ class EqlApp(FastAPI):
     """FastAPI, with lookups answered on a raw ASGI path in front of it (`server.fastpath`)."""
 
     fast_path: FastPath | None = None
+    _started_spec: dict[str, Any] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         fast = self.fast_path
         if fast is not None and await fast.handle(scope, send):
             return
         await super().__call__(scope, receive, send)
+
+    def openapi(self) -> dict[str, Any]:
+        """The generic document; once started, with each entity's routes (`server.openapi`)."""
+        spec = super().openapi()
+        state = self.state.eql
+        if state is None:
+            return spec
+        if self._started_spec is None:
+            self._started_spec = per_entity(spec, state.store.schema, state.settings.max_key_chars)
+        return self._started_spec
 
 
 def create_app(settings: Settings | None = None, *, store: Store | None = None) -> FastAPI:
@@ -127,6 +145,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         openapi_url="/openapi.json" if settings.docs else None,
     )
     app.state.eql = None
+    app.state.settings = settings  # what `server.protocol.config` runs it with
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router)

@@ -7,10 +7,11 @@ and the same handler as the FastAPI route, with the same bodies and statuses. An
 paths, other methods, malformed paths) goes on to FastAPI. The lookups served so: an entity's
 profile, the segments of one key, and single membership (`GET /v1/segments/{name}/members/{key}`).
 
-`BodyLimit` refuses requests whose headers together exceed `max_header_bytes` (431; the fast path
-checks the same), reads a request's body up front, at most `max_bytes` (413 beyond, by
-Content-Length or by counting a chunked body), and replays it to the app; later `receive` calls
-(the disconnect a streaming answer waits for) pass through.
+`BodyLimit` refuses requests whose headers together exceed `max_header_bytes` (431) or that carry
+two `Authorization` or two `X-API-Key` headers (400; the fast path checks the same), reads a
+request's body up front, at most `max_bytes` (413 beyond, by Content-Length or by counting a
+chunked body), and replays it to the app; later `receive` calls (the disconnect a streaming
+answer waits for) pass through.
 """
 
 from __future__ import annotations
@@ -62,6 +63,13 @@ def _too_large_headers(max_header_bytes: int) -> tuple[int, bytes]:
     return 431, error_bytes([{"code": "headers_too_large", "message": message}])
 
 
+def _twice() -> tuple[int, bytes]:
+    """Two `Authorization` (or two `X-API-Key`) headers: which one counts would depend on who
+    reads them, so neither does."""
+    message = "the request has two Authorization (or X-API-Key) headers; send one"
+    return 400, error_bytes([{"code": "duplicate_credentials", "message": message}])
+
+
 class FastPath:
     def __init__(self, max_header_bytes: int) -> None:
         self.state: AppState | None = None  # set by the app's lifespan
@@ -99,14 +107,19 @@ class FastPath:
         try:
             authorization = api_key = None
             size = 0
+            twice = False
             for name, value in scope["headers"]:
                 size += len(name) + len(value)
                 if name == b"authorization":
+                    twice = twice or authorization is not None
                     authorization = value.decode("latin-1")
                 elif name == b"x-api-key":
+                    twice = twice or api_key is not None
                     api_key = value.decode("latin-1")
             if size > self.max_header_bytes:
                 status, body = _too_large_headers(self.max_header_bytes)
+            elif twice:
+                status, body = _twice()
             else:
                 authorize(state, bearer_token(authorization, api_key), scopes, limit)
                 args = [(unquote_to_bytes(p) if b"%" in p else p).decode("utf-8") for p in parts]
@@ -146,6 +159,7 @@ class BodyLimit:
             return
         size = 0
         declared = 0
+        credentials = {b"authorization": 0, b"x-api-key": 0}
         for name, value in scope["headers"]:
             size += len(name) + len(value)
             if name == b"content-length":
@@ -153,8 +167,13 @@ class BodyLimit:
                     declared = int(value)
                 except ValueError:
                     declared = 0
+            elif name in credentials:
+                credentials[name] += 1
         if size > self.max_header_bytes:
             await self._reject(send, *_too_large_headers(self.max_header_bytes))
+            return
+        if max(credentials.values()) > 1:
+            await self._reject(send, *_twice())
             return
         if declared > self.max_bytes:
             await self._reject(send)

@@ -30,6 +30,8 @@ from typing import Any
 
 import orjson
 
+from entities.names import label_problem
+
 SCOPES = ("query", "lookup", "define", "ingest", "admin")
 PREFIX = "eql_"
 ID_HEX = 12
@@ -221,8 +223,12 @@ class KeyFile:
             os.close(dfd)
 
     def create(self, scopes: Iterable[str], name: str = "") -> tuple[ApiKey, str]:
-        """A new key: its record and the key itself (shown once, never stored)."""
+        """A new key: its record and the key itself (shown once, never stored). ValueError for
+        unknown scopes or a name that is not a label (`entities.names.label_problem`)."""
         wanted = parse_scopes(scopes)
+        problem = label_problem(name)
+        if problem is not None:
+            raise ValueError(f"--name: {problem}")
         with self._locked() as keys:
             key_id = secrets.token_hex(ID_HEX // 2)
             while key_id in keys:

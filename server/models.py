@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
 from eql.binder.values import parse_time
 
@@ -13,16 +13,37 @@ INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 Scalar = str | int | float | bool | None
 ParamValue = Scalar | list[Scalar]
 Stage = Literal["ast", "bound", "plan", "datafusion", "all"]
+# an ISO date or timestamp (documented by format, so that generated clients send one)
+TimeText = Annotated[
+    str,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "anyOf": [{"format": "date"}, {"format": "date-time"}],
+            "examples": ["2026-11-01", "2026-11-01T10:00:00Z"],
+        }
+    ),
+]
 
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    @field_validator("query", "eql", check_fields=False)
+    @classmethod
+    def _text(cls, v: str) -> str:
+        """EQL text is not empty. (Checked here rather than with `min_length`, which makes
+        pydantic refuse text holding a lone surrogate with a message of its own: the compiler's
+        E112 says where it is.)"""
+        if not v.strip():
+            raise ValueError("the EQL text is empty")
+        return v
+
 
 class _AsOf(_Body):
     """A body with an `as_of` reference time (each declares its own field and description)."""
 
-    as_of: str | None = None
+    as_of: TimeText | None = None
 
     @field_validator("as_of", check_fields=False)
     @classmethod
@@ -36,13 +57,19 @@ class _AsOf(_Body):
 
 
 class QueryRequest(_AsOf):
-    query: Annotated[str, Field(description="EQL text, e.g. `FIND users RETURN count() AS n`")]
+    query: Annotated[
+        str,
+        Field(
+            description="EQL text, e.g. `FIND users RETURN count() AS n`",
+            json_schema_extra={"minLength": 1},  # checked by `_text` (see there)
+        ),
+    ]
     params: Annotated[
         dict[str, ParamValue],
         Field(description="Values of `$name` parameters (typed where they are used)"),
     ] = {}
     as_of: Annotated[
-        str | None,
+        TimeText | None,
         Field(description="Reference time when the query has no AS OF (ISO date or timestamp)"),
     ] = None
     limit: Annotated[
@@ -51,7 +78,7 @@ class QueryRequest(_AsOf):
     ] = None
     timeout: Annotated[
         float | None,
-        Field(gt=0, le=86_400, description="Seconds; shortens (never extends) the deadline"),
+        Field(ge=0.001, le=86_400, description="Seconds; shortens (never extends) the deadline"),
     ] = None
 
     @field_validator("params", mode="before")
@@ -145,17 +172,21 @@ class BatchResult(BaseModel):
 class DefineRequest(_AsOf):
     eql: Annotated[
         str,
-        Field(description="A DEFINE SEGMENT (or DEFINE TAG / DEFINE CLUSTERS) statement"),
+        Field(
+            description="A DEFINE SEGMENT (or DEFINE TAG / DEFINE CLUSTERS) statement",
+            json_schema_extra={"minLength": 1},  # checked by `_text` (see there)
+        ),
     ]
     refresh: Annotated[bool, Field(description="Also materialise it now")] = False
     as_of: Annotated[
-        str | None, Field(description="Reference time of that refresh (default: now)")
+        TimeText | None, Field(description="Reference time of that refresh (default: now)")
     ] = None
 
 
 class RefreshRequest(_AsOf):
     as_of: Annotated[
-        str | None, Field(description="Reference time the windows are anchored at (default: now)")
+        TimeText | None,
+        Field(description="Reference time the windows are anchored at (default: now)"),
     ] = None
 
 

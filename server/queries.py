@@ -49,10 +49,17 @@ def columns_of(compiled: Compiled) -> list[dict[str, str]]:
 
 
 class Cursor:
-    """Pulls batches (on the loop), cuts them at the row limit, encodes them (on the pool)."""
+    """Pulls batches (on the loop), cuts them at the row limit, encodes them (on the pool), in
+    slices that stop at the deadline or a stop and at the result's byte limit (`E.Pace`)."""
 
     def __init__(
-        self, run: Run, engine: Engine, encoder: E.Encoder, limit: int, gone: asyncio.Future[Any]
+        self,
+        run: Run,
+        engine: Engine,
+        encoder: E.Encoder,
+        limit: int,
+        gone: asyncio.Future[Any],
+        max_bytes: int,
     ) -> None:
         self.run = run
         self.engine = engine
@@ -60,13 +67,29 @@ class Cursor:
         self.limit = limit
         self.gone = gone
         self.rows = 0
+        self.pace = E.Pace(max_bytes, run.check)
+        self._started = False
+        # a JSON document is kept whole until its end: its bytes are held against the server's
+        # memory for results until the query finishes
+        self._holds = encoder.media_type == E.JSON
 
     def open(self, compiled: Compiled) -> None:
         """On the pool: refresh, emission and physical planning; execution starts."""
         self.run.open(self.engine.astream(compiled))
 
-    async def pull(self) -> tuple[bytes, bool]:
-        """The next chunk and whether it was the last (it then holds the trailer)."""
+    async def pull(self) -> tuple[list[bytes], bool]:
+        """The next pieces and whether they were the last (they then end with the trailer)."""
+        pieces, done = await self._next()
+        if not self._started:
+            self._started = True
+            pieces.insert(0, self.encoder.head())
+        size = sum(len(p) for p in pieces)
+        self.run.encoded += size
+        if self._holds:
+            self.run.hold(size)
+        return pieces, done
+
+    async def _next(self) -> tuple[list[bytes], bool]:
         while True:
             try:
                 batch = await self.run.pull(self.gone)
@@ -75,24 +98,24 @@ class Cursor:
                     raise ClientGone() from None
                 raise
             if batch is None:
-                return await self._encode(self.encoder.end, self.rows, False), True
+                return [await self._encode(self.encoder.end, self.rows, False)], True
+            self.run.pulled += batch.nbytes
             if batch.num_rows == 0:
                 continue
             room = self.limit - self.rows
             if room <= 0:  # a row past the cut exists
-                return await self._encode(self.encoder.end, self.rows, True), True
+                return [await self._encode(self.encoder.end, self.rows, True)], True
             if batch.num_rows > room:
                 self.rows += room
                 return await self._encode(self._last, batch.slice(0, room)), True
             self.rows += batch.num_rows
-            return await self._encode(self.encoder.batch, batch), False
+            return await self._encode(self.encoder.batch, batch, self.pace), False
 
-    def _last(self, batch: pa.RecordBatch) -> bytes:
-        return self.encoder.batch(batch) + self.encoder.end(self.rows, True)
+    def _last(self, batch: pa.RecordBatch) -> list[bytes]:
+        return [*self.encoder.batch(batch, self.pace), self.encoder.end(self.rows, True)]
 
-    async def _encode(self, fn: Any, *args: Any) -> bytes:
-        chunk: bytes = await _raced(self.run, self.gone, fn, *args)
-        return chunk
+    async def _encode(self, fn: Any, *args: Any) -> Any:
+        return await _raced(self.run, self.gone, fn, *args)
 
 
 async def _wait_disconnect(receive: Receive) -> None:
@@ -141,8 +164,9 @@ def _encode_table(table: Any, media: str, started: float) -> bytes:
         encoder = E.NdjsonEncoder()
     else:
         encoder = E.ArrowEncoder(lambda: table.schema)
-    parts = [encoder.batch(b) for b in table.to_batches() if b.num_rows]
-    return b"".join([*parts, encoder.end(table.num_rows, False)])
+    pace = E.Pace(1 << 62)  # a statement's answer is a few rows
+    parts = [p for b in table.to_batches() if b.num_rows for p in encoder.batch(b, pace)]
+    return b"".join([encoder.head(), *parts, encoder.end(table.num_rows, False)])
 
 
 async def run_statement(
@@ -205,18 +229,19 @@ async def run_query(
             encoder = E.NdjsonEncoder()
         else:
             encoder = E.ArrowEncoder(lambda: engine.result_schema(compiled))
-        cursor = Cursor(run, engine, encoder, limit, gone)
+        max_bytes = state.settings.max_result_bytes
+        cursor = Cursor(run, engine, encoder, limit, gone, max_bytes)
         await _raced(run, gone, cursor.open, compiled)
-        chunk, done = await cursor.pull()
+        pieces, done = await cursor.pull()
         if media != E.JSON:
             streaming = True
-            return QueryStream(run, cursor, chunk, done, gone)
-        parts = [chunk]
+            return QueryStream(run, cursor, pieces, done, gone)
+        parts = pieces
         while not done:
-            chunk, done = await cursor.pull()
-            parts.append(chunk)
+            pieces, done = await cursor.pull()
+            parts += pieces
         run.finish("completed")
-        return Response(b"".join(parts), media_type=E.JSON)
+        return Parts(parts, E.JSON)
     except ClientGone:
         run.finish("cancelled")
         return Response(status_code=499)  # nobody is listening any more
@@ -252,11 +277,36 @@ async def run_explain(state: AppState, body: ExplainRequest) -> dict[str, Any]:
     return {"explain": {"stage": stage, "text": text}}
 
 
+class Parts(Response):
+    """A whole answer made of pieces, sent as they are (never joined into one buffer) with its
+    length up front."""
+
+    def __init__(self, parts: list[bytes], media_type: str) -> None:
+        super().__init__(None, 200, media_type=media_type)
+        self.parts = parts
+        self.media = media_type
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        size = sum(len(p) for p in self.parts)
+        headers = [
+            (b"content-type", self.media.encode()),
+            (b"content-length", str(size).encode()),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        parts, self.parts = self.parts, []
+        last = len(parts) - 1
+        for i, part in enumerate(parts):
+            await send({"type": "http.response.body", "body": part, "more_body": i < last})
+            parts[i] = b""  # sent: let go of it now
+        if not parts:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
 class QueryStream(Response):
     """The streamed rest of an NDJSON or Arrow answer."""
 
     def __init__(
-        self, run: Run, cursor: Cursor, first: bytes, done: bool, gone: asyncio.Future[Any]
+        self, run: Run, cursor: Cursor, first: list[bytes], done: bool, gone: asyncio.Future[Any]
     ) -> None:
         super().__init__(None, 200, media_type=cursor.encoder.media_type)
         self.run = run
@@ -284,12 +334,12 @@ class QueryStream(Response):
             done = self.done
             while not done:
                 try:
-                    chunk, done = await self.cursor.pull()
+                    pieces, done = await self.cursor.pull()
                 except ApiError as exc:
                     outcome = _outcome(exc)
-                    await self._body(send, encoder.error_trailer(exc.items()), more=False)
+                    await self._body(send, [encoder.error_trailer(exc.items())], more=False)
                     return
-                await self._body(send, chunk, more=not done)
+                await self._body(send, pieces, more=not done)
         except (ClientGone, OSError):  # uvicorn raises an OSError when sending to a closed peer
             outcome = "cancelled"
         except TimeoutError:  # a send blocked past the deadline: give up on this client
@@ -299,7 +349,7 @@ class QueryStream(Response):
             log.exception("a streamed query failed")
             item = {"code": "internal", "message": "internal error while streaming; this is a bug"}
             with contextlib.suppress(Exception):
-                await self._body(send, encoder.error_trailer([item]), more=False)
+                await self._body(send, [encoder.error_trailer([item])], more=False)
         except BaseException:
             outcome = "cancelled"
             raise
@@ -307,5 +357,11 @@ class QueryStream(Response):
             self.gone.cancel()
             self.run.finish(outcome)
 
-    async def _body(self, send: Send, data: bytes, *, more: bool) -> None:
-        await self._send(send, {"type": "http.response.body", "body": data, "more_body": more})
+    async def _body(self, send: Send, pieces: list[bytes], *, more: bool) -> None:
+        """Each piece as one body message (the last says whether more follows)."""
+        last = len(pieces) - 1
+        for i, piece in enumerate(pieces):
+            message = {"type": "http.response.body", "body": piece, "more_body": more or i < last}
+            await self._send(send, message)
+        if not pieces:
+            await self._send(send, {"type": "http.response.body", "body": b"", "more_body": more})

@@ -8,9 +8,14 @@
 - The deadline bounds every step; a client that disconnects stops the query. Stopping a query
   cancels a pending pull and closes the stream, which stops DataFusion in the middle of a step (an
   aggregate whose first batch is the whole work) at its next yield point, usually within
-  milliseconds (see `eql.planner.to_datafusion.astream` for the exceptions). A step on the pool (a
-  compile, an encoding) cannot be interrupted: the response is answered at the deadline anyway, and
-  the slot is given back only once the step has ended and the stream is closed.
+  milliseconds (see `eql.planner.to_datafusion.astream` for the exceptions). Encoding on the pool
+  checks `Run.check` between slices (`server.encoding.Pace`), so it stops within a slice too; a
+  compile cannot be interrupted, but the response is answered at the deadline anyway, and the
+  slot is given back once the step has ended and the stream is closed.
+- Result memory: a JSON document is kept whole until its last piece; the bytes of all documents
+  being built are held against `memory_limit` (`Run.hold`; a query that would pass it fails with
+  `memory_limit`). After a query that encoded more than `RELEASE_AFTER` bytes, the allocators
+  are asked to give unused memory back to the system (`release_memory`).
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures as cf
+import ctypes
 import logging
+import threading
 import time
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
@@ -46,6 +53,20 @@ class Stats:
     stop_latency: collections.deque[float] = field(
         default_factory=lambda: collections.deque(maxlen=256)
     )  # seconds from "stop" to the worker being free and the stream closed
+
+
+RELEASE_AFTER = 16 << 20  # bytes a query held or encoded, after which memory is given back
+
+
+def release_memory() -> None:
+    """Give freed memory back to the system: Arrow's allocator, and glibc's malloc (Python
+    objects and strings larger than 512 bytes live there)."""
+    pa.default_memory_pool().release_unused()
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc
+        return
+    libc.malloc_trim(0)
 
 
 def _out_of_memory(text: str) -> bool:
@@ -98,9 +119,14 @@ def classify(exc: BaseException, memory_limit: int | None) -> BaseException:
 class QueryRunner:
     """The query pool, its slots and the counters. One per app."""
 
-    def __init__(self, workers: int, queue_timeout: float, nice: int = 0) -> None:
+    def __init__(
+        self, workers: int, queue_timeout: float, nice: int = 0, held_limit: int | None = None
+    ) -> None:
         self.workers = workers
         self.queue_timeout = queue_timeout
+        self.held_limit = held_limit  # bytes of results all queries may hold at once
+        self.held = 0
+        self._held_lock = threading.Lock()
         self.pool = cf.ThreadPoolExecutor(
             workers,
             thread_name_prefix="eql-query",
@@ -136,6 +162,17 @@ class QueryRunner:
         self.stats.running += 1
         return Run(self, asyncio.get_running_loop(), deadline, memory_limit)
 
+    def _hold(self, nbytes: int) -> bool:
+        with self._held_lock:
+            if self.held_limit is not None and self.held + nbytes > self.held_limit:
+                return False
+            self.held += nbytes
+            return True
+
+    def _unhold(self, nbytes: int) -> None:
+        with self._held_lock:
+            self.held -= nbytes
+
     def _release(self, latency: float | None) -> None:
         self.stats.running -= 1
         if latency is not None:
@@ -160,10 +197,27 @@ class Run:
         self.batches: AsyncGenerator[pa.RecordBatch, None] | None = None
         self._pending: cf.Future[Any] | asyncio.Future[Any] | None = None
         self._finished = False
+        self.stopped = False  # set by `finish`: steps on the pool stop at their next `check`
+        self.held = 0  # bytes of this query's result held against the runner's limit
+        self.encoded = 0  # bytes of this query's result encoded so far
+        self.pulled = 0  # bytes of the Arrow batches pulled from the engine
 
     @property
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
+
+    def check(self) -> None:
+        """Called by long steps on the pool between two pieces of work: stop when the query was
+        stopped or its deadline has passed (408)."""
+        if self.stopped or self.remaining <= 0:
+            raise deadline_error()
+
+    def hold(self, nbytes: int) -> None:
+        """Count `nbytes` more of this query's result as held in memory until it finishes;
+        `memory_limit` (422) when all queries together would hold more than the server allows."""
+        if not self.runner._hold(nbytes):
+            raise _memory_error(self.runner.held_limit)
+        self.held += nbytes
 
     def _mapped(self, exc: BaseException) -> BaseException:
         mapped = classify(exc, self.memory_limit)
@@ -242,6 +296,7 @@ class Run:
         if self._finished:
             return
         self._finished = True
+        self.stopped = True
         stats = self.runner.stats
         stats.outcomes[outcome] = stats.outcomes.get(outcome, 0) + 1
         measure = outcome in ("timed_out", "cancelled")
@@ -267,8 +322,12 @@ class Run:
         except Exception:  # stopping must never fail the response
             log.exception("closing a query stream failed")
         finally:
+            held, self.held = self.held, 0
+            self.runner._unhold(held)
             latency = time.monotonic() - asked if measure else None
             self.runner._release(latency)
+        if max(held, self.encoded, self.pulled) >= RELEASE_AFTER:
+            await asyncio.to_thread(release_memory)
 
 
 async def _next(batches: AsyncGenerator[pa.RecordBatch, None]) -> pa.RecordBatch | None:

@@ -23,6 +23,7 @@ class Settings(BaseSettings):
     # the query engine
     memory_limit: int | None = Field(default=1 << 30, ge=1)  # DataFusion's spill pool, bytes
     target_partitions: int = Field(default=2, ge=1, le=64)
+    batch_size: int = Field(default=2048, ge=64, le=1 << 20)  # rows of a DataFusion batch
 
     # heavy work: EQL queries and explains
     query_workers: int = Field(default=4, ge=1, le=256)  # concurrent queries (threads)
@@ -30,12 +31,16 @@ class Settings(BaseSettings):
     query_deadline: float = Field(default=30.0, gt=0)  # seconds from request to last byte
     default_rows: int = Field(default=1000, ge=1)
     max_rows: int = Field(default=100_000, ge=1)
+    # bytes of one encoded result at most (any format); JSON documents, kept whole until their
+    # end, also count against `memory_limit` all together
+    max_result_bytes: int = Field(default=64 << 20, ge=1024)
 
     # request sizes
     max_body_bytes: int = Field(default=1 << 20, ge=64)
     max_header_bytes: int = Field(default=16 << 10, ge=1024)  # all request headers together
     max_query_chars: int = Field(default=20_000, ge=16)
     max_key_chars: int = Field(default=512, ge=1)
+    header_timeout: float = Field(default=10.0, gt=0)  # seconds for a request's headers
     keys_recheck: float = Field(default=0.1, ge=0)  # seconds between looks at the keys file
 
     # per-key token buckets; a rate of 0 turns the limit off

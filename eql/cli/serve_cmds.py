@@ -31,6 +31,7 @@ def serve(
     from pydantic import ValidationError
 
     from server.app import create_app
+    from server.protocol import config
     from server.settings import Settings
 
     try:
@@ -48,15 +49,7 @@ def serve(
                 "--scope query,lookup`"
             )
         app = create_app(settings, store=store)
-        config = uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            log_level="info",
-            access_log=False,
-            timeout_graceful_shutdown=5,  # open change feeds end then; readers resume
-        )
-        uvicorn.Server(config).run()
+        uvicorn.Server(config(app, settings)).run()
     finally:
         store.close()
 
@@ -81,8 +74,12 @@ def create(
     name: Annotated[str, typer.Option("--name", help="A label for listings")] = "",
 ) -> None:
     """Create a key and print it once (it is stored hashed: it cannot be shown again)."""
+    from entities.names import label_problem
     from server.keys import KeyFileError, parse_scopes
 
+    problem = label_problem(name)
+    if problem is not None:
+        fail(f"--name: {problem}", "a name is a label: printable text, up to 128 characters")
     keys = _key_file(data_dir)
     try:
         scopes = parse_scopes(scope)

@@ -258,9 +258,10 @@ def session(
     *,
     target_partitions: int = 2,
     memory_limit: int | None = None,
+    batch_size: int = 8192,
 ) -> SessionContext:
     """A DataFusion context with in-memory tables (record batches split into partitions)."""
-    config = SessionConfig().with_target_partitions(target_partitions)
+    config = SessionConfig().with_target_partitions(target_partitions).with_batch_size(batch_size)
     runtime = RuntimeEnvBuilder()
     if memory_limit is not None:
         runtime = runtime.with_fair_spill_pool(memory_limit)

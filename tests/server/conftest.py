@@ -19,6 +19,7 @@ from fastapi import FastAPI
 
 from server.app import create_app
 from server.keys import KeyFile
+from server.protocol import config as serving_config
 from server.settings import Settings
 from storage import Store
 from tests.server.slow import SlowEngine
@@ -129,8 +130,8 @@ class Live:
 def live_server(app: FastAPI, **config: Any) -> Iterator[Live]:
     """A real uvicorn serving `app` on a free loopback port, in a thread of this process."""
     port = free_port()
-    cfg = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", access_log=False, **config
+    cfg = serving_config(
+        app, app.state.settings, host="127.0.0.1", port=port, log_level="warning", **config
     )
     server = uvicorn.Server(cfg)
     thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)

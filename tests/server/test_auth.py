@@ -22,6 +22,13 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None, str, str]] = [
     ("GET", "/v1/entities/users/1", None, "query", "lookup"),
     ("GET", "/v1/admin/stats", None, "query", "admin"),
     ("GET", "/v1/entities/users/1/segments", None, "query", "lookup"),
+    # a started server documents each entity's routes on their own (typed keys)
+    ("GET", "/v1/entities/stores/1", None, "query", "lookup"),
+    ("GET", "/v1/entities/stores/1/segments", None, "define", "lookup"),
+    ("GET", "/v1/entities/employees/1", None, "query", "lookup"),
+    ("GET", "/v1/entities/employees/1/segments", None, "define", "lookup"),
+    ("GET", "/v1/entities/products/SKU-000001", None, "query", "lookup"),
+    ("GET", "/v1/entities/products/SKU-000001/segments", None, "define", "lookup"),
     ("GET", "/v1/segments", None, "ingest", "lookup"),
     ("GET", "/v1/segments/matrix_seg", None, "define", "query"),
     (

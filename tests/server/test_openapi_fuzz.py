@@ -19,9 +19,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+from entities import parse_schema
 from server.app import create_app
+from server.openapi import per_entity
 from server.settings import Settings
-from tests.server.conftest import AppFactory, Keys, Live, live_server, open_client
+from tests.server.conftest import RETAIL_SCHEMA, AppFactory, Keys, Live, live_server, open_client
 
 
 @pytest.fixture(scope="module")
@@ -39,14 +41,35 @@ def fuzz_live(make_app: AppFactory) -> Iterator[Live]:
         yield live
 
 
-# The spec, from an app that is never started (building it needs no store); the test checks that
-# the running server serves the same spec.
-SPEC = create_app(Settings(data_dir=Path("/nonexistent"))).openapi()
+# The generic spec, from an app that is never started (building it needs no store), and what a
+# server on the retail schema documents: each entity's routes spelled out with its key's type.
+# The test checks that the running server serves exactly that.
+GENERIC = create_app(Settings(data_dir=Path("/nonexistent"))).openapi()
+RETAIL = parse_schema(RETAIL_SCHEMA.read_text(encoding="utf-8"), "retail.yaml")
+SPEC = per_entity(GENERIC, RETAIL, Settings().max_key_chars)
 schema = schemathesis.openapi.from_dict(SPEC)
 
 
 def test_served_spec_is_the_tested_one(fuzz_live: Live) -> None:
     assert httpx.get(f"{fuzz_live.url}/openapi.json").json() == SPEC
+
+
+def test_each_entity_documents_its_key_type() -> None:
+    assert "/v1/entities/{entity}/{key}" in GENERIC["paths"]
+    assert "/v1/entities/{entity}/{key}" not in SPEC["paths"]
+    for ent in RETAIL.entities:
+        for path in (
+            f"/v1/entities/{ent.name}/{{key}}",
+            f"/v1/entities/{ent.name}/{{key}}/segments",
+        ):
+            (param,) = SPEC["paths"][path]["get"]["parameters"][:1]
+            assert param["name"] == "key"
+            kind = ent.key.type.kind.value
+            assert param["schema"]["type"] == ("integer" if kind == "int" else "string"), path
+    others = {p: v for p, v in SPEC["paths"].items() if not p.startswith("/v1/entities/")}
+    assert others == {
+        p: v for p, v in GENERIC["paths"].items() if not p.startswith("/v1/entities/")
+    }
 
 
 @schema.parametrize()
