@@ -227,3 +227,24 @@ def test_bodies_the_schema_refuses_are_refused(
     r = api.post("/v1/query", json=body, headers=keys.header("query"))
     assert r.status_code == 422, r.text
     assert _define(api, keys, "/v1/segments", "").status_code == 422
+
+
+def test_slow_request_headers_time_out(make_app: AppFactory) -> None:
+    """A connection whose request head is not complete within `header_timeout` gets a 408 and is
+    closed; a kept-alive connection that sends its next request in time is not."""
+    import socket
+
+    app = make_app(header_timeout=0.5)
+    with live_server(app) as live:
+        port = int(live.url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as slow:
+            slow.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n")  # never the blank line
+            answer = b""
+            while chunk := slow.recv(4096):  # ends when the server closes (within the timeout)
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 408") and b"request_timeout" in answer
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as silent:
+            assert silent.recv(4096).startswith(b"HTTP/1.1 408")  # nothing sent at all
+        with httpx.Client(base_url=live.url) as c:  # requests in time on one connection
+            for _ in range(3):
+                assert c.get("/v1/health").status_code == 200
