@@ -40,8 +40,8 @@ _ALIASES = {"application/jsonl": NDJSON, "application/json-seq": NDJSON}
 _OPTS = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
 _LINE = _OPTS | orjson.OPT_APPEND_NEWLINE
 
-SLICE_CELLS = 2048  # values (rows x columns) turned into Python objects and JSON at once
-SLICE_BYTES = 1 << 20  # and at most about this many bytes of Arrow data
+SLICE_CELLS = 1024  # values (rows x columns) turned into Python objects and JSON at once
+SLICE_BYTES = 256 << 10  # and at most about this many bytes of Arrow data
 PIECE_BYTES = 1 << 20  # bytes of one piece of output (one body message)
 
 
