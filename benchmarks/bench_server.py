@@ -212,7 +212,8 @@ def prepare_audiences(data_dir: Path) -> None:
             ("SEGMENT", SEGMENT, SEGMENT_DEF),
             ("TAG", "bench_orders", TAG_DEF),
         ):
-            if engine.audiences.latest(kind, name) is None:
+            d = engine.audiences.definition(kind, name)
+            if d is None or engine.audiences.latest(d) is None:
                 engine.execute(text, now=as_of)
                 engine.execute(f"REFRESH {kind} {name}", now=as_of)
 

@@ -35,7 +35,7 @@ class EngineSettings:
     memory_limit: int | None = None  # bytes for DataFusion's spill pool (None: unbounded)
     # rows of one record batch: what one step of an operator holds (a wide row times this is
     # what a projection allocates at once, and what DataFusion's allocator keeps afterwards)
-    batch_size: int = 2048
+    batch_size: int = 8192  # DataFusion's own default; lower it where rows are very wide
 
 
 class Engine:

@@ -23,7 +23,7 @@ class Settings(BaseSettings):
     # the query engine
     memory_limit: int | None = Field(default=1 << 30, ge=1)  # DataFusion's spill pool, bytes
     target_partitions: int = Field(default=2, ge=1, le=64)
-    batch_size: int = Field(default=2048, ge=64, le=1 << 20)  # rows of a DataFusion batch
+    batch_size: int = Field(default=8192, ge=64, le=1 << 20)  # rows of a DataFusion batch
 
     # heavy work: EQL queries and explains
     query_workers: int = Field(default=4, ge=1, le=256)  # concurrent queries (threads)
