@@ -128,6 +128,11 @@ def _race(make_app: AppFactory, keys: Keys, writers: int, ops: int, readers: int
         stop.set()
         for t in read:
             t.join(60)
+        total = sum(seen.statuses.values())
+        print(
+            f"\nRACE-1: {writers} writers x {ops} ops, {readers} readers + a feed: {total} answers, "
+            f"wrong {len(seen.wrong)}, 5xx {sum(n for (_, s), n in seen.statuses.items() if s >= 500)}"
+        )
         assert not seen.wrong, seen.wrong[:5]
         assert not [k for k in seen.statuses if k[1] >= 500]
         assert seen.statuses[("batch", 200)] > 0 and seen.statuses[("define", 201)] > 0
