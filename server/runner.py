@@ -326,7 +326,7 @@ class Run:
             self.runner._unhold(held)
             latency = time.monotonic() - asked if measure else None
             self.runner._release(latency)
-        if max(held, self.encoded, self.pulled) >= RELEASE_AFTER:
+        if max(self.encoded, self.pulled) >= RELEASE_AFTER:  # held is part of encoded
             await asyncio.to_thread(release_memory)
 
 

@@ -129,9 +129,10 @@ def _race(make_app: AppFactory, keys: Keys, writers: int, ops: int, readers: int
         for t in read:
             t.join(60)
         total = sum(seen.statuses.values())
+        fives = sum(n for (_, status), n in seen.statuses.items() if status >= 500)
         print(
-            f"\nRACE-1: {writers} writers x {ops} ops, {readers} readers + a feed: {total} answers, "
-            f"wrong {len(seen.wrong)}, 5xx {sum(n for (_, s), n in seen.statuses.items() if s >= 500)}"
+            f"\nRACE-1: {writers} writers x {ops} ops, {readers} readers + a feed: "
+            f"{total} answers, wrong {len(seen.wrong)}, 5xx {fives}"
         )
         assert not seen.wrong, seen.wrong[:5]
         assert not [k for k in seen.statuses if k[1] >= 500]
