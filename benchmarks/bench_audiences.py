@@ -4,7 +4,7 @@ python -m benchmarks.bench_audiences [--data-dir DIR] [--repeat N] [--keep]
 The store defaults to benchmarks/.data/m1 (`eql demo --data-dir benchmarks/.data/m1 --users
 1000000`). Refreshes write, so the store is copied to a temporary folder first (the original is
 never modified). Reported: segment refresh next to the hand-written DataFusion SQL alone (same
-tables, same engine), single-key and batch membership checks per second through `eql.lookup`,
+tables, same engine), single-key and batch membership checks per second through `runtime.lookup`,
 serialized bitmap bytes per million members, and RFM tag and 4-cluster k-means refresh times.
 """
 
@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 from pyroaring import BitMap
 
-from eql.engine import Engine
-from eql.lookup import Audiences
+from runtime import WRITE, Session
+from runtime.lookup import Audiences
 from storage import Store
 
 NOW = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
@@ -71,17 +71,19 @@ def main() -> None:
 
 
 def run(store: Store, repeat: int) -> None:
-    engine = Engine(store)
+    session = Session(store)
     users = store.count("users")
     events = store.event_count("purchase")
     print(f"users {users:,}, purchases {events:,}")
     rows: list[tuple[str, str]] = []
 
-    engine.execute(f"DEFINE SEGMENT lapsed_vip ON users WHERE {SEGMENT}", None, NOW)
-    engine.query("FIND users WHERE id = 1 RETURN count(purchase) AS n", None, NOW)  # warm
-    t_ref, out = timed(lambda: engine.execute("REFRESH SEGMENT lapsed_vip", None, NOW), repeat)
+    session.query(f"DEFINE SEGMENT lapsed_vip ON users WHERE {SEGMENT}", None, NOW, WRITE)
+    session.query("FIND users WHERE id = 1 RETURN count(purchase) AS n", None, NOW)  # warm
+    t_ref, out = timed(
+        lambda: session.query("REFRESH SEGMENT lapsed_vip", None, NOW, WRITE), repeat
+    )
     size = out.column("size")[0].as_py()
-    ctx = engine._ctx  # the same registered tables
+    ctx = session.engine._ctx  # the same registered tables
     t_sql, sql_out = timed(lambda: ctx.sql(SQL).to_arrow_table(), repeat)
     assert sql_out.num_rows == size, (sql_out.num_rows, size)
     rows.append(("segment refresh (EQL, incl. bitmap + commit)", f"{t_ref * 1000:.0f} ms"))
@@ -130,20 +132,21 @@ def run(store: Store, repeat: int) -> None:
         per_m = len(b.serialize()) / max(len(b), 1) * 1e6
         rows.append((f"bitmap bytes per million members ({label})", f"{per_m / 1e3:.0f} kB"))
 
-    engine.execute(
+    session.query(
         "DEFINE TAG rfm ON users AS rfm(purchase, amount, DURING LAST 365 DAYS)", None, NOW
     )
-    t_rfm, _ = timed(lambda: engine.execute("REFRESH TAG rfm", None, NOW), 1)
+    t_rfm, _ = timed(lambda: session.query("REFRESH TAG rfm", None, NOW, WRITE), 1)
     rows.append(("RFM tag refresh", f"{t_rfm:.2f} s"))
-    engine.execute(
+    session.query(
         "DEFINE CLUSTERS shopper_type ON users K 4 SEED 7 FEATURES ("
         "recency = days_since(last(purchase.time)), "
         "frequency = count(purchase DURING LAST 180 DAYS), "
         "monetary = sum(purchase.amount DURING LAST 180 DAYS))",
         None,
         NOW,
+        WRITE,
     )
-    t_km, _ = timed(lambda: engine.execute("REFRESH CLUSTERS shopper_type", None, NOW), 1)
+    t_km, _ = timed(lambda: session.query("REFRESH CLUSTERS shopper_type", None, NOW, WRITE), 1)
     rows.append(("4-cluster k-means refresh", f"{t_km:.2f} s"))
 
     width = max(len(r[0]) for r in rows)

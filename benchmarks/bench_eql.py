@@ -18,7 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from eql.compiler import compile_query
-from eql.engine import Engine
+from runtime.engine import Engine
 from storage import Store
 
 REF = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)

@@ -79,12 +79,11 @@ def serve_child(kind: str, port: int, data_dir: str, keys_file: str, fast: bool)
     if kind == "hello":
         _uvicorn(hello_app, port)
         return
+    from runtime import Session
     from server.app import create_app
     from server.settings import Settings
-    from storage import Store
 
     # read-only, so that both app servers (fast path on and off) can serve the store at once
-    store = Store.open(data_dir, read_only=True)
     settings = Settings(
         data_dir=Path(data_dir),
         keys_file=Path(keys_file),
@@ -92,7 +91,8 @@ def serve_child(kind: str, port: int, data_dir: str, keys_file: str, fast: bool)
         rate_query=0,
         rate_lookup=0,
     )
-    _uvicorn(create_app(settings, store=store), port)
+    session = Session.open(data_dir, read_only=True, settings=settings.engine())
+    _uvicorn(create_app(settings, session=session), port)
 
 
 def _free_port() -> int:
@@ -202,20 +202,18 @@ def prepare_audiences(data_dir: Path) -> None:
     """Define and refresh the bench's segment and tag in the store, when missing."""
     import datetime as dt
 
-    from eql.engine import Engine
-    from storage import Store
+    from runtime import WRITE, Session
 
     as_of = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
-    with Store.open(data_dir) as store:
-        engine = Engine(store)
+    with Session.open(data_dir) as session:
         for kind, name, text in (
             ("SEGMENT", SEGMENT, SEGMENT_DEF),
             ("TAG", "bench_orders", TAG_DEF),
         ):
-            d = engine.audiences.definition(kind, name)
-            if d is None or engine.audiences.latest(d) is None:
-                engine.execute(text, now=as_of)
-                engine.execute(f"REFRESH {kind} {name}", now=as_of)
+            d = session.audiences.definition(kind, name)
+            if d is None or session.audiences.latest(d) is None:
+                session.execute(text, as_of=as_of, permissions=WRITE)
+                session.execute(f"REFRESH {kind} {name}", as_of=as_of, permissions=WRITE)
 
 
 def query_script(key: str) -> str:

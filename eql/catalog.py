@@ -1,6 +1,6 @@
 """What the compiler knows about tags and segments: a frozen snapshot of the store's definitions.
 
-The engine builds a `Catalog` from the store (`eql.audiences.catalog_of`) and passes it to the
+The engine builds a `Catalog` from the store (`runtime.catalog.catalog_of`) and passes it to the
 binder, which stays pure. A tag or segment is read as a *virtual column*: a column named
 `@<table>.<column>` where `<table>` is the registered Arrow table of one materialised version,
 named by the definition's generation (its identity, never reused; see `storage.audiences`), not

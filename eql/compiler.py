@@ -1,10 +1,11 @@
 """The pipeline: parse -> bind -> plan, one pure function per stage, chained by `compile`.
 
-`explain` prints any stage. Nothing here does I/O; executing a plan is `eql.engine`'s job.
+`explain` prints any stage. Nothing here does I/O; executing a plan is `runtime.engine`'s job.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 from collections.abc import Mapping
@@ -12,9 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from entities import Schema
+from eql import types as T
 from eql.binder import bind
+from eql.binder import bound as B
 from eql.binder.bound import BoundQuery
-from eql.catalog import EMPTY, Catalog
+from eql.catalog import EMPTY, ID_COLUMN, Catalog
+from eql.diagnostics import Diagnostic, EqlError
 from eql.planner import logical as L
 from eql.planner.explain import format_bound, format_plan
 from eql.planner.plan import plan
@@ -54,6 +58,40 @@ def compile_query(
     reference = now or dt.datetime.now(dt.UTC)
     bound = bind(stmt, schema, text, params or {}, reference, catalog)
     return Compiled(text, stmt, bound, plan(bound, schema), stage)
+
+
+def compile_per_entity(
+    find: A.Find,
+    text: str,
+    schema: Schema,
+    params: Mapping[str, Any] | None,
+    now: dt.datetime,
+    catalog: Catalog = EMPTY,
+) -> Compiled:
+    """`find` (a FIND of one entity, not grouped) planned with the entity's dense id as its first
+    result column, then its RETURN items: how a definition computes its values per entity.
+    Raises EqlError (E231 when `find` groups, since a definition gives one value per entity)."""
+    bound = bind(find, schema, text, params or {}, now, catalog)
+    if bound.grouped:
+        raise EqlError(
+            [
+                Diagnostic(
+                    "E231",
+                    "a definition gives one value per entity; aggregates over all rows are not "
+                    "allowed",
+                    find.span,
+                    helps=(
+                        "aggregate an entity's events instead: count(purchase), "
+                        "sum(purchase.amount)",
+                    ),
+                )
+            ],
+            text,
+        )
+    items = bound.items if find.returns else ()
+    with_id = (B.Item(B.Column(B.ROOT, ID_COLUMN, T.INT), ID_COLUMN), *items)
+    bound = dataclasses.replace(bound, items=with_id)
+    return Compiled(text, find, bound, plan(bound, schema), None)
 
 
 def explain_text(compiled: Compiled, stage: str, datafusion: str = "") -> str:

@@ -1,9 +1,12 @@
-"""`create_app(settings)`: the FastAPI app, its lifespan (store, engine, keys, runner), middleware.
+"""`create_app(settings)`: the FastAPI app, its lifespan (session, keys, runner), middleware.
 
-The lifespan opens the store (`Store.open(data_dir)`; or uses the one given, which it then does not
-close), builds one `Engine` with the configured DataFusion memory pool, compiles a trivial query so
-that the first request does not pay for loading the grammar, and puts an `AppState` on
+The lifespan opens a `runtime.Session` on the store (`Session.open(data_dir)`; or uses the one
+given, which it then does not close) with the configured DataFusion memory pool, runs a trivial
+query so that the first request does not pay for loading the grammar, and puts an `AppState` on
 `app.state.eql`. Routers are thin (`server.routers`); limits live in `server.settings`.
+
+The server imports `runtime` (the one door to the store and EQL), `entities` (the schema it
+documents) and `eql.diagnostics` (the errors it maps); never the compiler's stages or `storage`.
 """
 
 from __future__ import annotations
@@ -19,20 +22,19 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
-from eql.engine import Engine, EngineSettings
+from runtime import Session
 from server import errors
-from server.auth import RateLimiter
 from server.fastpath import BodyLimit, FastPath
 from server.keys import KeyFile
 from server.lookups import Lookups
 from server.openapi import per_entity
 from server.priority import lower_engine_threads
+from server.ratelimit import RateLimiter
 from server.routers import ROUTERS
 from server.runner import QueryRunner
 from server.settings import Settings
 from server.state import AppState
 from server.version import VERSION
-from storage import Store
 
 log = logging.getLogger("eql.server")
 
@@ -46,22 +48,14 @@ diagnostics keep their codes (E1xx, E2xx) and positions.
 """
 
 
-def _build_state(settings: Settings, store: Store) -> AppState:
-    engine = Engine(
-        store,
-        EngineSettings(
-            target_partitions=settings.target_partitions,
-            memory_limit=settings.memory_limit,
-            batch_size=settings.batch_size,
-        ),
-    )
-    if store.schema.entities:  # load the grammar, warm the planner, start DataFusion's runtime
-        engine.query(f"FIND `{store.schema.entities[0].name}` RETURN count() AS n")
+def _build_state(settings: Settings, session: Session) -> AppState:
+    schema = session.store.schema
+    if schema.entities:  # load the grammar, warm the planner, start DataFusion's runtime
+        session.query(f"FIND `{schema.entities[0].name}` RETURN count() AS n")
         lower_engine_threads(settings.query_nice)
     return AppState(
         settings=settings,
-        store=store,
-        engine=engine,
+        session=session,
         keys=KeyFile(settings.keys_path, settings.keys_recheck),
         limits={
             "query": RateLimiter(settings.rate_query, settings.rate_query_burst),
@@ -73,7 +67,7 @@ def _build_state(settings: Settings, store: Store) -> AppState:
             settings.query_nice,
             held_limit=settings.memory_limit,
         ),
-        lookups=Lookups(store, store.schema, settings.max_key_chars, settings.max_batch_keys),
+        lookups=Lookups(session, settings.max_key_chars, settings.max_batch_keys),
     )
 
 
@@ -96,19 +90,22 @@ class EqlApp(FastAPI):
         if state is None:
             return spec
         if self._started_spec is None:
-            self._started_spec = per_entity(spec, state.store.schema, state.settings.max_key_chars)
+            schema = state.session.store.schema
+            self._started_spec = per_entity(spec, schema, state.settings.max_key_chars)
         return self._started_spec
 
 
-def create_app(settings: Settings | None = None, *, store: Store | None = None) -> FastAPI:
-    """The app. `store`: an open store to serve (the caller keeps owning it); else the lifespan
-    opens `settings.data_dir` and closes it at shutdown."""
+def create_app(settings: Settings | None = None, *, session: Session | None = None) -> FastAPI:
+    """The app. `session`: a session over an open store to serve (the caller keeps owning it;
+    `Session(store, settings.engine())`); else the lifespan opens `settings.data_dir` and closes
+    it at shutdown."""
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        own = store is None
-        opened = Store.open(settings.data_dir) if store is None else store
+        own = session is None
+        opened = Session.open(settings.data_dir, settings=settings.engine()) if own else session
+        assert opened is not None
         try:
             state = await asyncio.to_thread(_build_state, settings, opened)
             # what startup built lives as long as the server: keep the cyclic GC from scanning

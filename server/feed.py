@@ -36,9 +36,9 @@ import numpy as np
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from runtime.definitions import Definition, Refresh
 from server.encoding import dumps
 from server.errors import ApiError
-from storage.audiences import Definition, Refresh
 
 if TYPE_CHECKING:
     from server.state import AppState
@@ -90,7 +90,7 @@ async def changes(
     state: AppState, d: Definition, start: tuple[int, int, bool]
 ) -> AsyncIterator[bytes]:
     settings = state.settings
-    store = state.lookups.audiences.aud
+    audiences = state.lookups.audiences
     chunk = settings.feed_chunk
     version, offset, reset = start
     ends = time.monotonic() + settings.feed_max_seconds
@@ -98,11 +98,11 @@ async def changes(
     if reset:
         yield _event("reset", {"segment": d.name, "generation": d.generation})
     while time.monotonic() < ends:
-        current = store.definition("SEGMENT", d.name)
+        current = audiences.segment_definition(d.name)
         if current is None or current.generation != d.generation:
             yield _event("dropped", {"segment": d.name, "generation": d.generation})
             return
-        pending = [r for r in store.refreshes(current) if r.version >= version]
+        pending = audiences.versions(d, version)
         for r in pending:
             async for event in _version_events(state, d, r, offset, chunk):
                 yield event
@@ -117,11 +117,10 @@ async def changes(
 async def _version_events(
     state: AppState, d: Definition, r: Refresh, offset: int, chunk: int
 ) -> AsyncIterator[bytes]:
-    view = state.lookups.audiences.aud.view()
-    came, left = (view.bitmap(d.generation, r.version, part) for part in ("+", "-"))
-    if came is None or left is None:  # dropped meanwhile: the loop in `changes` says so next
+    moves = state.lookups.audiences.moves(d, r.version)
+    if moves is None:  # dropped meanwhile: the loop in `changes` says so next
         return
-    entered, exited = (np.frombuffer(bm.to_array(), dtype=np.uint32) for bm in (came, left))
+    entered, exited = moves
     ids = np.concatenate([entered, exited])
     n_entered = len(entered)
     head = {

@@ -1,6 +1,6 @@
 """Answers for applications, from in-process structures, without DataFusion.
 
-`Lookups` wraps `eql.lookup.Audiences` (key -> dense id dictionaries, the latest segment bitmaps
+`Lookups` wraps `runtime.lookup.Audiences` (key -> dense id dictionaries, the latest segment bitmaps
 and tag values, loaded once and reloaded after each write the server makes) and the store's
 rows. Each method takes the path's text, answers JSON bytes, and raises `ApiError` for bad input:
 
@@ -22,12 +22,12 @@ from typing import Any
 import numpy as np
 import orjson
 
-from entities import Schema, TypeKind
+from entities import TypeKind
 from entities.names import shown
-from eql.lookup import Audiences, Segment
+from runtime import Session
+from runtime.lookup import Audiences, Segment
 from server.encoding import dumps
 from server.errors import ApiError
-from storage import Store
 
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -51,8 +51,8 @@ class _Shape:
 
 
 class Lookups:
-    def __init__(self, store: Store, schema: Schema, max_key_chars: int, max_batch: int) -> None:
-        self.store = store
+    def __init__(self, session: Session, max_key_chars: int, max_batch: int) -> None:
+        schema = session.store.schema
         self.max_key_chars = max_key_chars
         self.max_batch = max_batch
         self.shapes = {
@@ -63,7 +63,7 @@ class Lookups:
             )
             for e in schema.entities
         }
-        self.audiences = Audiences(store)
+        self.audiences = Audiences(session.store)
         self._reload_lock = threading.Lock()
 
     def reload(self) -> None:
@@ -107,7 +107,7 @@ class Lookups:
     # ---- lookups -----------------------------------------------------------------------------
     def profile(self, entity: str, key_text: str) -> bytes:
         shape, key = self.parse_key(entity, key_text)
-        row = self.store.get(entity, key)
+        row = self.audiences.row(entity, key)
         if row is None:
             raise ApiError(404, "not_found", f"no {entity} with this key")
         attrs = {n: row.get(n) for n in shape.names}

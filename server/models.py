@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
-from eql.binder.values import parse_time
+from runtime.session import parse_time
 
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 Scalar = str | int | float | bool | None

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
 from typing import Any
@@ -22,16 +21,12 @@ import pyarrow as pa
 from starlette.responses import JSONResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 
-from eql.audiences.statements import WRITES
-from eql.compiler import Compiled, parse_cached
-from eql.engine import Engine
-from eql.planner import logical as L
-from eql.syntax import ast as A
+from runtime import Explanation, NotPermitted, Permissions, Query, Statement
 from server import definitions as D
 from server import encoding as E
 from server.errors import ApiError
 from server.models import ExplainRequest, QueryRequest
-from server.runner import Run, classify
+from server.runner import Run
 from server.state import AppState
 
 log = logging.getLogger("eql.server")
@@ -41,13 +36,6 @@ class ClientGone(Exception):
     """The client disconnected; the query was stopped."""
 
 
-def columns_of(compiled: Compiled) -> list[dict[str, str]]:
-    plan = compiled.plan
-    if isinstance(plan, L.Output):
-        return [{"name": name, "type": str(t)} for _, name, t in plan.columns]
-    return []
-
-
 class Cursor:
     """Pulls batches (on the loop), cuts them at the row limit, encodes them (on the pool), in
     slices that stop at the deadline or a stop and at the result's byte limit (`E.Pace`)."""
@@ -55,14 +43,14 @@ class Cursor:
     def __init__(
         self,
         run: Run,
-        engine: Engine,
+        query: Query,
         encoder: E.Encoder,
         limit: int,
         gone: asyncio.Future[Any],
         max_bytes: int,
     ) -> None:
         self.run = run
-        self.engine = engine
+        self.query = query
         self.encoder = encoder
         self.limit = limit
         self.gone = gone
@@ -73,9 +61,9 @@ class Cursor:
         # memory for results until the query finishes
         self._holds = encoder.media_type == E.JSON
 
-    def open(self, compiled: Compiled) -> None:
+    def open(self) -> None:
         """On the pool: refresh, emission and physical planning; execution starts."""
-        self.run.open(self.engine.astream(compiled))
+        self.run.open(self.query.astream())
 
     async def pull(self) -> tuple[list[bytes], bool]:
         """The next pieces and whether they were the last (they then end with the trailer)."""
@@ -148,12 +136,6 @@ def _outcome(exc: BaseException) -> str:
     return "failed"
 
 
-def _is_query(stmt: A.Statement) -> bool:
-    if isinstance(stmt, A.Explain):
-        stmt = stmt.statement
-    return isinstance(stmt, A.Find | A.FindEvents)
-
-
 def _encode_table(table: Any, media: str, started: float) -> bytes:
     """A statement's (small) answer table, whole, in the negotiated format."""
     encoder: E.Encoder
@@ -169,69 +151,58 @@ def _encode_table(table: Any, media: str, started: float) -> bytes:
     return b"".join([encoder.head(), *parts, encoder.end(table.num_rows, False)])
 
 
-async def run_statement(
-    state: AppState, body: QueryRequest, stmt: A.Statement, media: str, can_write: bool
-) -> Response:
-    """SHOW, DESCRIBE, EXPLAIN MEMBERSHIP (scope query); DEFINE, REFRESH, DROP (scope define,
-    one write at a time, like the segment and tag routes)."""
-    started = time.monotonic()
-    deadline, _ = _limits(state, body)
-    now = body.reference_time()
-    engine = state.engine
-    args = (body.query, body.params, now)
-    if isinstance(stmt, WRITES):
-        if not can_write:
-            raise ApiError(403, "forbidden", "this statement changes definitions: scope define")
-        table = await D.write(state, functools.partial(engine.execute, writes=True), *args)
-    else:
-        run = await state.runner.start(deadline, state.settings.memory_limit)
-        try:
-            table = await run.call(functools.partial(engine.execute, writes=False), *args)
-        except BaseException as exc:
-            run.finish(_outcome(exc))
-            raise
-        run.finish("completed")
-    return Response(_encode_table(table, media, started), media_type=media)
-
-
 async def run_query(
     state: AppState, body: QueryRequest, accept: str | None, receive: Receive, can_write: bool
 ) -> Response:
+    """Any EQL text: a query's rows, an explanation, or a statement's answer table. Statements
+    that change definitions need scope define (403) and run one at a time, like the segment and
+    tag routes."""
     media = E.negotiate(accept)
     if media is None:
         raise ApiError(406, "not_acceptable", "answers are " + ", ".join(E.MEDIA_TYPES))
     started = time.monotonic()
     deadline, limit = _limits(state, body)
-    try:
-        stmt = await asyncio.to_thread(parse_cached, body.query)  # EqlError: 400
-    except Exception as exc:  # a text nested too deeply for the parser: 400, not 500
-        mapped = classify(exc, None)
-        if mapped is exc:
-            raise
-        raise mapped from None
-    if not _is_query(stmt):
-        return await run_statement(state, body, stmt, media, can_write)
-    now = body.reference_time()
-    engine = state.engine
+    permissions = Permissions(writes=can_write)
     run = await state.runner.start(deadline, state.settings.memory_limit)
     gone = asyncio.ensure_future(_wait_disconnect(receive))
     streaming = False
     try:
-        compiled = await _raced(run, gone, engine.compile, body.query, body.params, now)
-        if compiled.explain_stage is not None:
-            text = await _raced(run, gone, engine.explain, compiled, compiled.explain_stage)
+        try:
+            prepared = await _raced(
+                run,
+                gone,
+                state.session.prepare,
+                body.query,
+                body.params,
+                body.reference_time(),
+                permissions,
+            )
+        except NotPermitted:
+            raise ApiError(
+                403, "forbidden", "this statement changes definitions: scope define"
+            ) from None
+        if isinstance(prepared, Explanation):
             run.finish("completed")
-            return JSONResponse({"explain": {"stage": compiled.explain_stage, "text": text}})
+            return JSONResponse({"explain": {"stage": prepared.stage, "text": prepared.text}})
+        if isinstance(prepared, Statement):
+            if prepared.writes:
+                run.finish("completed")  # a write takes a slot of its own, one at a time
+                table = await D.write(state, prepared.run)
+            else:
+                table = await run.call(prepared.run)
+                run.finish("completed")
+            return Response(_encode_table(table, media, started), media_type=media)
         encoder: E.Encoder
         if media == E.JSON:
-            encoder = E.JsonEncoder(columns_of(compiled), started)
+            columns = [{"name": c.name, "type": c.type} for c in prepared.columns]
+            encoder = E.JsonEncoder(columns, started)
         elif media == E.NDJSON:
             encoder = E.NdjsonEncoder()
         else:
-            encoder = E.ArrowEncoder(lambda: engine.result_schema(compiled))
+            encoder = E.ArrowEncoder(prepared.schema)
         max_bytes = state.settings.max_result_bytes
-        cursor = Cursor(run, engine, encoder, limit, gone, max_bytes)
-        await _raced(run, gone, cursor.open, compiled)
+        cursor = Cursor(run, prepared, encoder, limit, gone, max_bytes)
+        await _raced(run, gone, cursor.open)
         pieces, done = await cursor.pull()
         if media != E.JSON:
             streaming = True
@@ -266,15 +237,13 @@ async def run_explain(state: AppState, body: ExplainRequest) -> dict[str, Any]:
     deadline, _ = _limits(state, body)
     run = await state.runner.start(deadline, state.settings.memory_limit)
     try:
-        engine = state.engine
-        compiled = await run.call(engine.compile, body.query, body.params, body.reference_time())
-        stage = body.stage or compiled.explain_stage or "all"
-        text = await run.call(engine.explain, compiled, stage)
+        args = (body.query, body.params, body.reference_time(), body.stage)
+        explained = await run.call(state.session.explain, *args)
     except BaseException as exc:
         run.finish(_outcome(exc))
         raise
     run.finish("completed")
-    return {"explain": {"stage": stage, "text": text}}
+    return {"explain": {"stage": explained.stage, "text": explained.text}}
 
 
 class Parts(Response):

@@ -11,6 +11,8 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from runtime.engine import EngineSettings
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EQL_", extra="ignore", frozen=True)
@@ -71,6 +73,14 @@ class Settings(BaseSettings):
         if self.default_rows > self.max_rows:
             raise ValueError("default_rows must not exceed max_rows")
         return self
+
+    def engine(self) -> EngineSettings:
+        """What the query engine takes of these settings."""
+        return EngineSettings(
+            target_partitions=self.target_partitions,
+            memory_limit=self.memory_limit,
+            batch_size=self.batch_size,
+        )
 
     @property
     def keys_path(self) -> Path:

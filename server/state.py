@@ -1,26 +1,42 @@
-"""What one app holds while it runs: settings, the store, the engine, keys, limits, the runner,
-the lookup structures, the write lock and the signal that wakes the change feeds."""
+"""What one app holds while it runs: settings, the session (store and engine), keys, limits, the
+runner, the lookup structures, the write lock and the signal that wakes the change feeds."""
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
 
-from eql.engine import Engine
-from server.auth import RateLimiter
-from server.definitions import Signal
+from runtime import Session
 from server.keys import KeyFile
 from server.lookups import Lookups
+from server.ratelimit import RateLimiter
 from server.runner import QueryRunner
 from server.settings import Settings
-from storage import Store
+
+
+class Signal:
+    """Wakes every waiter when something was written (the feeds wait on it)."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def fire(self) -> None:
+        event, self._event = self._event, asyncio.Event()
+        event.set()
+
+    async def wait(self, timeout: float) -> bool:
+        """True when fired within `timeout` seconds."""
+        try:
+            await asyncio.wait_for(self._event.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
 
 @dataclass
 class AppState:
     settings: Settings
-    store: Store
-    engine: Engine
+    session: Session
     keys: KeyFile
     limits: dict[str, RateLimiter]  # "query" (query, explain, writes), "lookup" (the rest)
     runner: QueryRunner

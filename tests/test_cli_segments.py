@@ -10,9 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from eql.cli.main import app
-from eql.engine import Engine
 from ingest.demo import generate_demo_files
 from ingest.files import import_file
+from runtime import WRITE, Session
 from storage import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,13 +25,16 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for f in generate_demo_files(base / "files", users=1500, seed=3):
         if not f.dirty:
             import_file(store, f.kind, f.target, f.path)
-    engine = Engine(store)
-    engine.execute("DEFINE SEGMENT buyers ON users WHERE DID purchase DURING LAST 30 DAYS")
+    session = Session(store)
+    session.execute(
+        "DEFINE SEGMENT buyers ON users WHERE DID purchase DURING LAST 30 DAYS", permissions=WRITE
+    )
     for day in (1, 20):
-        engine.execute("REFRESH SEGMENT buyers", now=dt.datetime(2026, 10, day, tzinfo=dt.UTC))
-    expected = engine.query(
+        as_of = dt.datetime(2026, 10, day, tzinfo=dt.UTC)
+        session.execute("REFRESH SEGMENT buyers", as_of=as_of, permissions=WRITE)
+    expected = session.query(
         "FIND users WHERE DID purchase DURING LAST 30 DAYS RETURN id",
-        now=dt.datetime(2026, 10, 20, tzinfo=dt.UTC),
+        as_of=dt.datetime(2026, 10, 20, tzinfo=dt.UTC),
     )
     (base / "expected.txt").write_text("\n".join(map(str, sorted(expected["id"].to_pylist()))))
     store.close()

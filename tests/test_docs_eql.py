@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from eql.diagnostics import EqlError
-from eql.engine import Engine
 from ingest.demo import generate_demo_files
 from ingest.files import import_file
+from runtime.engine import Engine
 from storage import Store
 
 ROOT = Path(__file__).resolve().parents[1]

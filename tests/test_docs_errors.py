@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from eql.diagnostics import EqlError
-from eql.engine import Engine
+from runtime import READ, WRITE, Session
 from storage import ChangeSet, Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,33 +23,33 @@ DOCUMENTED = sorted(c for c, text in CODES.items() if EQL_BLOCK.search(text))
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
+def session(tmp_path_factory: pytest.TempPathFactory) -> Session:
     schema = (ROOT / "examples" / "retail" / "schema.yaml").read_text()
     store = Store.create(tmp_path_factory.mktemp("errors") / "s", schema, "retail.yaml")
     change = ChangeSet()
     change.upsert("users", pa.table({"id": [1], "name": ["Li Lei"]}))
     store.commit(change)
-    return Engine(store)
+    return Session(store)
 
 
 def test_every_code_the_binder_uses_is_documented() -> None:
     used = set()
-    for path in (ROOT / "eql").rglob("*.py"):
+    for path in [*(ROOT / "eql").rglob("*.py"), *(ROOT / "runtime").rglob("*.py")]:
         used |= set(re.findall(r'"(E[23]\d\d)"', path.read_text(encoding="utf-8")))
     assert used <= set(CODES), sorted(used - set(CODES))
 
 
 @pytest.mark.parametrize("code", DOCUMENTED)
-def test_documented_example_fails_with_its_code(engine: Engine, code: str) -> None:
+def test_documented_example_fails_with_its_code(session: Session, code: str) -> None:
     block = EQL_BLOCK.search(CODES[code])
     assert block is not None
     # statements before the last (each ending with `;` at the end of a line) set the scene
     *setup, last = re.split(r";\n", block.group(1).strip())
     now = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
     for statement in setup:
-        engine.execute(statement, PARAMS, now)
+        session.execute(statement, PARAMS, now, WRITE)
     with pytest.raises(EqlError) as info:
-        engine.execute(last, PARAMS, now, writes=code != "E230")
+        session.execute(last, PARAMS, now, READ if code == "E230" else WRITE)
     assert info.value.codes[0] == code, info.value.render()
     if code != "E301":
         assert info.value.diagnostics[0].span is not None

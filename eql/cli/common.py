@@ -21,6 +21,8 @@ from rich.markup import escape
 from entities import SchemaError
 from ingest.problems import disk_full_reason, is_disk_full
 from ingest.readers import FileError
+from runtime import Session
+from runtime.engine import EngineSettings
 from storage import Store, StoreError
 from storage.kv import StoreLockedError
 
@@ -101,6 +103,15 @@ T = TypeVar("T")
 def open_store(data_dir: Path, *, read_only: bool = False) -> Store:
     with user_errors():
         return Store.open(data_dir, read_only=read_only)
+    raise AssertionError  # unreachable: user_errors re-raises as typer.Exit
+
+
+def open_session(
+    data_dir: Path, *, read_only: bool = False, settings: EngineSettings | None = None
+) -> Session:
+    """A session over the store at `data_dir` (closed with it), errors said without tracebacks."""
+    with user_errors():
+        return Session.open(data_dir, read_only=read_only, settings=settings)
     raise AssertionError  # unreachable: user_errors re-raises as typer.Exit
 
 

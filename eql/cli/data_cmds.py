@@ -488,7 +488,7 @@ SAMPLES = (
 def sample_queries(store: Store, end: dt.date) -> None:
     """Run a few EQL queries on the fresh demo store, to show what it holds."""
     from eql.cli.query_cmds import write
-    from eql.engine import Engine
+    from runtime.engine import Engine
 
     engine = Engine(store)
     now = dt.datetime(end.year, end.month, end.day, tzinfo=dt.UTC)

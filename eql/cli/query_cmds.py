@@ -15,9 +15,9 @@ import pyarrow.parquet as pq
 import typer
 from rich.table import Table
 
-from eql.binder.values import parse_time
-from eql.cli.common import EXIT_USAGE, DataDir, err, fail, open_store, out
+from eql.cli.common import EXIT_USAGE, DataDir, err, fail, open_session, out
 from eql.diagnostics import EqlError
+from runtime.session import parse_time
 
 FORMATS = ("table", "csv", "ndjson", "json", "parquet")
 STAGES = ("ast", "bound", "plan", "datafusion", "all")
@@ -94,63 +94,26 @@ def query(
         fail("--format parquet writes a file: add --output FILE")
     text = _text(eql, file)
     params = _params(param)
-    from eql.engine import Engine
+    from runtime import WRITE, Explanation, kind_of
 
-    statement = _statement(text)
-    if statement is not None:  # DEFINE, REFRESH, SHOW, ... (the CLI runs as admin)
-        result = _run_statement(data_dir, statement, text, params, _now(as_of))
-        write(result, fmt, output)
+    try:
+        kind = kind_of(text)
+    except EqlError as exc:
+        _report(exc)
+    # a query reads the store beside a running server; a write needs it for itself (the CLI
+    # runs as admin)
+    session = open_session(data_dir, read_only=kind != "write")
+    try:
+        try:
+            result = session.execute(text, params, _now(as_of), WRITE)
+        except EqlError as exc:
+            _report(exc)
+    finally:
+        session.close()
+    if isinstance(result, Explanation):
+        out.print(result.text, markup=False)
         return
-    store = open_store(data_dir, read_only=True)
-    try:
-        engine = Engine(store)
-        try:
-            compiled = engine.compile(text, params, _now(as_of))
-        except EqlError as exc:
-            _report(exc)
-        if compiled.explain_stage is not None:
-            out.print(engine.explain(compiled, compiled.explain_stage), markup=False)
-            return
-        try:
-            result = engine.run(compiled)
-        except EqlError as exc:
-            _report(exc)
-    finally:
-        store.close()
-    write(result, fmt, output)
-
-
-def _statement(text: str) -> Any:
-    """The parsed statement when it is not a query (FIND, EXPLAIN FIND); else None."""
-    from eql.compiler import parse_cached
-    from eql.syntax import ast as A
-
-    try:
-        stmt = parse_cached(text)
-    except EqlError:
-        return None  # compile reports it
-    if isinstance(stmt, A.Find | A.FindEvents):
-        return None
-    if isinstance(stmt, A.Explain) and isinstance(stmt.statement, A.Find | A.FindEvents):
-        return None
-    return stmt
-
-
-def _run_statement(
-    data_dir: Path, stmt: Any, text: str, params: dict[str, Any], now: dt.datetime | None
-) -> pa.Table:
-    from eql.audiences.statements import WRITES
-    from eql.engine import Engine
-
-    store = open_store(data_dir, read_only=not isinstance(stmt, WRITES))
-    try:
-        try:
-            return Engine(store).execute(text, params, now)
-        except EqlError as exc:
-            _report(exc)
-    finally:
-        store.close()
-    raise AssertionError
+    write(result.table, fmt, output)
 
 
 def write(result: pa.Table, fmt: str, output: Path | None) -> None:
@@ -209,25 +172,25 @@ def explain(
     data_dir: DataDir,
     eql: Query = None,
     file: QueryFile = None,
-    stage: Annotated[str, typer.Option("--stage", help="ast, bound, plan, datafusion or all")] = (
-        "all"
-    ),
+    stage: Annotated[
+        str | None,
+        typer.Option(
+            "--stage", help="ast, bound, plan, datafusion or all (default: the text's, else all)"
+        ),
+    ] = None,
     param: Params = [],  # noqa: B006
     as_of: AsOf = None,
 ) -> None:
     """Show how a query is compiled, stage by stage."""
-    if stage not in STAGES:
+    if stage is not None and stage not in STAGES:
         fail(f"--stage {stage!r}: expected one of {', '.join(STAGES)}")
     text = _text(eql, file)
-    from eql.engine import Engine
-
-    store = open_store(data_dir, read_only=True)
+    session = open_session(data_dir, read_only=True)
     try:
-        engine = Engine(store)
         try:
-            compiled = engine.compile(text, _params(param), _now(as_of))
+            explained = session.explain(text, _params(param), _now(as_of), stage)
         except EqlError as exc:
             _report(exc)
-        out.print(engine.explain(compiled, compiled.explain_stage or stage), markup=False)
+        out.print(explained.text, markup=False)
     finally:
-        store.close()
+        session.close()

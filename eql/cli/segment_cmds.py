@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _audiences(data_dir: Path):  # type: ignore[no-untyped-def]
-    from eql.lookup import Audiences
+    from runtime.lookup import Audiences
 
     store = open_store(data_dir, read_only=True)
     return store, Audiences(store)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from eql.cli.common import DataDir, err, fail, open_store, out
+from eql.cli.common import DataDir, err, fail, open_session, out
 
 if TYPE_CHECKING:
     from server.keys import KeyFile
@@ -41,17 +41,17 @@ def serve(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
         )
         fail(f"bad settings: {problems}", "check the EQL_* environment variables")
-    store = open_store(data_dir)
+    session = open_session(data_dir, settings=settings.engine())
     try:
         if not _key_file(data_dir).records():
             err.print(
                 f"note: no API keys yet; create one with `eql keys create --data-dir {data_dir} "
                 "--scope query,lookup`"
             )
-        app = create_app(settings, store=store)
+        app = create_app(settings, session=session)
         uvicorn.Server(config(app, settings)).run()
     finally:
-        store.close()
+        session.close()
 
 
 def _key_file(data_dir: Path) -> KeyFile:

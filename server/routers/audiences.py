@@ -43,7 +43,7 @@ def add_definition_routes(
     )
     async def list_all(request: Request) -> Response:
         state: AppState = request.app.state.eql
-        return json_response({"items": D.listing(state.engine.audiences, kinds)})
+        return json_response({"items": D.listing(state, kinds)})
 
     @router.post(
         "",
@@ -76,7 +76,7 @@ def add_definition_routes(
         history: Annotated[int, Query(ge=1, le=1000, description="Versions to list")] = 20,
     ) -> Response:
         state: AppState = request.app.state.eql
-        return json_response(D.detail(state.engine.audiences, kinds, name, history))
+        return json_response(D.detail(state, kinds, name, history))
 
     @router.delete(
         "/{name}",

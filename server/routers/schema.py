@@ -64,4 +64,4 @@ def describe(schema: Schema) -> SchemaInfo:
     responses=responses(401, 403, 429),
 )
 async def get_schema(request: Request) -> SchemaInfo:
-    return describe(request.app.state.eql.store.schema)
+    return describe(request.app.state.eql.session.store.schema)

@@ -89,8 +89,8 @@ async def changes(
     last_event_id: Annotated[str | None, Header(description="Resume after this event")] = None,
 ) -> Response:
     state: AppState = request.app.state.eql
-    view = state.engine.audiences.view()
-    d = D.resolve(view, D.SEGMENTS, name)
-    latest = view.latest(d)
-    start = F.position(last_event_id, since, 0 if latest is None else latest.version, d.generation)
+    d = D.current(state, D.SEGMENTS, name)
+    versions = state.lookups.audiences.versions(d, 1)
+    latest = versions[-1].version if versions else 0
+    start = F.position(last_event_id, since, latest, d.generation)
     return F.EventStream(state, F.changes(state, d, start))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from eql.engine import Engine
+from runtime import Session
 from storage import Store
 from tests.eql.helpers import build_demo_store
 
@@ -24,7 +24,7 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="module")
-def engine(demo_dir: Path) -> Iterator[Engine]:
+def session(demo_dir: Path) -> Iterator[Session]:
     store = Store.open(demo_dir)
-    yield Engine(store)
+    yield Session(store)
     store.close()

@@ -9,26 +9,26 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from eql.engine import Engine
-from eql.lookup import Audiences, assign, bucket
+from runtime import WRITE, Session
+from runtime.lookup import Audiences, assign, bucket
 from storage import ChangeSet, Store
 from tests.audiences.helpers import find_ids, run
 
 
 @pytest.fixture(scope="module")
-def aud(engine: Engine) -> Audiences:
-    run(engine, "DEFINE SEGMENT buyers ON users WHERE DID purchase DURING LAST 90 DAYS")
-    run(engine, "REFRESH SEGMENT buyers")
-    run(engine, "DEFINE SEGMENT members ON users WHERE is_member")
-    run(engine, "REFRESH SEGMENT members")
-    run(engine, "DEFINE TAG spend ON users AS sum(purchase.amount)")
-    run(engine, "REFRESH TAG spend")
-    return Audiences(engine.store)
+def aud(session: Session) -> Audiences:
+    run(session, "DEFINE SEGMENT buyers ON users WHERE DID purchase DURING LAST 90 DAYS")
+    run(session, "REFRESH SEGMENT buyers")
+    run(session, "DEFINE SEGMENT members ON users WHERE is_member")
+    run(session, "REFRESH SEGMENT members")
+    run(session, "DEFINE TAG spend ON users AS sum(purchase.amount)")
+    run(session, "REFRESH TAG spend")
+    return Audiences(session.store)
 
 
-def test_membership_single_and_batch(engine: Engine, aud: Audiences) -> None:
-    want = find_ids(engine, "users", "DID purchase DURING LAST 90 DAYS")
-    users = engine.store.entity_table("users")
+def test_membership_single_and_batch(session: Session, aud: Audiences) -> None:
+    want = find_ids(session, "users", "DID purchase DURING LAST 90 DAYS")
+    users = session.store.entity_table("users")
     keys = users.column("id").to_pylist()
     ids = users.column("__id").to_pylist()
     single = [aud.is_member("buyers", k) for k in keys]
@@ -39,8 +39,8 @@ def test_membership_single_and_batch(engine: Engine, aud: Audiences) -> None:
     assert not aud.is_member("buyers", 10**9)
 
 
-def test_segments_of_and_profile(engine: Engine, aud: Audiences) -> None:
-    users = engine.store.entity_table("users").to_pylist()
+def test_segments_of_and_profile(session: Session, aud: Audiences) -> None:
+    users = session.store.entity_table("users").to_pylist()
     u = next(r for r in users if r["is_member"])
     segs = aud.segments_of("users", u["id"])
     assert "members" in segs
@@ -49,17 +49,17 @@ def test_segments_of_and_profile(engine: Engine, aud: Audiences) -> None:
     assert p["attributes"]["name"] == u["name"]
     assert p["attributes"]["signup_date"] == u["signup_date"]
     assert p["segments"] == segs
-    spend = engine.query(f"FIND users WHERE id = {u['id']} RETURN sum(purchase.amount) AS s")
+    spend = session.query(f"FIND users WHERE id = {u['id']} RETURN sum(purchase.amount) AS s")
     assert p["tags"]["spend"] == spend.column("s")[0].as_py()
     assert aud.profile("users", 10**9) is None
 
 
-def test_reload_after_refresh(engine: Engine, aud: Audiences) -> None:
+def test_reload_after_refresh(session: Session, aud: Audiences) -> None:
     assert not aud.reload()
-    run(engine, "DEFINE SEGMENT members ON users WHERE is_member AND birth_year > 1990")
-    run(engine, "REFRESH SEGMENT members")
+    run(session, "DEFINE SEGMENT members ON users WHERE is_member AND birth_year > 1990")
+    run(session, "REFRESH SEGMENT members")
     assert aud.reload()
-    assert aud.bitmap("members") == find_ids(engine, "users", "is_member AND birth_year > 1990")
+    assert aud.bitmap("members") == find_ids(session, "users", "is_member AND birth_year > 1990")
 
 
 def test_ab_split_stable_and_within_one_percent() -> None:
@@ -109,9 +109,9 @@ entities:
         c = ChangeSet()
         c.deletes["things"] = pa.array(list(range(200, 300)), pa.int64())  # ids past the keys
         store.commit(c)
-        engine = Engine(store)
-        engine.execute("DEFINE SEGMENT hi ON things WHERE score >= 4")
-        engine.execute("REFRESH SEGMENT hi")
+        session = Session(store)
+        session.execute("DEFINE SEGMENT hi ON things WHERE score >= 4", permissions=WRITE)
+        session.execute("REFRESH SEGMENT hi", permissions=WRITE)
         aud = Audiences(store)
         probe = np.array([-5, 0, 1, 4, 5, 6, 150, 199, 200, 250, 299, 300, 10**9], dtype=np.int64)
         got = aud.is_member_batch("hi", probe).tolist()

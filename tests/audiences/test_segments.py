@@ -12,8 +12,8 @@ import pytest
 from pyroaring import BitMap
 
 from eql.diagnostics import EqlError
-from eql.engine import Engine
-from eql.lookup import Audiences
+from runtime import Session
+from runtime.lookup import Audiences
 from storage import ChangeSet, Store
 from tests.audiences.helpers import NOW, find_ids, run, stored_bitmap
 from tests.eql.helpers import build_demo_store
@@ -36,16 +36,16 @@ SEGMENTS = [
 
 
 @pytest.fixture(scope="module")
-def defined(engine: Engine) -> Engine:
+def defined(session: Session) -> Session:
     for name, entity, where in SEGMENTS:
-        run(engine, f"DEFINE SEGMENT {name} ON {entity} WHERE {where}")
-        out = run(engine, f"REFRESH SEGMENT {name}")
+        run(session, f"DEFINE SEGMENT {name} ON {entity} WHERE {where}")
+        out = run(session, f"REFRESH SEGMENT {name}")
         assert out.column("version").to_pylist() == [1]
-    return engine
+    return session
 
 
 @pytest.mark.parametrize("name,entity,where", SEGMENTS, ids=[s[0] for s in SEGMENTS])
-def test_members_equal_find(defined: Engine, name: str, entity: str, where: str) -> None:
+def test_members_equal_find(defined: Session, name: str, entity: str, where: str) -> None:
     expected = find_ids(defined, entity, where)
     assert stored_bitmap(defined, name) == expected
     assert len(expected) > 0, "a segment of nobody tests nothing"
@@ -55,15 +55,15 @@ def test_members_equal_find(defined: Engine, name: str, entity: str, where: str)
     assert via_segment.num_rows == len(expected)
 
 
-def test_in_segment_reads_the_bitmap_not_the_predicate(defined: Engine) -> None:
-    plan = defined.explain(defined.compile("FIND users WHERE in segment lapsed_vip", None, NOW))
+def test_in_segment_reads_the_bitmap_not_the_predicate(defined: Session) -> None:
+    plan = defined.explain("FIND users WHERE in segment lapsed_vip", None, NOW).text
     d = defined.audiences.definition("SEGMENT", "lapsed_vip")
     assert d is not None
     assert f"__seg__{d.generation}__v1" in plan  # the table of one version, by generation
     assert "purchase" not in plan.split("-- datafusion")[0].split("-- logical plan")[1]
 
 
-def test_set_algebra(defined: Engine) -> None:
+def test_set_algebra(defined: Session) -> None:
     """Membership is two-valued: `NOT in segment b` holds for every row not in b, also where b's
     predicate is null (so it is the set difference, not `NOT (predicate)`)."""
     a = find_ids(defined, "users", SEGMENTS[0][2])
@@ -80,11 +80,11 @@ def test_set_algebra(defined: Engine) -> None:
     assert got.column("n").to_pylist() == [defined.store.count("users") - len(b)]
 
 
-def _ids(engine: Engine, keys: list[int]) -> BitMap:
-    return BitMap(engine.store.dense_id("users", k) for k in keys)
+def _ids(session: Session, keys: list[int]) -> BitMap:
+    return BitMap(session.store.dense_id("users", k) for k in keys)
 
 
-def test_segment_inside_aggregate_and_grouping(defined: Engine) -> None:
+def test_segment_inside_aggregate_and_grouping(defined: Session) -> None:
     per_store = defined.query(
         "FIND stores RETURN id, count(members WHERE in segment lapsed_vip) AS n", None, NOW
     )
@@ -96,7 +96,7 @@ def test_segment_inside_aggregate_and_grouping(defined: Engine) -> None:
     assert sum(per_store.column("n").to_pylist()) == members_with_store.column("n")[0].as_py()
 
 
-def test_size_without_query_and_export(defined: Engine, tmp_path: Path) -> None:
+def test_size_without_query_and_export(defined: Session, tmp_path: Path) -> None:
     aud = Audiences(defined.store)
     size = len(stored_bitmap(defined, "hot_products"))
     assert aud.size("hot_products") == size == aud.size("hot_products", 1)
@@ -110,18 +110,18 @@ def test_size_without_query_and_export(defined: Engine, tmp_path: Path) -> None:
     assert keys == set(want.to_pylist())
 
 
-def test_show_and_describe(defined: Engine) -> None:
+def test_show_and_describe(defined: Session) -> None:
     shown = run(defined, "SHOW SEGMENTS")
     assert set(shown.column("name").to_pylist()) >= {s[0] for s in SEGMENTS}
     described = run(defined, "DESCRIBE SEGMENT lapsed_vip")
     assert described.column("size").to_pylist() == [len(stored_bitmap(defined, "lapsed_vip"))]
 
 
-def test_enter_exit_after_data_change(engine: Engine) -> None:
-    run(engine, "DEFINE SEGMENT members ON users WHERE is_member")
-    run(engine, "REFRESH SEGMENT members")
-    before = stored_bitmap(engine, "members")
-    users = engine.store.entity_table("users")
+def test_enter_exit_after_data_change(session: Session) -> None:
+    run(session, "DEFINE SEGMENT members ON users WHERE is_member")
+    run(session, "REFRESH SEGMENT members")
+    before = stored_bitmap(session, "members")
+    users = session.store.entity_table("users")
     ids = dict(zip(users.column("id").to_pylist(), users.column("__id").to_pylist(), strict=True))
     flags = dict(
         zip(users.column("id").to_pylist(), users.column("is_member").to_pylist(), strict=True)
@@ -138,51 +138,51 @@ def test_enter_exit_after_data_change(engine: Engine) -> None:
             }
         ),
     )
-    engine.store.commit(change)
-    out = run(engine, "REFRESH SEGMENT members")
+    session.store.commit(change)
+    out = run(session, "REFRESH SEGMENT members")
     assert out.column("entered").to_pylist() == [3] and out.column("exited").to_pylist() == [3]
-    d = engine.audiences.definition("SEGMENT", "members")
-    r = None if d is None else engine.audiences.latest(d)
+    d = session.audiences.definition("SEGMENT", "members")
+    r = None if d is None else session.audiences.latest(d)
     assert r is not None and r.version == 2
-    entered = stored_bitmap(engine, "members", "+")
-    exited = stored_bitmap(engine, "members", "-")
-    new_id = engine.store.dense_id("users", 999_001)
+    entered = stored_bitmap(session, "members", "+")
+    exited = stored_bitmap(session, "members", "-")
+    new_id = session.store.dense_id("users", 999_001)
     assert set(entered) == {ids[k] for k in joining} | {new_id}
     assert set(exited) == {ids[k] for k in leaving}
-    assert stored_bitmap(engine, "members") == (before - exited) | entered
-    changes = Audiences(engine.store).changes("members", 1, 2)
+    assert stored_bitmap(session, "members") == (before - exited) | entered
+    changes = Audiences(session.store).changes("members", 1, 2)
     assert sorted(changes.entered.to_pylist()) == sorted([*joining, 999_001])
     assert sorted(changes.exited.to_pylist()) == sorted(leaving)
 
 
-def test_redefine_keeps_history_and_drop(engine: Engine) -> None:
-    run(engine, "DEFINE SEGMENT young ON users WHERE birth_year >= 1995")
-    run(engine, "REFRESH SEGMENT young")
-    run(engine, "DEFINE SEGMENT young ON users WHERE birth_year >= 2000")
-    run(engine, "REFRESH SEGMENT young")
-    defs = engine.audiences.definitions("SEGMENT", "young")
+def test_redefine_keeps_history_and_drop(session: Session) -> None:
+    run(session, "DEFINE SEGMENT young ON users WHERE birth_year >= 1995")
+    run(session, "REFRESH SEGMENT young")
+    run(session, "DEFINE SEGMENT young ON users WHERE birth_year >= 2000")
+    run(session, "REFRESH SEGMENT young")
+    defs = session.audiences.definitions("SEGMENT", "young")
     assert [d.version for d in defs] == [1, 2] and "1995" in defs[0].text
-    d = run(engine, "DESCRIBE SEGMENT young")
+    d = run(session, "DESCRIBE SEGMENT young")
     assert d.column("definition").to_pylist() == [1, 2]
-    assert stored_bitmap(engine, "young") == find_ids(engine, "users", "birth_year >= 2000")
+    assert stored_bitmap(session, "young") == find_ids(session, "users", "birth_year >= 2000")
     with pytest.raises(EqlError) as info:
-        run(engine, "DEFINE SEGMENT young ON stores WHERE area_sqm > 10")
+        run(session, "DEFINE SEGMENT young ON stores WHERE area_sqm > 10")
     assert info.value.codes[0] == "E229"
-    run(engine, "DROP SEGMENT young")
-    assert engine.audiences.definitions("SEGMENT", "young") == []
+    run(session, "DROP SEGMENT young")
+    assert session.audiences.definitions("SEGMENT", "young") == []
     with pytest.raises(EqlError) as info:
-        engine.query("FIND users WHERE in segment young", None, NOW)
+        session.query("FIND users WHERE in segment young", None, NOW)
     assert info.value.codes[0] == "E225"
 
 
-def test_writes_need_a_scope(engine: Engine) -> None:
+def test_writes_need_a_scope(session: Session) -> None:
     with pytest.raises(EqlError) as info:
-        engine.execute("DEFINE SEGMENT x ON users WHERE is_member", None, NOW, writes=False)
+        session.execute("DEFINE SEGMENT x ON users WHERE is_member", None, NOW)
     assert info.value.codes == ("E230",) or info.value.codes[0] == "E230"
-    assert engine.execute("SHOW SEGMENTS", None, NOW, writes=False).num_rows >= 0
+    assert session.query("SHOW SEGMENTS", None, NOW).num_rows >= 0
 
 
-def test_explain_membership(defined: Engine) -> None:
+def test_explain_membership(defined: Session) -> None:
     bm = stored_bitmap(defined, "lapsed_vip")
     member = defined.store.key_for_id("users", next(iter(bm)))
     out = run(defined, f"EXPLAIN MEMBERSHIP lapsed_vip FOR {member}")
@@ -204,22 +204,22 @@ TIER = (
 def test_sto2_recomputed_equals_stored_after_reopen(tmp_path: Path) -> None:
     """Bitmaps and tags recomputed from base data equal the stored ones, also after reopening."""
     store = build_demo_store(tmp_path, users=150, seed=3)
-    engine = Engine(store)
+    session = Session(store)
     for name, entity, where in SEGMENTS:
-        run(engine, f"DEFINE SEGMENT {name} ON {entity} WHERE {where}")
-        run(engine, f"REFRESH SEGMENT {name}")
-    run(engine, f"DEFINE TAG tier ON users AS {TIER}")
-    run(engine, "REFRESH TAG tier")
+        run(session, f"DEFINE SEGMENT {name} ON {entity} WHERE {where}")
+        run(session, f"REFRESH SEGMENT {name}")
+    run(session, f"DEFINE TAG tier ON users AS {TIER}")
+    run(session, "REFRESH TAG tier")
     for reopen in (False, True):
         if reopen:
             store.close()
             store = Store.open(tmp_path / "store", read_only=True)
-            engine = Engine(store)
+            session = Session(store)
         for name, entity, where in SEGMENTS:
-            assert stored_bitmap(engine, name) == find_ids(engine, entity, where), name
-        stored = engine.query("FIND users RETURN id, tier", None, NOW).sort_by("id")
-        recomputed = engine.query(f"FIND users RETURN id, {TIER} AS tier", None, NOW)
+            assert stored_bitmap(session, name) == find_ids(session, entity, where), name
+        stored = session.query("FIND users RETURN id, tier", None, NOW).sort_by("id")
+        recomputed = session.query(f"FIND users RETURN id, {TIER} AS tier", None, NOW)
         assert stored.to_pylist() == recomputed.sort_by("id").to_pylist()
         aud = Audiences(store)
-        assert aud.bitmap("lapsed_vip") == stored_bitmap(engine, "lapsed_vip")
+        assert aud.bitmap("lapsed_vip") == stored_bitmap(session, "lapsed_vip")
     store.close()

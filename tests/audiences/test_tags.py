@@ -12,10 +12,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from eql.audiences import rfm as R
 from eql.diagnostics import EqlError
-from eql.engine import Engine
-from eql.lookup import Audiences
+from runtime import Session
+from runtime.audiences import rfm as R
+from runtime.lookup import Audiences
 from storage import ChangeSet, Store
 from tests.audiences.helpers import NOW, run
 from tests.helpers_store import RETAIL_SCHEMA
@@ -26,24 +26,24 @@ TIER = (
 )
 
 
-def test_tag_values_equal_their_expression(engine: Engine) -> None:
-    run(engine, f"DEFINE TAG value_tier ON users AS {TIER}")
-    run(engine, "REFRESH TAG value_tier")
-    got = engine.query("FIND users RETURN id, value_tier", None, NOW).sort_by("id")
-    want = engine.query(f"FIND users RETURN id, {TIER} AS value_tier", None, NOW).sort_by("id")
+def test_tag_values_equal_their_expression(session: Session) -> None:
+    run(session, f"DEFINE TAG value_tier ON users AS {TIER}")
+    run(session, "REFRESH TAG value_tier")
+    got = session.query("FIND users RETURN id, value_tier", None, NOW).sort_by("id")
+    want = session.query(f"FIND users RETURN id, {TIER} AS value_tier", None, NOW).sort_by("id")
     assert got.to_pylist() == want.to_pylist()
-    n = engine.query("FIND users WHERE value_tier = 'high' RETURN count() AS n", None, NOW)
+    n = session.query("FIND users WHERE value_tier = 'high' RETURN count() AS n", None, NOW)
     assert n.column("n")[0].as_py() == sum(r["value_tier"] == "high" for r in want.to_pylist())
 
 
-def test_tag_across_a_path_and_on_stores(engine: Engine) -> None:
+def test_tag_across_a_path_and_on_stores(session: Session) -> None:
     run(
-        engine,
+        session,
         "DEFINE TAG store_tier ON stores AS CASE WHEN area_sqm >= 1000 THEN 'big' ELSE 'small' END",
     )
-    run(engine, "REFRESH TAG store_tier")
-    got = engine.query("FIND users RETURN id, home_store.store_tier AS t", None, NOW)
-    want = engine.query(
+    run(session, "REFRESH TAG store_tier")
+    got = session.query("FIND users RETURN id, home_store.store_tier AS t", None, NOW)
+    want = session.query(
         "FIND users RETURN id, CASE WHEN home_store.area_sqm >= 1000 THEN 'big' "
         "WHEN home_store.id IS NOT NULL THEN 'small' END AS t",
         None,
@@ -51,38 +51,38 @@ def test_tag_across_a_path_and_on_stores(engine: Engine) -> None:
     )
     assert got.sort_by("id").to_pylist() == want.sort_by("id").to_pylist()
     with pytest.raises(EqlError) as info:
-        engine.query("FIND users WHERE store_tier = 'big'", None, NOW)
+        session.query("FIND users WHERE store_tier = 'big'", None, NOW)
     assert info.value.codes[0] == "E202"
 
 
-def test_tag_history_as_of(engine: Engine) -> None:
-    run(engine, "DEFINE TAG active30 ON users AS DID purchase DURING LAST 30 DAYS")
+def test_tag_history_as_of(session: Session) -> None:
+    run(session, "DEFINE TAG active30 ON users AS DID purchase DURING LAST 30 DAYS")
     t1, t2 = NOW - dt.timedelta(days=60), NOW
-    run(engine, "REFRESH TAG active30", t1)
-    run(engine, "REFRESH TAG active30", t2)
+    run(session, "REFRESH TAG active30", t1)
+    run(session, "REFRESH TAG active30", t2)
     q = "FIND users RETURN id, active30 AS now, (active30 AS OF '{}') AS earlier"
     for at, when in ((t1, "2026-09-15"), (t2, "2026-11-01")):
-        got = engine.query(q.format(when), None, NOW).sort_by("id")
-        want = engine.query(
+        got = session.query(q.format(when), None, NOW).sort_by("id")
+        want = session.query(
             "FIND users RETURN id, DID purchase DURING LAST 30 DAYS AS x", None, at
         ).sort_by("id")
         assert got.column("earlier").to_pylist() == want.column("x").to_pylist()
-    latest = engine.query(
+    latest = session.query(
         "FIND users RETURN id, DID purchase DURING LAST 30 DAYS AS x", None, t2
     ).sort_by("id")
-    got = engine.query(q.format("2026-09-15"), None, NOW).sort_by("id")
+    got = session.query(q.format("2026-09-15"), None, NOW).sort_by("id")
     assert got.column("now").to_pylist() == latest.column("x").to_pylist()
     assert got.column("now").to_pylist() != got.column("earlier").to_pylist()
     with pytest.raises(EqlError) as info:
-        engine.query("FIND users RETURN (active30 AS OF '2020-01-01') AS x", None, NOW)
+        session.query("FIND users RETURN (active30 AS OF '2020-01-01') AS x", None, NOW)
     assert info.value.codes[0] == "E228"
-    d = run(engine, "DESCRIBE TAG active30")
+    d = run(session, "DESCRIBE TAG active30")
     assert d.column("version").to_pylist() == [1, 2]
 
 
 # ---- RFM on a hand-made dataset -----------------------------------------------------------------
 @pytest.fixture(scope="module")
-def rfm_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+def rfm_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
     """Users 1..10: user i buys i times, 10*i each, the last time 11-i days before NOW; user 11
     never buys; user 12 bought only 400 days ago (outside the window)."""
     root: Path = tmp_path_factory.mktemp("rfm")
@@ -110,11 +110,11 @@ def rfm_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
         ),
     )
     store.commit(change)
-    yield Engine(store)
+    yield Session(store)
     store.close()
 
 
-def test_rfm_known_answers(rfm_engine: Engine) -> None:
+def test_rfm_known_answers(rfm_engine: Session) -> None:
     run(rfm_engine, "DEFINE TAG rfm ON users AS rfm(purchase, amount, DURING LAST 365 DAYS)")
     run(rfm_engine, "REFRESH TAG rfm")
     rows = rfm_engine.query("FIND users RETURN id, rfm, rfm_r, rfm_f, rfm_m", None, NOW)
@@ -147,10 +147,10 @@ def test_rfm_quintiles_and_classes() -> None:
     assert R.classify(r, f, m).tolist() == list(cases.values())
 
 
-def test_store_level_rfm(engine: Engine) -> None:
-    run(engine, "DEFINE TAG store_rfm ON stores AS rfm(purchase, amount, DURING LAST 90 DAYS)")
-    run(engine, "REFRESH TAG store_rfm")
-    rows = engine.query(
+def test_store_level_rfm(session: Session) -> None:
+    run(session, "DEFINE TAG store_rfm ON stores AS rfm(purchase, amount, DURING LAST 90 DAYS)")
+    run(session, "REFRESH TAG store_rfm")
+    rows = session.query(
         "FIND stores RETURN id, store_rfm, store_rfm_r AS r, store_rfm_f AS f, "
         "store_rfm_m AS m, sum(purchase.amount DURING LAST 90 DAYS) AS sales",
         None,
@@ -164,7 +164,7 @@ def test_store_level_rfm(engine: Engine) -> None:
 
 # ---- clusters -----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def planted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+def planted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
     """Three planted groups of 60 users in (birth_year, home_store_id)."""
     root: Path = tmp_path_factory.mktemp("clusters")
     store = Store.create(root / "s", RETAIL_SCHEMA.read_text(encoding="utf-8"), "retail.yaml")
@@ -179,11 +179,11 @@ def planted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     change = ChangeSet()
     change.upsert("users", pa.table({"id": ids, "birth_year": years, "home_store_id": stores_}))
     store.commit(change)
-    yield Engine(store)
+    yield Session(store)
     store.close()
 
 
-def test_clusters_planted_and_deterministic(planted: Engine) -> None:
+def test_clusters_planted_and_deterministic(planted: Session) -> None:
     text = (
         "DEFINE CLUSTERS kind ON users K 3 SEED 11 FEATURES (year = birth_year, "
         "store = home_store_id)"

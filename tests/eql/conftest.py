@@ -8,7 +8,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from eql.engine import Engine
+from runtime.engine import Engine
 from storage import Store
 from tests.eql.helpers import build_demo_store, duckdb_connection, store_tables
 

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from eql.compiler import Compiled, compile_query, explain_text
-from eql.engine import Engine
 from eql.planner.explain import format_bound, format_plan
 from eql.syntax import format_statement, parse, same_shape
+from runtime.engine import Engine
 from tests.eql.helpers import CORPUS_DIR, NOW, SNAPSHOT_DIR, result_csv
 from tests.eql.snapshots import UPDATE, check_snapshot
 

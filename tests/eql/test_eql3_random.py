@@ -29,7 +29,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from eql.engine import Engine
+from runtime.engine import Engine
 from tests.eql.helpers import (
     assert_same_rows,
     duck_rows,

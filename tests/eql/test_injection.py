@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from eql.diagnostics import EqlError
-from eql.engine import Engine
+from runtime.engine import Engine
 from storage import Store
 from tests.eql.helpers import store_tables
 from tests.eql.tiny import TINY_REF, TinyData, tiny_store

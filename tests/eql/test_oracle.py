@@ -20,7 +20,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from eql.engine import Engine
+from runtime.engine import Engine
 from tests.eql.helpers import NOW, assert_same_rows, datafusion_rows, duck_rows, table_rows
 
 REF = "TIMESTAMPTZ '2026-11-01 00:00:00+00'"

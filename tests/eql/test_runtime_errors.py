@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from eql.diagnostics import EqlError
-from eql.engine import Engine
+from runtime.engine import Engine
 from tests.eql.helpers import NOW
 
 OK_CASES = [

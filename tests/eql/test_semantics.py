@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from eql.engine import Engine
+from runtime.engine import Engine
 from storage import Store
 from tests.eql.tiny import TINY_REF, TinyData, tiny_store
 

@@ -17,6 +17,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
+from runtime import Session
 from server.app import create_app
 from server.keys import KeyFile
 from server.protocol import config as serving_config
@@ -87,7 +88,7 @@ def make_app(demo_store: Store, keys: Keys) -> AppFactory:
 
     def make(**overrides: Any) -> FastAPI:
         settings = Settings(data_dir=demo_store.data_dir, **overrides)
-        return create_app(settings, store=demo_store)
+        return create_app(settings, session=Session(demo_store, settings.engine()))
 
     return make
 
@@ -108,8 +109,8 @@ def open_client(app: FastAPI) -> Iterator[TestClient]:
 def slow(app: FastAPI) -> SlowEngine:
     """Put a SlowEngine in front of a started app's engine (see tests/server/slow.py)."""
     state = app.state.eql
-    engine = SlowEngine(state.engine)
-    state.engine = engine
+    engine = SlowEngine(state.session.engine)
+    state.session.engine = engine  # type: ignore[assignment]
     return engine
 
 

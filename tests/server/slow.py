@@ -21,7 +21,7 @@ from typing import Any
 import pyarrow as pa
 
 from eql.compiler import Compiled
-from eql.engine import Engine
+from runtime.engine import Engine
 
 _MARK = re.compile(r"--\s*(slow|block|stall)\s+([0-9.]+)")
 

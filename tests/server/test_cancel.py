@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from runtime import Session
 from server.app import create_app
 from server.keys import KeyFile
 from server.settings import Settings
@@ -85,7 +86,7 @@ def live(big_store: Store) -> Iterator[Live]:
         query_queue_timeout=0,
         memory_limit=None,
     )
-    with live_server(create_app(settings, store=big_store)) as server:
+    with live_server(create_app(settings, session=Session(big_store, settings.engine()))) as server:
         yield server
 
 
@@ -122,7 +123,7 @@ def _assert_stopped(live: Live, headers: dict[str, str], outcome: str) -> None:
 
 def test_the_heavy_query_is_one_long_step(big_store: Store) -> None:
     """What the other tests rely on: one batch, after seconds of work in one DataFusion step."""
-    from eql.engine import Engine
+    from runtime.engine import Engine
 
     engine = Engine(big_store)
     compiled = engine.compile(HEAVY)

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from eql.engine import Engine
+from runtime import Session
 from storage import Store
 from storage.audiences import AudienceStore
 from tests.server.conftest import AppFactory, Keys, live_server, open_client
@@ -71,7 +71,7 @@ def test_a_nul_in_a_name_is_refused_and_aliases_nothing(
     with Store.open(demo_store.data_dir, read_only=True) as again:  # the store still opens
         names = AudienceStore(again).names(kind)
         assert "victim" in names and not [n for n in names if "\x00" in n]
-        Engine(again).execute(f"SHOW {kind}S")
+        Session(again).execute(f"SHOW {kind}S")
     assert api.delete(f"{route}/victim", headers=keys.header("define")).status_code == 204
 
 

@@ -27,7 +27,7 @@ from entities import parse_schema
 from entities.loader import SchemaError
 from entities.names import fold, label_problem, name_problem
 from eql.cli.main import app as cli
-from eql.engine import Engine
+from runtime import Session
 from storage import Store
 from storage.audiences import KINDS, AudienceStore
 from tests.server.conftest import RETAIL_SCHEMA, AppFactory, Keys, open_client
@@ -155,7 +155,7 @@ def test_the_store_holds_only_names_that_obey_the_rule(
                 d = aud.definition(kind, n)
                 assert d is not None and d.name == n
         for kind in ("SEGMENTS", "TAGS", "CLUSTERS"):
-            Engine(again).execute(f"SHOW {kind}")
+            Session(again).execute(f"SHOW {kind}")
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)

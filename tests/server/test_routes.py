@@ -56,7 +56,7 @@ def test_profile_int_key(client: TestClient, keys: Keys, demo_store: Store) -> N
     row = demo_store.get("users", 5)
     assert row is not None
     assert body["entity"] == "users" and body["key"] == 5
-    from eql.lookup import Audiences
+    from runtime.lookup import Audiences
 
     aud = Audiences(demo_store)  # other modules may have defined tags and segments
     assert body["tags"] == aud.tags_of("users", 5)
@@ -151,7 +151,7 @@ def test_query_json(client: TestClient, keys: Keys) -> None:
 
 
 def test_query_matches_engine(client: TestClient, keys: Keys, demo_store: Store) -> None:
-    from eql.engine import Engine
+    from runtime.engine import Engine
 
     text = "FIND stores RETURN id, city, count(purchase) AS n ORDER BY id"
     expected = Engine(demo_store).query(text).to_pylist()

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pytest
 
-from eql.engine import Engine
+from runtime.engine import Engine
 from storage import Store
 from tests.server.conftest import AppFactory, Keys, Live, live_server, slow
 from tests.server.slow import SlowEngine
@@ -33,10 +33,10 @@ def live(make_app: AppFactory) -> Iterator[Live]:
 @pytest.fixture
 def engine(live: Live) -> Iterator[SlowEngine]:
     state = live.app.state.eql
-    real = state.engine
+    real = state.session.engine
     wrapper = slow(live.app)
     yield wrapper
-    state.engine = real
+    state.session.engine = real
 
 
 def _wait(cond: Any, timeout: float = 3.0) -> None:

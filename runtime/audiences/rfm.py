@@ -14,9 +14,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from eql.audiences.compute import fail
 from eql.catalog import ID_COLUMN
 from eql.syntax import ast as A
+from runtime.audiences.compute import fail
 
 EXTRAS = ("r", "f", "m")
 INACTIVE = "inactive"

@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from eql.audiences.compute import fail
 from eql.catalog import ID_COLUMN
 from eql.syntax import ast as A
+from runtime.audiences.compute import fail
 
 
 def check(text: str, stmt: A.DefineClusters, max_k: int) -> None:

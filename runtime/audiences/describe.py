@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 
 from entities.names import shown
 from eql import types as T
-from eql.audiences.compute import bind_entity, entity_find, fail, run_entity
 from eql.binder.values import convert
 from eql.syntax import ast as A
 from eql.syntax import parse
+from runtime.audiences.compute import bind_entity, entity_find, fail, run_entity
+from runtime.engine import Engine
 from storage.audiences import AudienceReader, Definition
-
-if TYPE_CHECKING:
-    from eql.engine import Engine
 
 PLURAL = {"TAG": "TAGS", "SEGMENT": "SEGMENTS", "CLUSTERS": "CLUSTERS"}
 
@@ -123,7 +121,6 @@ def describe(engine: Engine, kind: str, ident: A.Ident, text: str) -> pa.Table:
 def drop(engine: Engine, kind: str, ident: A.Ident, text: str) -> pa.Table:
     d = _require(engine.audiences, kind, ident, text)
     engine.audiences.drop(d)
-    engine.audiences_changed()
     return pa.table({"kind": [kind], "name": [d.name], "message": ["dropped"]})
 
 

@@ -38,7 +38,7 @@ from pyroaring import BitMap
 from entities import TypeKind
 from entities.names import fold
 from storage import Store, codec
-from storage.audiences import AudienceReader, AudienceStore
+from storage.audiences import AudienceReader, AudienceStore, Definition, Refresh
 
 ID_COLUMN = "__id"
 
@@ -357,6 +357,10 @@ class Audiences:
                 out[label] = arr[i] if i < len(arr) else None
         return out
 
+    def row(self, entity: str, key: Any) -> dict[str, Any] | None:
+        """One entity row as stored (attributes as JSON values), or None: one RocksDB read."""
+        return self.store.get(entity, key)
+
     def profile(self, entity: str, key: Any) -> dict[str, Any] | None:
         """Attributes (typed), tags and segments of one entity, or None if there is no such key."""
         row = self.store.get(entity, key)
@@ -390,6 +394,30 @@ class Audiences:
         entity = self._seg(segment).entity
         a, b = self.bitmap(segment, since), self.bitmap(segment, to)
         return Changes(segment, since, to, self.keys_of(entity, b - a), self.keys_of(entity, a - b))
+
+    # ---- the versions of a definition, for a change feed -------------------------------------
+    def segment_definition(self, name: str) -> Definition | None:
+        """The current definition of segment `name` (its generation says which object it is)."""
+        return self.aud.definition("SEGMENT", name)
+
+    def versions(self, d: Definition, since: int) -> list[Refresh]:
+        """The refreshes of `d`'s generation from version `since` on (none once it is dropped)."""
+        current = self.aud.definition(d.kind, d.name)
+        if current is None or current.generation != d.generation:
+            return []
+        return [r for r in self.aud.refreshes(current) if r.version >= since]
+
+    def moves(self, d: Definition, version: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The dense ids that entered and exited at `version` of `d`, read from one snapshot;
+        None when that version is gone (dropped)."""
+        view = self.aud.view()
+        came, left = (view.bitmap(d.generation, version, part) for part in ("+", "-"))
+        if came is None or left is None:
+            return None
+        return (
+            np.frombuffer(came.to_array(), dtype=np.uint32),
+            np.frombuffer(left.to_array(), dtype=np.uint32),
+        )
 
     def members(self, segment: str, version: int | None = None) -> pa.Table:
         entity = self._seg(segment).entity

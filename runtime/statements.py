@@ -1,39 +1,27 @@
-"""Run the statements that act on tags, segments and clusters (everything but FIND)."""
+"""Run the statements that act on tags, segments and clusters (everything but FIND): what
+`runtime.session.Session` does with a DEFINE, REFRESH, DROP, SHOW, DESCRIBE or EXPLAIN MEMBERSHIP.
+Whether a statement may write is the session's to check; a store opened read-only refuses
+(E230)."""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 
-from eql.audiences import define as DF
-from eql.audiences import describe as DS
-from eql.audiences.compute import fail
 from eql.syntax import ast as A
-
-if TYPE_CHECKING:
-    from eql.engine import Engine
+from runtime.audiences import define as DF
+from runtime.audiences import describe as DS
+from runtime.audiences.compute import fail
+from runtime.engine import Engine
 
 WRITES = (A.DefineTag, A.DefineSegment, A.DefineClusters, A.Refresh, A.Drop)
 
 
 def execute(
-    engine: Engine,
-    stmt: A.Statement,
-    text: str,
-    params: dict[str, Any],
-    now: dt.datetime,
-    writes: bool,
+    engine: Engine, stmt: A.Statement, text: str, params: dict[str, Any], now: dt.datetime
 ) -> pa.Table:
-    if isinstance(stmt, WRITES) and not writes:
-        raise fail(
-            text,
-            "E230",
-            "this statement changes definitions; it needs a scope that allows writes",
-            stmt.span,
-            "run it with the CLI (`eql query`), or with an admin key",
-        )
     if isinstance(stmt, WRITES) and engine.store.kv.read_only:
         raise fail(text, "E230", "the store is open read-only", stmt.span)
     match stmt:

@@ -11,24 +11,22 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from entities.names import name_problem, shown
 from eql import types as T
-from eql.audiences import clusters as C
-from eql.audiences import rfm as R
-from eql.audiences.compute import bind_entity, bitmap_of, entity_find, fail, run_entity
 from eql.catalog import ID_COLUMN, type_name
 from eql.syntax import ast as A
 from eql.syntax import parse
 from eql.syntax.walk import children
+from runtime.audiences import clusters as C
+from runtime.audiences import rfm as R
+from runtime.audiences.compute import bind_entity, bitmap_of, entity_find, fail, run_entity
+from runtime.engine import Engine
 from storage.audiences import Definition, Materialised, Refresh
-
-if TYPE_CHECKING:
-    from eql.engine import Engine
 
 MAX_K = 64
 
@@ -189,7 +187,6 @@ def store_definition(
     if refresh_at is not None:
         first = (refresh_at, materialise(engine, stmt, source, refresh_at))
     d, r = engine.audiences.define(kind, stmt.name.name, entity, source, wall, first)
-    engine.audiences_changed()
     return d, None if r is None else _facts(r, time.perf_counter() - started)
 
 
@@ -221,7 +218,6 @@ def refresh_definition(engine: Engine, d: Definition, now: dt.datetime) -> dict[
             f"{d.kind.lower()} `{shown(d.name)}` was dropped while it was refreshed",
             None,
         ) from None
-    engine.audiences_changed()
     return _facts(r, time.perf_counter() - started)
 
 

@@ -1,10 +1,11 @@
-"""The query engine: a store, a DataFusion session over its tables, and the compiler.
+"""The query engine: a store, a DataFusion context over its tables, and the compiler.
 
-The runtime glue between `storage` and the pure compiler stages; executes through
-`eql.planner.to_datafusion` (the only DataFusion importer). Tables are registered once and
-re-registered when the store's data changes (entity versions, segments, tails); the engine's lock
-keeps a re-registration and a plan's emission (which looks the tables up) apart, so that a refresh
-on one thread never shows another a table missing halfway.
+Compiles queries against the store's schema and catalog and executes their plans through
+`eql.planner.to_datafusion` (the only DataFusion importer). Statements other than queries are run
+by `runtime.statements`; the one door for callers is `runtime.session.Session`. Tables are
+registered on first use and re-registered when the store's data changes (entity versions,
+segments, tails); the engine's lock keeps a re-registration and a plan's emission (which looks the
+tables up) apart, so that a refresh on one thread never shows another a table missing halfway.
 """
 
 from __future__ import annotations
@@ -18,13 +19,12 @@ from typing import Any
 
 import pyarrow as pa
 
-from eql.audiences.compute import catalog_of, segment_arrow
 from eql.catalog import Catalog, parse_table
-from eql.compiler import Compiled, compile_query, explain_text, parse_cached
+from eql.compiler import Compiled, compile_query, explain_text
 from eql.diagnostics import Diagnostic, EqlError
 from eql.planner import logical as L
 from eql.planner import to_datafusion as TD
-from eql.syntax import ast as A
+from runtime.catalog import catalog_of, segment_arrow
 from storage import Store
 from storage.audiences import AudienceStore
 
@@ -53,20 +53,17 @@ class Engine:
         self.audiences = AudienceStore(store)
         self._catalog: tuple[int, Catalog] | None = None
         self._virtual: set[str] = set()  # registered tag/segment version tables
-        self.refresh()
 
     # ---- tags and segments -------------------------------------------------------------------
     def catalog(self) -> Catalog:
-        """The tags and segments of the store (reloaded when any of them changed)."""
+        """The tags and segments of the store, reloaded when any of them changed (every commit of
+        `storage.audiences` bumps its counter, whichever process made it)."""
         counter = self.audiences.counter()
         cached = self._catalog
         if cached is None or cached[0] != counter:
             cached = (counter, catalog_of(self.audiences))
             self._catalog = cached
         return cached[1]
-
-    def audiences_changed(self) -> None:
-        self._catalog = None
 
     def _ensure_virtual(self, plan: L.Plan) -> None:
         """Register the version tables (tags, segments) a plan reads; they never change (a table
@@ -97,28 +94,6 @@ class Engine:
             with self._lock:
                 TD.register(self._ctx, table, data, self.settings.target_partitions)
                 self._virtual.add(table)
-
-    def execute(
-        self,
-        text: str,
-        params: Mapping[str, Any] | None = None,
-        now: dt.datetime | None = None,
-        *,
-        writes: bool = True,
-    ) -> pa.Table:
-        """Run any statement: a query gives its result; DEFINE, REFRESH, DROP, SHOW, DESCRIBE
-        and EXPLAIN MEMBERSHIP give a table describing what was done or found. `writes=False`
-        refuses statements that change definitions (E230)."""
-        stmt = parse_cached(text)
-        reference = now or dt.datetime.now(dt.UTC)
-        if isinstance(stmt, A.Find | A.FindEvents):
-            return self.query(text, params, reference)
-        if isinstance(stmt, A.Explain) and isinstance(stmt.statement, A.Find | A.FindEvents):
-            compiled = self.compile(text, params, reference)
-            return pa.table({"explain": [self.explain(compiled, compiled.explain_stage or "all")]})
-        from eql.audiences.statements import execute
-
-        return execute(self, stmt, text, dict(params or {}), reference, writes)
 
     def _table_version(self, kind: str, name: str) -> object:
         if kind == "entity":

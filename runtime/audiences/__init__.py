@@ -1,0 +1,5 @@
+"""Tags, segments and clusters on any entity: checking and storing definitions, computing their
+refreshes (segments, CASE tags, `rfm`, k-means clusters), and the answers about them (SHOW,
+DESCRIBE, DROP, EXPLAIN MEMBERSHIP). Run through `runtime.statements`; the storage layout is
+`storage.audiences`; reads for applications are `runtime.lookup`.
+"""
