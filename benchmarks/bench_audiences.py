@@ -83,7 +83,7 @@ def run(store: Store, repeat: int) -> None:
         lambda: session.query("REFRESH SEGMENT lapsed_vip", None, NOW, WRITE), repeat
     )
     size = out.column("size")[0].as_py()
-    ctx = session.engine._ctx  # the same registered tables
+    ctx = session.engine.peer_context()  # the same registered tables
     t_sql, sql_out = timed(lambda: ctx.sql(SQL).to_arrow_table(), repeat)
     assert sql_out.num_rows == size, (sql_out.num_rows, size)
     rows.append(("segment refresh (EQL, incl. bitmap + commit)", f"{t_ref * 1000:.0f} ms"))

@@ -1,18 +1,25 @@
 """EQL compile time, and EQL queries next to hand-written DataFusion SQL and DuckDB SQL.
 
-python -m benchmarks.bench_eql [--data-dir DIR] [--repeat N]
+python -m benchmarks.bench_eql [--data-dir DIR] [--repeat N] [--warmup N]
 The store defaults to benchmarks/.data/m1 (build it with
 `eql demo --data-dir benchmarks/.data/m1 --users 1000000`). Each query runs as EQL (compile +
 execute), as DataFusion SQL on the same registered tables, and as DuckDB SQL over the same Arrow
-tables; the table shows median times and EQL's ratio to each peer.
+tables. The three are interleaved: `--repeat` rounds per query, each round running all three once,
+the order rotated every round (EQL DF Duck, DF Duck EQL, Duck EQL DF, ...) after `--warmup`
+untimed rounds. The first table shows the medians of the rounds (wall time) and EQL's ratio of
+medians to each peer; the second the median process CPU time per run (every thread of the
+process: DataFusion's and DuckDB's too), its ratios, and the range of the per-round wall ratios.
+The 1-minute load average is printed at the start and the end: the machine may be shared.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
@@ -115,6 +122,46 @@ def timed(fn: object, repeat: int) -> tuple[float, object]:
     return statistics.median(times), result
 
 
+class Sample:
+    """The runs of one contender: wall and process CPU seconds per round, and its last result."""
+
+    def __init__(self) -> None:
+        self.wall: list[float] = []
+        self.cpu: list[float] = []
+        self.result: object = None
+
+    def run(self, fn: Callable[[], object], record: bool) -> None:
+        c0, t0 = time.process_time(), time.perf_counter()
+        self.result = fn()
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        if record:
+            self.wall.append(wall)
+            self.cpu.append(cpu)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.wall)
+
+    @property
+    def median_cpu(self) -> float:
+        return statistics.median(self.cpu)
+
+
+def interleaved(fns: list[Callable[[], object]], repeat: int, warmup: int) -> list[Sample]:
+    """`warmup` untimed rounds, then `repeat` timed rounds; each round runs every fn once, the
+    order rotated by one every round so that each fn goes first, middle and last alike."""
+    samples = [Sample() for _ in fns]
+    for r in range(warmup + repeat):
+        k = r % len(fns)
+        for i in list(range(k, len(fns))) + list(range(k)):
+            samples[i].run(fns[i], record=r >= warmup)
+    return samples
+
+
+def load1() -> float:
+    return os.getloadavg()[0]
+
+
 def compile_times(store: Store, n: int = 300) -> None:
     """Parse + bind + plan per query text: cold (the parse cache cleared every time) and warm
     (a text seen before: the server's common case, parameters change but the text does not)."""
@@ -141,7 +188,8 @@ def compile_times(store: Store, n: int = 300) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data-dir", default="benchmarks/.data/m1")
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=5, help="interleaved timed rounds per query")
+    ap.add_argument("--warmup", type=int, default=1, help="untimed rounds per query first")
     args, _ = ap.parse_known_args()
     if not (Path(args.data_dir) / "rocks").exists():
         print(
@@ -155,7 +203,7 @@ def main() -> None:
     store = Store.open(args.data_dir, read_only=True)
     compile_times(store)
     engine = Engine(store)
-    ctx: datafusion.SessionContext = engine._ctx  # the same registered tables
+    ctx: datafusion.SessionContext = engine.peer_context()  # the same registered tables
     con = duckdb.connect()
     con.execute("SET threads TO 2")
     for ent in store.schema.entities:
@@ -164,26 +212,61 @@ def main() -> None:
         con.register(st.name, _plain(store.event_table(st.name)))
     events = sum(store.event_count(s.name) for s in store.schema.streams)
     print(f"store {args.data_dir}: {store.count('users'):,} users, {events:,} events")
+    repeat, warmup = max(1, args.repeat), max(0, args.warmup)
+    load_start = load1()
+    print(
+        f"load (1-min) at start: {load_start:.2f}; {repeat} interleaved rounds per query "
+        f"(EQL, DF SQL, DuckDB; order rotated each round) after {warmup} untimed"
+    )
     print(
         f"{'query':<26}{'EQL ms':>9}{'DF SQL ms':>11}{'DuckDB ms':>11}{'EQL/DF':>8}"
-        f"{'EQL/Duck':>9}  rows"
+        f"{'EQL/Duck':>9}  rows",
+        flush=True,
     )
+    cpu_lines: list[str] = []
     for name, eql, sql in QUERIES:
-        t_eql, r_eql = timed(lambda eql=eql: engine.query(eql, now=REF), args.repeat)
-        t_df, r_df = timed(lambda sql=sql: ctx.sql(sql).to_arrow_table(), args.repeat)
-        t_dk, r_dk = timed(lambda sql=sql: con.execute(sql).to_arrow_table(), args.repeat)
-        rows = (r_eql.num_rows, r_df.num_rows, _rows(r_dk))  # type: ignore[union-attr]
+
+        def run_eql(eql: str = eql) -> object:
+            return engine.query(eql, now=REF)
+
+        def run_df(sql: str = sql) -> object:
+            return ctx.sql(sql).to_arrow_table()
+
+        def run_dk(sql: str = sql) -> object:
+            return con.execute(sql).to_arrow_table()
+
+        s_eql, s_df, s_dk = interleaved([run_eql, run_df, run_dk], repeat, warmup)
+        t_eql, t_df, t_dk = s_eql.median, s_df.median, s_dk.median
+        rows = (_rows(s_eql.result), _rows(s_df.result), _rows(s_dk.result))
         print(
             f"{name:<26}{t_eql * 1000:>9.1f}{t_df * 1000:>11.1f}{t_dk * 1000:>11.1f}"
-            f"{t_eql / t_df:>8.2f}{t_eql / t_dk:>9.2f}  {rows}"
+            f"{t_eql / t_df:>8.2f}{t_eql / t_dk:>9.2f}  {rows}",
+            flush=True,
         )
+        c_eql, c_df, c_dk = s_eql.median_cpu, s_df.median_cpu, s_dk.median_cpu
+        r_df = [e / d for e, d in zip(s_eql.wall, s_df.wall, strict=True)]
+        r_dk = [e / d for e, d in zip(s_eql.wall, s_dk.wall, strict=True)]
+        cpu_lines.append(
+            f"{name:<26}{c_eql * 1000:>9.1f}{c_df * 1000:>11.1f}{c_dk * 1000:>11.1f}"
+            f"{c_eql / c_df:>8.2f}{c_eql / c_dk:>9.2f}"
+            f"{min(r_df):>9.2f}-{max(r_df):<5.2f}{min(r_dk):>9.2f}-{max(r_dk):<5.2f}"
+        )
+    print(
+        f"CPU per run (process_time, all threads; median of rounds) and per-round wall ratios:\n"
+        f"{'query':<26}{'EQL cpu':>9}{'DF cpu':>11}{'Duck cpu':>11}{'EQL/DF':>8}"
+        f"{'EQL/Duck':>9}{'EQL/DF rounds':>15}  {'EQL/Duck rounds'}"
+    )
+    print("\n".join(cpu_lines))
+    print(f"load (1-min) at end: {load1():.2f} (start {load_start:.2f}), {dt.date.today()}")
     store.close()
 
 
 def _rows(r: object) -> int:
     if isinstance(r, pa.Table):
-        return r.num_rows
-    return int(r.read_all().num_rows) if hasattr(r, "read_all") else -1  # type: ignore[attr-defined]
+        return int(r.num_rows)
+    if hasattr(r, "num_rows"):  # EQL's result
+        return int(r.num_rows)
+    return int(r.read_all().num_rows) if hasattr(r, "read_all") else -1
 
 
 def _plain(table: pa.Table) -> pa.Table:

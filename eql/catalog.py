@@ -1,14 +1,14 @@
-"""What the compiler knows about tags and segments: a frozen snapshot of the store's definitions.
+"""What the compiler knows about tags and segments, and how a plan names the tables it reads.
 
-The engine builds a `Catalog` from the store (`runtime.catalog.catalog_of`) and passes it to the
-binder, which stays pure. A tag or segment is read as a *virtual column*: a column named
-`@<table>.<column>` where `<table>` is the registered Arrow table of one materialised version,
-named by the definition's generation (its identity, never reused; see `storage.audiences`), not
-by its name (`__tag__<generation>__v<n>`: `__id`, `value`, extras; `__seg__<generation>__v<n>`:
-`__id`, `member`). The
-lowering left-joins that table on the entity's dense id `__id`, so a tag read across a path
+The runtime builds a `Catalog` from the store (`runtime.catalog.catalog_of`) and passes it to the
+binder, which stays pure. A tag or segment is read as a `Virtual` column: a column of the stored
+table of one materialised version, typed by a reference (`TagRef`, `SegmentRef`: the
+definition's name, its generation, which a DROP retires, and the version). The lowering
+left-joins that table on the entity's dense id (`ID_COLUMN`), so a tag read across a path
 (`home_store.store_tier`) joins at that path like any attribute, and `in segment` never re-runs
-the segment's predicate.
+the segment's predicate. A plan's `Scan` reads a `TableRef` (an entity's or a stream's table, or a
+version table) and `eql.planner.logical.tables(plan)` lists them: the runtime registers each by
+its kind, nothing is parsed back from a string.
 """
 
 from __future__ import annotations
@@ -16,11 +16,78 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from entities.arrow import ID_COLUMN
 from entities.names import fold
 from eql import types as T
 
-VIRTUAL_PREFIX = "@"
-ID_COLUMN = "__id"
+__all__ = ["ID_COLUMN"]
+
+
+@dataclass(frozen=True, slots=True)
+class EntityTable:
+    """The rows of an entity (its attributes, key and dense id)."""
+
+    name: str
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True, slots=True)
+class StreamTable:
+    """The events of a stream."""
+
+    name: str
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True, slots=True)
+class TagRef:
+    """One materialised version of a tag (or of clusters' labels): `__id`, `value`, extras."""
+
+    name: str
+    generation: int
+    version: int
+
+    def __str__(self) -> str:
+        return f"tag {self.name} (generation {self.generation}, version {self.version})"
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentRef:
+    """One materialised version of a segment: `__id`, `member` (true for every row)."""
+
+    name: str
+    generation: int
+    version: int
+
+    def __str__(self) -> str:
+        return f"segment {self.name} (generation {self.generation}, version {self.version})"
+
+
+VersionRef = TagRef | SegmentRef
+TableRef = EntityTable | StreamTable | TagRef | SegmentRef
+
+
+def ref_key(ref: TableRef) -> tuple[str, str, int, int]:
+    """An order for table references of any kind (for deterministic plans)."""
+    if isinstance(ref, EntityTable | StreamTable):
+        return type(ref).__name__, ref.name, 0, 0
+    return type(ref).__name__, ref.name, ref.generation, ref.version
+
+
+@dataclass(frozen=True, slots=True)
+class Virtual:
+    """A column of a version table, read as an attribute of the entity the table belongs to."""
+
+    table: VersionRef
+    column: str  # "value", an extra (rfm: "r", "f", "m"), or "member"
+    type: T.Type
+
+    def __str__(self) -> str:
+        return f"{self.table}.{self.column}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,35 +153,6 @@ class Catalog:
 
 
 EMPTY = Catalog()
-
-
-def tag_table(generation: int, version: int) -> str:
-    return f"__tag__{generation}__v{version}"
-
-
-def segment_table(generation: int, version: int) -> str:
-    return f"__seg__{generation}__v{version}"
-
-
-def parse_table(table: str) -> tuple[str, int, int] | None:
-    """("tag" | "segment", generation, version) of a version table's name, else None."""
-    for kind, prefix in (("tag", "__tag__"), ("segment", "__seg__")):
-        if table.startswith(prefix):
-            generation, _, version = table[len(prefix) :].partition("__v")
-            if generation.isdigit() and version.isdigit():
-                return kind, int(generation), int(version)
-    return None
-
-
-def virtual(table: str, column: str) -> str:
-    return f"{VIRTUAL_PREFIX}{table}.{column}"
-
-
-def parse_virtual(name: str) -> tuple[str, str] | None:
-    if not name.startswith(VIRTUAL_PREFIX):
-        return None
-    table, _, column = name[1:].rpartition(".")
-    return table, column
 
 
 def type_name(t: T.Type) -> str:

@@ -8,9 +8,10 @@ import numpy as np
 import pyarrow as pa
 from pyroaring import BitMap
 
+from entities.arrow import ID_COLUMN
 from entities.names import fold
 from eql import types as T
-from eql.catalog import ID_COLUMN, Catalog, SegmentInfo, TagInfo, parse_type
+from eql.catalog import Catalog, SegmentInfo, TagInfo, parse_type
 from storage.audiences import AudienceReader
 
 

@@ -15,11 +15,19 @@ import datetime as dt
 import threading
 from collections.abc import AsyncGenerator, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, assert_never
 
 import pyarrow as pa
 
-from eql.catalog import Catalog, parse_table
+from eql.catalog import (
+    Catalog,
+    EntityTable,
+    SegmentRef,
+    StreamTable,
+    TableRef,
+    TagRef,
+    ref_key,
+)
 from eql.compiler import Compiled, compile_query, explain_text
 from eql.diagnostics import Diagnostic, EqlError
 from eql.planner import logical as L
@@ -43,16 +51,14 @@ class Engine:
         self.store = store
         self.settings = settings or EngineSettings()
         self._ctx = TD.session(
-            [],
             target_partitions=self.settings.target_partitions,
             memory_limit=self.settings.memory_limit,
             batch_size=self.settings.batch_size,
         )
-        self._versions: dict[str, object] = {}
+        self._versions: dict[TableRef, object] = {}  # what each registered table reflects
         self._lock = threading.Lock()
         self.audiences = AudienceStore(store)
         self._catalog: tuple[int, Catalog] | None = None
-        self._virtual: set[str] = set()  # registered tag/segment version tables
 
     # ---- tags and segments -------------------------------------------------------------------
     def catalog(self) -> Catalog:
@@ -65,65 +71,67 @@ class Engine:
             self._catalog = cached
         return cached[1]
 
-    def _ensure_virtual(self, plan: L.Plan) -> None:
-        """Register the version tables (tags, segments) a plan reads; they never change (a table
-        is named by its definition's generation, which a DROP retires, and its version)."""
-        for table in _scanned(plan):
-            parsed = parse_table(table)
-            if table in self._virtual or parsed is None:
-                continue
-            kind, generation, version = parsed
-            data: pa.Table | None
-            if kind == "segment":
-                members = self.audiences.bitmap(generation, version)
+    # ---- tables ------------------------------------------------------------------------------
+    def peer_context(self) -> Any:
+        """The DataFusion context with every entity and stream table registered under its own
+        name: for peers measured beside EQL (hand-written DataFusion SQL in the benchmarks and
+        oracle tests), on the very same tables."""
+        schema = self.store.schema
+        refs: list[TableRef] = [EntityTable(e.name) for e in schema.entities]
+        refs += [StreamTable(s.name) for s in schema.streams]
+        for ref in refs:
+            self._register_one(ref)
+        return self._ctx
+
+    def _register(self, plan: L.Plan) -> None:
+        """Register the tables `plan` reads: an entity's or a stream's when its data changed since
+        it was registered, a version table (tag, segment) once, since it never changes (it is
+        named by its definition's generation, which a DROP retires, and its version)."""
+        for ref in sorted(L.tables(plan), key=ref_key):
+            self._register_one(ref)
+
+    def _register_one(self, ref: TableRef) -> None:
+        version: object
+        data: pa.Table | None
+        match ref:
+            case EntityTable(name=name):
+                version = self.store.version(name)
+                if self._versions.get(ref) == version:
+                    return
+                data = self.store.entity_table(name)
+            case StreamTable(name=name):
+                version = (len(self.store.segments(name)), self.store.tail_table(name).num_rows)
+                if self._versions.get(ref) == version:
+                    return
+                data = self.store.event_table(name)
+            case SegmentRef(generation=generation, version=v):
+                if ref in self._versions:
+                    return
+                version = v
+                members = self.audiences.bitmap(generation, v)
                 data = None if members is None else segment_arrow(members)
-            else:
-                data = self.audiences.tag_values(generation, version)
-            if data is None:  # dropped after the query was compiled
-                raise EqlError(
-                    [
-                        Diagnostic(
-                            "E225",
-                            f"a {kind} this query reads was dropped while it ran",
-                            None,
-                            helps=("run the query again",),
-                        )
-                    ],
-                    "",
-                )
-            with self._lock:
-                TD.register(self._ctx, table, data, self.settings.target_partitions)
-                self._virtual.add(table)
-
-    def _table_version(self, kind: str, name: str) -> object:
-        if kind == "entity":
-            return self.store.version(name)
-        return (len(self.store.segments(name)), self.store.tail_table(name).num_rows)
-
-    def refresh(self) -> None:
-        """Register every table whose data changed since the last refresh."""
+            case TagRef(generation=generation, version=v):
+                if ref in self._versions:
+                    return
+                version = v
+                data = self.audiences.tag_values(generation, v)
+            case _:
+                assert_never(ref)
+        if data is None:  # a version dropped after the query was compiled
+            raise EqlError(
+                [
+                    Diagnostic(
+                        "E225",
+                        f"{ref} was dropped while the query ran",
+                        None,
+                        helps=("run the query again",),
+                    )
+                ],
+                "",
+            )
         with self._lock:
-            schema = self.store.schema
-            for ent in schema.entities:
-                v = self._table_version("entity", ent.name)
-                if self._versions.get(ent.name) != v:
-                    TD.register(
-                        self._ctx,
-                        ent.name,
-                        self.store.entity_table(ent.name),
-                        self.settings.target_partitions,
-                    )
-                    self._versions[ent.name] = v
-            for st in schema.streams:
-                v = self._table_version("events", st.name)
-                if self._versions.get(st.name) != v:
-                    TD.register(
-                        self._ctx,
-                        st.name,
-                        self.store.event_table(st.name),
-                        self.settings.target_partitions,
-                    )
-                    self._versions[st.name] = v
+            TD.register(self._ctx, ref, data, self.settings.target_partitions)
+            self._versions[ref] = version
 
     def compile(
         self,
@@ -134,8 +142,7 @@ class Engine:
         return compile_query(text, self.store.schema, params, now, self.catalog())
 
     def run(self, compiled: Compiled) -> pa.Table:
-        self.refresh()
-        self._ensure_virtual(compiled.plan)
+        self._register(compiled.plan)
         try:
             return TD.execute(compiled.plan, self._ctx, self._lock)
         except TD.ExecutionFailed as exc:
@@ -143,8 +150,7 @@ class Engine:
 
     def stream(self, compiled: Compiled) -> Iterator[pa.RecordBatch]:
         """Execute and yield record batches as DataFusion produces them (the CLI's way)."""
-        self.refresh()
-        self._ensure_virtual(compiled.plan)
+        self._register(compiled.plan)
         try:
             yield from TD.stream(compiled.plan, self._ctx, self._lock)
         except TD.ExecutionFailed as exc:
@@ -155,8 +161,7 @@ class Engine:
         off the event loop); the batches are then pulled on an event loop without blocking a
         thread. Cancelling a pending pull and closing the generator stops DataFusion's work, even
         in the middle of a batch (see `TD.astream`)."""
-        self.refresh()
-        self._ensure_virtual(compiled.plan)
+        self._register(compiled.plan)
         try:
             batches = TD.astream(compiled.plan, self._ctx, self._lock)
         except TD.ExecutionFailed as exc:
@@ -165,8 +170,7 @@ class Engine:
 
     def result_schema(self, compiled: Compiled) -> pa.Schema:
         """The Arrow schema of a compiled query's result, without running it."""
-        self.refresh()
-        self._ensure_virtual(compiled.plan)
+        self._register(compiled.plan)
         return TD.result_schema(compiled.plan, self._ctx, self._lock)
 
     def query(
@@ -180,28 +184,9 @@ class Engine:
     def explain(self, compiled: Compiled, stage: str = "all") -> str:
         df_text = ""
         if stage in ("datafusion", "all"):
-            self.refresh()
-            self._ensure_virtual(compiled.plan)
+            self._register(compiled.plan)
             df_text = TD.explain(compiled.plan, self._ctx, self._lock)
         return explain_text(compiled, stage, df_text)
-
-
-def _scanned(plan: L.Plan) -> set[str]:
-    match plan:
-        case L.Scan(table=t):
-            return {t}
-        case L.Join(left=left, right=right):
-            return _scanned(left) | _scanned(right)
-        case (
-            L.Filter(input=inp)
-            | L.Project(input=inp)
-            | L.Aggregate(input=inp)
-            | L.Sort(input=inp)
-            | L.Limit(input=inp)
-            | L.Output(input=inp)
-        ):
-            return _scanned(inp)
-    return set()
 
 
 async def _mapped(

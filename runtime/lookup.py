@@ -36,11 +36,10 @@ import pyarrow as pa
 from pyroaring import BitMap
 
 from entities import TypeKind
+from entities.arrow import ID_COLUMN
 from entities.names import fold
 from storage import Store, codec
 from storage.audiences import AudienceReader, AudienceStore, Definition, Refresh
-
-ID_COLUMN = "__id"
 
 
 @dataclass(frozen=True, slots=True)

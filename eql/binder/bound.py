@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from eql.catalog import Virtual
 from eql.diagnostics import InternalError
 from eql.types import Type
 
@@ -135,8 +136,11 @@ class Param:
 
 @dataclass(frozen=True, slots=True)
 class Column:
+    """A column of the row at `path`: a stored attribute by name, or a `Virtual` one (a tag's
+    value, a segment's membership) read from a version table."""
+
     path: Path
-    column: str
+    column: str | Virtual
     type: Type
 
 

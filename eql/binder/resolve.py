@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from entities import Cardinality, Schema
 from eql import types as T
 from eql.binder import bound as B
-from eql.catalog import EMPTY, Catalog, tag_table, virtual
+from eql.catalog import EMPTY, Catalog, TagInfo, TagRef, Virtual
 from eql.syntax import ast as A
 
 
@@ -162,11 +162,8 @@ def resolve(
 
 
 def _tag(
-    tag: object, column: str, path: B.Path, ident: A.Ident, as_of: dt.datetime | None
+    tag: TagInfo, column: str, path: B.Path, ident: A.Ident, as_of: dt.datetime | None
 ) -> Resolved:
-    from eql.catalog import TagInfo
-
-    assert isinstance(tag, TagInfo)
     found = tag.version_at(as_of)
     if found is None:
         if not tag.versions:
@@ -185,7 +182,8 @@ def _tag(
         )
     version, value_type = found
     t = dict(tag.extras).get(column, value_type)
-    return Value(B.Column(path, virtual(tag_table(tag.generation, version), column), t))
+    ref = TagRef(tag.name, tag.generation, version)
+    return Value(B.Column(path, Virtual(ref, column, t), t))
 
 
 def _lookup_root(schema: Schema, scope: B.Scope, name: str) -> object | None:

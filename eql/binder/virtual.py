@@ -1,7 +1,7 @@
 """Bind what reads materialised audiences: `in segment name` and `(tag AS OF t)`.
 
-Both become columns of a registered version table (see `eql.catalog`), never the definition's
-own predicate: a segment is read from its bitmap, a tag from its stored values.
+Both become `Virtual` columns of a version table (see `eql.catalog`), never the definition's own
+predicate: a segment is read from its bitmap, a tag from its stored values.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from eql.binder import bound as B
 from eql.binder.aggregates import time_point
 from eql.binder.exprs import Ctx, Where
 from eql.binder.resolve import Problem, Value, resolve
-from eql.catalog import parse_virtual, segment_table, virtual
+from eql.catalog import SegmentRef, Virtual
 from eql.syntax import ast as A
 
 
@@ -54,7 +54,8 @@ def in_segment(ctx: Ctx, node: A.InSegment, where: Where) -> B.BExpr:
             name.span,
             f"run REFRESH SEGMENT {seg.name}",
         )
-    member = B.Column(B.ROOT, virtual(segment_table(seg.generation, seg.version), "member"), T.BOOL)
+    ref = SegmentRef(seg.name, seg.generation, seg.version)
+    member = B.Column(B.ROOT, Virtual(ref, "member", T.BOOL), T.BOOL)
     return B.Call("coalesce", (member, B.Literal(False, T.BOOL)), T.BOOL)
 
 
@@ -65,7 +66,7 @@ def as_of_value(ctx: Ctx, node: A.AsOfValue, where: Where) -> B.BExpr:
     r = resolve(ctx.schema, where.scope, node.path.parts, where.alias, ctx.catalog, as_of=t)
     if isinstance(r, Problem):
         return ctx.error(r.code, r.message, r.ident.span, *r.helps)
-    if isinstance(r, Value) and parse_virtual(r.column.column) is not None:
+    if isinstance(r, Value) and isinstance(r.column.column, Virtual):
         return r.column
     last = node.path.parts[-1].name
     return ctx.error(

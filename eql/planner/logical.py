@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, assert_never
 
 from eql.binder.bound import AggFunc, BinOp, UnaryOp
+from eql.catalog import TableRef
 from eql.types import Type
 
 
@@ -119,7 +120,7 @@ class JoinKind(enum.Enum):
 class Scan:
     """Rows of a stored table; `columns` maps stored column names to the ids they get."""
 
-    table: str
+    table: TableRef
     columns: tuple[tuple[str, ColumnId, Type], ...]
 
 
@@ -174,6 +175,25 @@ class Output:
 
 
 Plan = Scan | Filter | Project | Join | Aggregate | Sort | Limit | Output
+
+
+def tables(plan: Plan) -> frozenset[TableRef]:
+    """Every table the plan reads: what must be registered before it runs."""
+    match plan:
+        case Scan(table=t):
+            return frozenset((t,))
+        case Join(left=left, right=right):
+            return tables(left) | tables(right)
+        case (
+            Filter(input=inp)
+            | Project(input=inp)
+            | Aggregate(input=inp)
+            | Sort(input=inp)
+            | Limit(input=inp)
+            | Output(input=inp)
+        ):
+            return tables(inp)
+    assert_never(plan)
 
 
 def output_ids(plan: Plan) -> tuple[ColumnId, ...]:

@@ -18,7 +18,15 @@ from dataclasses import dataclass, field
 from entities import Schema
 from eql import types as T
 from eql.binder import bound as B
-from eql.catalog import ID_COLUMN, parse_virtual
+from eql.catalog import (
+    ID_COLUMN,
+    EntityTable,
+    StreamTable,
+    TableRef,
+    VersionRef,
+    Virtual,
+    ref_key,
+)
 from eql.diagnostics import InternalError
 from eql.planner import logical as L
 from eql.planner.rules.join_kinds import Existence, classify
@@ -29,17 +37,17 @@ from eql.types import Type
 class _Env:
     """What a built scope relation offers: columns by (path, name) and aggregates by value."""
 
-    columns: dict[tuple[B.Path, str], L.ColumnId] = field(default_factory=dict)
+    columns: dict[tuple[B.Path, str | Virtual], L.ColumnId] = field(default_factory=dict)
     aggregates: dict[B.Aggregate, L.ColumnId] = field(default_factory=dict)
     types: dict[L.ColumnId, Type] = field(default_factory=dict)
 
 
 @dataclass
 class _Needs:
-    columns: dict[B.Path, set[str]] = field(default_factory=dict)
+    columns: dict[B.Path, set[str | Virtual]] = field(default_factory=dict)
     sources: dict[B.Source, list[B.Aggregate]] = field(default_factory=dict)
 
-    def column(self, path: B.Path, name: str) -> None:
+    def column(self, path: B.Path, name: str | Virtual) -> None:
         self.columns.setdefault(path, set()).add(name)
         # every step of the path needs its via column on the row before it
         for i, step in enumerate(path.steps):
@@ -50,7 +58,6 @@ class Lowerer:
     def __init__(self, schema: Schema) -> None:
         self.schema = schema
         self._ids = itertools.count(1)
-        self._virtual_types = {}
 
     def new_id(self) -> L.ColumnId:
         return L.ColumnId(next(self._ids))
@@ -66,11 +73,7 @@ class Lowerer:
             return path.steps[-1].target
         return scope.name if scope.kind is B.ScopeKind.ENTITY else None
 
-    _virtual_types: dict[str, Type]
-
     def column_type(self, scope: B.Scope, path: B.Path, name: str) -> Type:
-        if parse_virtual(name) is not None:
-            return self._virtual_types[name]
         if name == ID_COLUMN:
             return T.INT
         entity = self.entity_at(scope, path)
@@ -85,10 +88,8 @@ class Lowerer:
     def collect(self, e: B.BExpr, needs: _Needs, owner: str) -> None:
         """Walk an expression in the current scope; aggregates with a source are not entered."""
         match e:
-            case B.Column(path=path, column=name, type=t):
+            case B.Column(path=path, column=name):
                 needs.column(path, name)
-                if parse_virtual(name) is not None:
-                    self._virtual_types[name] = t
             case B.Aggregate(source=None, arg=arg, filter=flt):
                 for sub in (arg, flt):
                     if sub is not None:
@@ -149,15 +150,16 @@ class Lowerer:
             plan = self._join_source(scope, plan, env, source, aggs, kind)
         return plan, env
 
-    def _scan(self, scope: B.Scope, path: B.Path, names: set[str], env: _Env) -> L.Plan:
+    def _scan(self, scope: B.Scope, path: B.Path, names: set[str | Virtual], env: _Env) -> L.Plan:
         entity = self.entity_at(scope, path)
-        table = entity if entity is not None else scope.name
-        virtuals: dict[str, list[str]] = {}
+        table: TableRef = EntityTable(entity) if entity is not None else StreamTable(scope.name)
+        virtuals: dict[VersionRef, list[Virtual]] = {}
+        real: set[str] = set()
         for name in names:
-            found = parse_virtual(name)
-            if found is not None:
-                virtuals.setdefault(found[0], []).append(name)
-        real = {n for n in names if parse_virtual(n) is None}
+            if isinstance(name, Virtual):
+                virtuals.setdefault(name.table, []).append(name)
+            else:
+                real.add(name)
         if virtuals:
             real.add(ID_COLUMN)
         cols = []
@@ -169,15 +171,14 @@ class Lowerer:
             cols.append((name, cid, t))
         plan: L.Plan = L.Scan(table, tuple(cols))
         # tags and segments: the version table, left-joined on the dense id
-        for vtable, vnames in sorted(virtuals.items()):
+        for vtable in sorted(virtuals, key=ref_key):
             id_cid = self.new_id()
             vcols = [(ID_COLUMN, id_cid, T.INT)]
-            for name in sorted(vnames):
+            for virtual in sorted(virtuals[vtable], key=lambda v: v.column):
                 cid = self.new_id()
-                t = self._virtual_types[name]
-                env.columns[(path, name)] = cid
-                env.types[cid] = t
-                vcols.append((name.rpartition(".")[2], cid, t))
+                env.columns[(path, virtual)] = cid
+                env.types[cid] = virtual.type
+                vcols.append((virtual.column, cid, virtual.type))
             right = L.Scan(vtable, tuple(vcols))
             plan = L.Join(
                 plan, right, (env.columns[(path, ID_COLUMN)],), (id_cid,), L.JoinKind.LEFT

@@ -10,8 +10,8 @@ import contextlib
 import datetime as dt
 import decimal
 import re
-from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
-from typing import Any
+from collections.abc import AsyncGenerator, Callable, Iterator
+from typing import Any, assert_never
 
 import pyarrow as pa
 from datafusion import DataFrame, Expr, RuntimeEnvBuilder, SessionConfig, SessionContext, col, lit
@@ -19,6 +19,7 @@ from datafusion import functions as F
 from datafusion.record_batch import RecordBatchStream
 
 from eql.binder.bound import AggFunc, BinOp, UnaryOp
+from eql.catalog import EntityTable, SegmentRef, StreamTable, TableRef, TagRef
 from eql.diagnostics import InternalError
 from eql.planner import logical as L
 from eql.types import Kind, Type
@@ -223,7 +224,7 @@ def emit(plan: L.Plan, ctx: SessionContext) -> DataFrame:
     """The DataFrame computing `plan` over the tables registered in `ctx`."""
     match plan:
         case L.Scan(table=table, columns=cols):
-            df = ctx.table(table)
+            df = ctx.table(table_name(table))
             return df.select(*[col(name).alias(str(cid)) for name, cid, _ in cols])
         case L.Filter(input=inp, predicate=p):
             return emit(inp, ctx).filter(expr(p))
@@ -261,24 +262,31 @@ def emit(plan: L.Plan, ctx: SessionContext) -> DataFrame:
 
 
 def session(
-    tables: Sequence[tuple[str, pa.Table]],
-    *,
-    target_partitions: int = 2,
-    memory_limit: int | None = None,
-    batch_size: int = 8192,
+    *, target_partitions: int = 2, memory_limit: int | None = None, batch_size: int = 8192
 ) -> SessionContext:
-    """A DataFusion context with in-memory tables (record batches split into partitions)."""
+    """A DataFusion context; tables are registered into it with `register`."""
     config = SessionConfig().with_target_partitions(target_partitions).with_batch_size(batch_size)
     runtime = RuntimeEnvBuilder()
     if memory_limit is not None:
         runtime = runtime.with_fair_spill_pool(memory_limit)
-    ctx = SessionContext(config, runtime)
-    for name, table in tables:
-        register(ctx, name, table, target_partitions)
-    return ctx
+    return SessionContext(config, runtime)
 
 
-def register(ctx: SessionContext, name: str, table: pa.Table, partitions: int = 2) -> None:
+def table_name(ref: TableRef) -> str:
+    """The name a table is registered under: an entity's or a stream's own (schema names are
+    `[a-z_][a-z0-9_]*`), a version table's by its generation and version (no user text)."""
+    match ref:
+        case EntityTable(name=name) | StreamTable(name=name):
+            return name
+        case TagRef(generation=g, version=v):
+            return f"__tag__{g}__v{v}"
+        case SegmentRef(generation=g, version=v):
+            return f"__seg__{g}__v{v}"
+    assert_never(ref)
+
+
+def register(ctx: SessionContext, ref: TableRef, table: pa.Table, partitions: int = 2) -> None:
+    name = table_name(ref)
     if ctx.table_exist(name):
         ctx.deregister_table(name)
     batches = table.to_batches()

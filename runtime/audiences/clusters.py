@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from eql.catalog import ID_COLUMN
+from entities.arrow import ID_COLUMN
 from eql.syntax import ast as A
 from runtime.audiences.compute import fail
 

@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 from pyroaring import BitMap
 
-from eql.catalog import ID_COLUMN
+from entities.arrow import ID_COLUMN
 from eql.compiler import Compiled, compile_per_entity
 from eql.diagnostics import Diagnostic, EqlError, Span
 from eql.syntax import ast as A

@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from entities.arrow import ID_COLUMN
 from entities.names import name_problem, shown
 from eql import types as T
-from eql.catalog import ID_COLUMN, type_name
+from eql.catalog import type_name
 from eql.syntax import ast as A
 from eql.syntax import parse
 from eql.syntax.walk import children

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from eql.catalog import ID_COLUMN
+from entities.arrow import ID_COLUMN
 from eql.syntax import ast as A
 from runtime.audiences.compute import fail
 

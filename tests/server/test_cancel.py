@@ -115,8 +115,8 @@ def _assert_stopped(live: Live, headers: dict[str, str], outcome: str) -> None:
     assert stats["running"] == 0 and stats["queries"][outcome] == 1, stats
     assert stats["stop_latency_ms_max"] is not None and stats["stop_latency_ms_max"] < 500, stats
     cpu = _cpu()
-    time.sleep(0.5)
-    assert _cpu() - cpu < 0.25  # two cores busy would be ~1 s of CPU in 0.5 s
+    time.sleep(1.0)
+    assert _cpu() - cpu < 0.5  # two cores still busy would be ~2 s of CPU in 1 s
     ok = httpx.post(f"{live.url}/v1/query", json={"query": LIGHT}, headers=headers)
     assert ok.status_code == 200, ok.text  # the only worker is free
 
