@@ -1,18 +1,28 @@
 """Ingest throughput: our import of an event file next to pyarrow's bare read of the same file.
 
-python -m benchmarks.bench_ingest [--rows N] [--users N]
+python -m benchmarks.bench_ingest [--rows N] [--users N] [--rounds N]
 Prints rows/s for Parquet and CSV event imports (read + convert + segment write + commit) beside
-pyarrow's bare read of the same file, and entity upserts/s into RocksDB (best of 3).
+pyarrow's bare read of the same file, and entity upserts/s into RocksDB beside pyarrow's read of
+the users file. Ours and the peer are interleaved: each round runs both, in alternating order
+(peer, ours; then ours, peer; ...), every import into a fresh store; the table shows the median
+of the rounds of each, the ratio of the medians (peer time / our time: 1.0 means as fast as the
+bare read) with the range of the per-round ratios, and the median CPU seconds of the process
+(all threads). The 1-minute load average is printed at the start and the end: the machine may be
+shared, and a ratio within one round is more stable than an absolute time.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import shutil
+import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -24,6 +34,12 @@ from ingest.files import import_file
 from storage import Store
 
 SCHEMA = Path(__file__).resolve().parents[1] / "examples" / "retail" / "schema.yaml"
+
+# One timed run: (wall seconds, process CPU seconds) per measured phase. A run does its own
+# untimed setup (a fresh store) and cleanup.
+Sample = tuple[float, float]
+Run = Callable[[], list[Sample]]
+T = TypeVar("T")
 
 
 def purchases(n: int, seed: int = 1) -> pa.Table:
@@ -63,73 +79,163 @@ def users(n: int, seed: int = 2) -> pa.Table:
     )
 
 
-def best(fn: object, repeat: int = 3) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()  # type: ignore[operator]
-        times.append(time.perf_counter() - t0)
-    return min(times)
+def load1() -> float:
+    return os.getloadavg()[0]
+
+
+def clock(fn: Callable[[], object]) -> tuple[float, float]:
+    """Wall and process CPU seconds (every thread of the process) of one call."""
+    return clocked(fn)[0]
+
+
+def clocked(fn: Callable[[], T]) -> tuple[tuple[float, float], T]:
+    """`clock`, and the call's result."""
+    c0, t0 = time.process_time(), time.perf_counter()
+    result = fn()
+    return (time.perf_counter() - t0, time.process_time() - c0), result
+
+
+def interleaved(peer: Run, ours: Run, rounds: int) -> tuple[list[list[Sample]], list[list[Sample]]]:
+    """`rounds` rounds of both runs, alternating which goes first (peer first in round 0).
+    Returns the per-round samples of the peer and of ours."""
+    peer_s: list[list[Sample]] = []
+    ours_s: list[list[Sample]] = []
+    for r in range(rounds):
+        order = [(peer, peer_s), (ours, ours_s)]
+        for run, out in order if r % 2 == 0 else reversed(order):
+            out.append(run())
+    return peer_s, ours_s
+
+
+def report(
+    label: str,
+    rows: int,
+    peer_name: str,
+    peer: list[tuple[float, float]],
+    ours: list[tuple[float, float]],
+) -> None:
+    """One table line: medians of the rounds, the ratio of the medians (peer / ours) and the
+    range of the per-round ratios."""
+    p_wall = statistics.median(w for w, _ in peer)
+    o_wall = statistics.median(w for w, _ in ours)
+    p_cpu = statistics.median(c for _, c in peer)
+    o_cpu = statistics.median(c for _, c in ours)
+    per_round = [p[0] / o[0] for p, o in zip(peer, ours, strict=True)]
+    print(
+        f"{label:<28}{rows / o_wall:>14,.0f}{rows / p_wall:>14,.0f}{p_wall / o_wall:>8.2f}"
+        f"{min(per_round):>7.2f}-{max(per_round):<6.2f}{o_cpu:>9.3f}{p_cpu:>9.3f}"
+        f"{p_cpu / o_cpu:>8.2f}   {peer_name}",
+        flush=True,
+    )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=2_000_000)
     ap.add_argument("--users", type=int, default=500_000)
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds per case")
     args, _ = ap.parse_known_args()
+    rounds = max(1, args.rounds)
     work = Path(tempfile.mkdtemp(prefix="eql-bench-"))
+    load_start = load1()
+    print(f"load (1-min) at start: {load_start:.2f}; {rounds} interleaved rounds per case")
     try:
         table = purchases(args.rows)
         pq_path, csv_path = work / "purchase.parquet", work / "purchase.csv"
         pq.write_table(table, pq_path)
         pacsv.write_csv(table, csv_path)
+        del table
         schema_text = SCHEMA.read_text()
-        print(f"{'case':<28}{'ours rows/s':>14}{'peer rows/s':>14}{'ratio':>8}   peer")
-        for fmt, path, peer_name, peer in (
-            ("parquet", pq_path, "pyarrow pq.read_table", lambda: pq.read_table(pq_path)),
-            ("csv", csv_path, "pyarrow csv.read_csv", lambda: pacsv.read_csv(csv_path)),
-        ):
-            peer_s = best(peer)
-            ours: list[float] = []
-            for i in range(2):
-                store = Store.create(work / f"s-{fmt}-{i}", schema_text, "retail.yaml")
-                t0 = time.perf_counter()
-                report = import_file(store, "events", "purchase", path)
-                ours.append(time.perf_counter() - t0)
-                assert report.rows_imported == args.rows, report.summary()
-                store.close()
-            ours_s = min(ours)
-            n = args.rows
-            print(
-                f"{'events ' + fmt:<28}{n / ours_s:>14,.0f}{n / peer_s:>14,.0f}"
-                f"{peer_s / ours_s:>8.2f}   {peer_name}"
+        seq = iter(range(1_000_000))
+
+        def fresh_store() -> tuple[Store, Path]:
+            path = work / f"s-{next(seq)}"
+            return Store.create(path, schema_text, "retail.yaml"), path
+
+        def drop(store: Store, path: Path) -> None:
+            store.close()
+            shutil.rmtree(path, ignore_errors=True)
+
+        print(
+            f"{'case':<28}{'ours rows/s':>14}{'peer rows/s':>14}{'ratio':>8}{'rounds':>14}"
+            f"{'ours CPU':>9}{'peer CPU':>9}{'CPU rt':>8}   peer"
+        )
+
+        def events_run(path: Path) -> Run:
+            def run() -> list[tuple[float, float]]:
+                store, spath = fresh_store()
+                t, rep = clocked(lambda: import_file(store, "events", "purchase", path))
+                assert rep.rows_imported == args.rows, rep.summary()
+                drop(store, spath)
+                return [t]
+
+            return run
+
+        def read_pq() -> object:
+            return pq.read_table(pq_path)
+
+        def read_csv() -> object:
+            return pacsv.read_csv(csv_path)
+
+        cases: list[tuple[str, Path, str, Callable[[], object]]] = [
+            ("parquet", pq_path, "pyarrow pq.read_table", read_pq),
+            ("csv", csv_path, "pyarrow csv.read_csv", read_csv),
+        ]
+        for fmt, path, peer_name, read in cases:
+            read()  # warm the page cache for both sides
+
+            def peer_run(read: Callable[[], object] = read) -> list[Sample]:
+                return [clock(read)]
+
+            peer_s, ours_s = interleaved(peer_run, events_run(path), rounds)
+            report(
+                f"events {fmt}",
+                args.rows,
+                peer_name,
+                [s[0] for s in peer_s],
+                [s[0] for s in ours_s],
             )
+
         ut = users(args.users)
         upath = work / "users.parquet"
         pq.write_table(ut, upath)
         ut2 = ut.set_column(1, "name", pa.array([f"renamed {i}" for i in range(args.users)]))
         upath2 = work / "users2.parquet"
         pq.write_table(ut2, upath2)
-        first = second = float("inf")
-        for i in range(3):  # best of 3, each into a fresh store: the machine may be shared
-            store = Store.create(work / f"s-users-{i}", schema_text, "retail.yaml")
-            t0 = time.perf_counter()
-            import_file(store, "entity", "users", upath)
-            first = min(first, time.perf_counter() - t0)
-            t0 = time.perf_counter()
-            import_file(store, "entity", "users", upath2)
-            second = min(second, time.perf_counter() - t0)
-            store.close()
-        peer_s = best(lambda: pq.read_table(upath))
-        print(
-            f"{'entity upsert (new keys)':<28}{args.users / first:>14,.0f}"
-            f"{args.users / peer_s:>14,.0f}{peer_s / first:>8.2f}   pyarrow pq.read_table"
+        del ut, ut2
+
+        def upserts() -> list[tuple[float, float]]:
+            store, spath = fresh_store()
+            first = clock(lambda: import_file(store, "entity", "users", upath))
+            second = clock(lambda: import_file(store, "entity", "users", upath2))
+            drop(store, spath)
+            return [first, second]
+
+        pq.read_table(upath)
+        peer_s, ours_s = interleaved(lambda: [clock(lambda: pq.read_table(upath))], upserts, rounds)
+        peer_u = [s[0] for s in peer_s]
+        report(
+            "entity upsert (new keys)",
+            args.users,
+            "pyarrow pq.read_table",
+            peer_u,
+            [s[0] for s in ours_s],
+        )
+        report(
+            "entity upsert (existing)",
+            args.users,
+            "pyarrow pq.read_table",
+            peer_u,
+            [s[1] for s in ours_s],
         )
         print(
-            f"{'entity upsert (existing)':<28}{args.users / second:>14,.0f}"
-            f"{args.users / peer_s:>14,.0f}{peer_s / second:>8.2f}   pyarrow pq.read_table"
+            f"(rows={args.rows:,}, users={args.users:,}, rounds={rounds}, "
+            f"load (1-min) {load_start:.2f} at start, {load1():.2f} at end, {dt.date.today()})"
         )
-        print(f"(rows={args.rows:,}, users={args.users:,}, {dt.date.today()})")
+        print(
+            "ratio = median peer time / median our time; rounds = range of the per-round "
+            "ratios; CPU = median process CPU s (all threads), CPU rt = peer CPU / ours CPU"
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
