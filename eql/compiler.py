@@ -14,7 +14,7 @@ from typing import Any
 
 from entities import Schema
 from eql import types as T
-from eql.binder import bind
+from eql.binder import Names, bind
 from eql.binder import bound as B
 from eql.binder.bound import BoundQuery
 from eql.catalog import EMPTY, ID_COLUMN, Catalog
@@ -47,16 +47,18 @@ def compile_query(
     params: Mapping[str, Any] | None = None,
     now: dt.datetime | None = None,
     catalog: Catalog = EMPTY,
+    names: Names | None = None,
 ) -> Compiled:
     """Parse, bind and plan one query; raises EqlError with every diagnostic of the stage.
-    `catalog` holds the tags and segments of the store (see `eql.catalog`)."""
+    `catalog` holds the tags and segments of the store (see `eql.catalog`); `names` is the
+    schema's name index, for a caller that keeps one (`eql.binder.Names`)."""
     stmt = parse_cached(text)
     stage: str | None = None
     if isinstance(stmt, A.Explain):
         stage = stmt.stage.value.lower() if stmt.stage is not None else "all"
         stmt = stmt.statement
     reference = now or dt.datetime.now(dt.UTC)
-    bound = bind(stmt, schema, text, params or {}, reference, catalog)
+    bound = bind(stmt, schema, text, params or {}, reference, catalog, names)
     return Compiled(text, stmt, bound, plan(bound, schema), stage)
 
 
@@ -67,11 +69,12 @@ def compile_per_entity(
     params: Mapping[str, Any] | None,
     now: dt.datetime,
     catalog: Catalog = EMPTY,
+    names: Names | None = None,
 ) -> Compiled:
     """`find` (a FIND of one entity, not grouped) planned with the entity's dense id as its first
     result column, then its RETURN items: how a definition computes its values per entity.
     Raises EqlError (E231 when `find` groups, since a definition gives one value per entity)."""
-    bound = bind(find, schema, text, params or {}, now, catalog)
+    bound = bind(find, schema, text, params or {}, now, catalog, names)
     if bound.grouped:
         raise EqlError(
             [

@@ -5,6 +5,7 @@ May import entities (the schema model), eql.syntax (the AST), eql.types, eql.fun
 eql.diagnostics. No I/O.
 """
 
+from eql.binder.resolve import Names
 from eql.binder.statements import bind
 
-__all__ = ["bind"]
+__all__ = ["Names", "bind"]

@@ -268,6 +268,9 @@ class BoundQuery:
     limit: int | None
     reference_time: dt.datetime
     grouped: bool  # GROUP BY present, or only aggregates returned (one group)
+    # the result depends on the reference time given by the caller (a window, `days_since`,
+    # events before "now"); false when the text fixes it (AS OF) or nothing reads it
+    reads_clock: bool = False
 
 
 def type_of(e: BExpr) -> Type:

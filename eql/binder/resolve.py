@@ -3,37 +3,38 @@
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 from dataclasses import dataclass
 
 from entities import Cardinality, Schema
-from eql import types as T
-from eql.binder import bound as B
+from eql import types
+from eql.binder import bound
 from eql.catalog import EMPTY, Catalog, TagInfo, TagRef, Virtual
-from eql.syntax import ast as A
+from eql.syntax import ast
 
 
 @dataclass(frozen=True, slots=True)
 class Value:
     """The path names one value: a column of the row at `column.path`."""
 
-    column: B.Column
+    column: bound.Column
 
 
 @dataclass(frozen=True, slots=True)
 class Many:
     """The path reaches a many-valued source; `rest` continues in the source's element scope."""
 
-    source: B.Source
-    element: B.Scope
-    rest: tuple[A.Ident, ...]
-    name: A.Ident  # the name that made it many (the stream or relation as written)
+    source: bound.Source
+    element: bound.Scope
+    rest: tuple[ast.Ident, ...]
+    name: ast.Ident  # the name that made it many (the stream or relation as written)
 
 
 @dataclass(frozen=True, slots=True)
 class Problem:
     code: str
     message: str
-    ident: A.Ident
+    ident: ast.Ident
     helps: tuple[str, ...] = ()
 
 
@@ -44,27 +45,32 @@ def _norm(name: str) -> str:
     return name.lower()
 
 
-_INDEX: dict[tuple[int, B.Scope], tuple[Schema, dict[str, str]]] = {}
+class Names:
+    """A schema and its name index: lower-cased name -> declared name at the root of each scope.
+
+    Built once per schema by whoever keeps the schema (the runtime's engine keeps one, the
+    binder builds one for a caller that does not) and held by the binder's context; each
+    scope's index is filled on first use."""
+
+    __slots__ = ("_scopes", "schema")
+
+    def __init__(self, schema: Schema) -> None:
+        self.schema = schema
+        self._scopes: dict[bound.Scope, dict[str, str]] = {}
+
+    def at(self, scope: bound.Scope) -> dict[str, str]:
+        found = self._scopes.get(scope)
+        if found is None:
+            found = {}
+            for n in names_in(self.schema, scope):
+                found.setdefault(n.lower(), n)
+            self._scopes[scope] = found
+        return found
 
 
-def _index(schema: Schema, scope: B.Scope) -> dict[str, str]:
-    """Lower-cased name -> declared name at the root of a scope (cached per schema object)."""
-    key = (id(schema), scope)
-    entry = _INDEX.get(key)
-    if entry is not None and entry[0] is schema:
-        return entry[1]
-    found: dict[str, str] = {}
-    for n in names_in(schema, scope):
-        found.setdefault(n.lower(), n)
-    if len(_INDEX) > 4096:
-        _INDEX.clear()
-    _INDEX[key] = (schema, found)
-    return found
-
-
-def names_in(schema: Schema, scope: B.Scope) -> list[str]:
+def names_in(schema: Schema, scope: bound.Scope) -> list[str]:
     """Everything a name can mean at the root of a scope (for "did you mean")."""
-    if scope.kind is B.ScopeKind.ENTITY:
+    if scope.kind is bound.ScopeKind.ENTITY:
         ent = schema.require_entity(scope.name)
         out = [c.name for c in ent.columns] + [r.name for r in ent.relations]
         out += [st.name for st, _ in schema.streams_of(scope.name)]
@@ -74,9 +80,9 @@ def names_in(schema: Schema, scope: B.Scope) -> list[str]:
 
 
 def resolve(
-    schema: Schema,
-    scope: B.Scope,
-    parts: tuple[A.Ident, ...],
+    names: Names,
+    scope: bound.Scope,
+    parts: tuple[ast.Ident, ...],
     alias: str | None = None,
     catalog: Catalog = EMPTY,
     as_of: dt.datetime | None = None,
@@ -84,36 +90,37 @@ def resolve(
     """Resolve `parts` from the scope's row. Inside an aggregate over a source, the element
     may also be named by the source's name (`alias`): `sum(purchase.amount)`. A tag of the
     entity reached is a virtual attribute (its latest refresh, or the latest as of `as_of`)."""
+    schema = names.schema
     if (
         alias is not None
         and len(parts) > 1
         and _norm(parts[0].name) == _norm(alias)
-        and _lookup_root(schema, scope, parts[0].name) is None
+        and _norm(parts[0].name) not in names.at(scope)
     ):
         parts = parts[1:]
-    path = B.ROOT
-    entity = scope.name if scope.kind is B.ScopeKind.ENTITY else None
+    path = bound.ROOT
+    entity = scope.name if scope.kind is bound.ScopeKind.ENTITY else None
     for i, ident in enumerate(parts):
         last = i == len(parts) - 1
-        here = B.Scope(B.ScopeKind.ENTITY, entity) if entity is not None else scope
-        name = _index(schema, here).get(ident.name.lower(), ident.name)
+        here = bound.Scope(bound.ScopeKind.ENTITY, entity) if entity is not None else scope
+        name = names.at(here).get(ident.name.lower(), ident.name)
         if entity is None:  # the event row itself (only ever at the root of an event scope)
             st = schema.require_stream(scope.name)
             if name in ("time", st.time):
                 if not last:
                     return _past_value(ident, parts[i + 1])
-                return Value(B.Column(path, st.time, T.TIMESTAMP))
+                return Value(bound.Column(path, st.time, types.TIMESTAMP))
             field = st.field(name)
             if field is not None:
                 if not last:
                     return _past_value(ident, parts[i + 1])
-                return Value(B.Column(path, field.name, T.from_schema(field.type)))
+                return Value(bound.Column(path, field.name, types.from_schema(field.type)))
             ref = st.reference(name)
             if ref is not None:
                 target = schema.require_entity(ref.entity)
                 if last:  # the entity itself: its key, held in the reference column
-                    return Value(B.Column(path, ref.column, T.from_schema(target.key.type)))
-                path = path.child(B.Step(ref.name, ref.column, ref.entity))
+                    return Value(bound.Column(path, ref.column, types.from_schema(target.key.type)))
+                path = path.child(bound.Step(ref.name, ref.column, ref.entity))
                 entity = ref.entity
                 continue
             return _unknown(ident, f"event stream `{st.name}`", names_in(schema, scope))
@@ -122,18 +129,18 @@ def resolve(
         if col is not None:
             if not last:
                 return _past_value(ident, parts[i + 1])
-            return Value(B.Column(path, col.name, T.from_schema(col.type)))
+            return Value(bound.Column(path, col.name, types.from_schema(col.type)))
         rel = ent.relation(name)
         if rel is not None:
             if rel.cardinality is Cardinality.ONE:
                 target = schema.require_entity(rel.target)
                 if last:
-                    return Value(B.Column(path, rel.via, T.from_schema(target.key.type)))
-                path = path.child(B.Step(rel.name, rel.via, rel.target))
+                    return Value(bound.Column(path, rel.via, types.from_schema(target.key.type)))
+                path = path.child(bound.Step(rel.name, rel.via, rel.target))
                 entity = rel.target
                 continue
-            relation = B.RelationSource(path, rel.name, rel.target, rel.via)
-            element = B.Scope(B.ScopeKind.ENTITY, rel.target)
+            relation = bound.RelationSource(path, rel.name, rel.target, rel.via)
+            element = bound.Scope(bound.ScopeKind.ENTITY, rel.target)
             return Many(relation, element, parts[i + 1 :], ident)
         seen = [(st, ref) for st, ref in schema.streams_of(ent.name) if st.name == name]
         if len(seen) > 1:
@@ -147,22 +154,22 @@ def resolve(
             )
         if seen:
             st, ref = seen[0]
-            source = B.StreamSource(path, st.name, ref.name, ref.column, st.time)
-            return Many(source, B.Scope(B.ScopeKind.EVENT, st.name), parts[i + 1 :], ident)
-        reached = f" (reached by `{B.Path(path.steps)}`)" if path.steps else ""
+            source = bound.StreamSource(path, st.name, ref.name, ref.column, st.time)
+            return Many(source, bound.Scope(bound.ScopeKind.EVENT, st.name), parts[i + 1 :], ident)
+        reached = f" (reached by `{bound.Path(path.steps)}`)" if path.steps else ""
         found = catalog.tag_for(ent.name, ident.name)
         if found is not None:
             if not last:
                 return _past_value(ident, parts[i + 1])
             return _tag(found[0], found[1], path, ident, as_of)
         where = f"entity `{ent.name}`{reached}"
-        scope_names = names_in(schema, B.Scope(B.ScopeKind.ENTITY, ent.name))
+        scope_names = names_in(schema, bound.Scope(bound.ScopeKind.ENTITY, ent.name))
         return _unknown(ident, where, scope_names + catalog.tag_names(ent.name))
     raise AssertionError("empty path")
 
 
 def _tag(
-    tag: TagInfo, column: str, path: B.Path, ident: A.Ident, as_of: dt.datetime | None
+    tag: TagInfo, column: str, path: bound.Path, ident: ast.Ident, as_of: dt.datetime | None
 ) -> Resolved:
     found = tag.version_at(as_of)
     if found is None:
@@ -183,14 +190,10 @@ def _tag(
     version, value_type = found
     t = dict(tag.extras).get(column, value_type)
     ref = TagRef(tag.name, tag.generation, version)
-    return Value(B.Column(path, Virtual(ref, column, t), t))
+    return Value(bound.Column(path, Virtual(ref, column, t), t))
 
 
-def _lookup_root(schema: Schema, scope: B.Scope, name: str) -> object | None:
-    return _index(schema, scope).get(name.lower())
-
-
-def _past_value(ident: A.Ident, nxt: A.Ident) -> Problem:
+def _past_value(ident: ast.Ident, nxt: ast.Ident) -> Problem:
     return Problem(
         "E203",
         f"`{ident.name}` is a value, so `.{nxt.name}` cannot follow it",
@@ -199,9 +202,7 @@ def _past_value(ident: A.Ident, nxt: A.Ident) -> Problem:
     )
 
 
-def _unknown(ident: A.Ident, where: str, candidates: list[str]) -> Problem:
-    import difflib
-
+def _unknown(ident: ast.Ident, where: str, candidates: list[str]) -> Problem:
     close = difflib.get_close_matches(ident.name, candidates, n=1, cutoff=0.6)
     helps = (f"did you mean `{close[0]}`?",) if close else ()
     known = ", ".join(candidates[:12]) + (", ..." if len(candidates) > 12 else "")

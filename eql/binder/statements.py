@@ -8,29 +8,38 @@ from collections.abc import Mapping
 from typing import Any
 
 from entities import Schema
-from eql import types as T
-from eql.binder import bound as B
+from eql import types
+from eql.binder import bound, calls, virtual
 from eql.binder.aggregates import time_point, window_of
-from eql.binder.exprs import POISON, Ctx, Where, bind_expr, bind_param, bool_expr
+from eql.binder.context import POISON, Ctx, Where
+from eql.binder.dispatch import bind_expr, bool_expr
+from eql.binder.exprs import bind_param
+from eql.binder.resolve import Names
 from eql.catalog import EMPTY, Catalog
 from eql.diagnostics import EqlError, Span
-from eql.syntax import ast as A
+from eql.syntax import ast
+
+HANDLERS = (calls, virtual)  # imported for their handlers (`eql.binder.dispatch`)
 
 MAX_LIMIT = 10_000_000
 
 
 def bind(
-    stmt: A.Statement,
+    stmt: ast.Statement,
     schema: Schema,
     text: str,
     params: Mapping[str, Any],
     reference: dt.datetime,
     catalog: Catalog = EMPTY,
-) -> B.BoundQuery:
+    names: Names | None = None,
+) -> bound.BoundQuery:
     """Bind a query; raise EqlError with every problem found. `catalog` lists the tags and
-    segments the query may read."""
-    ctx = Ctx(schema, text, params, reference, catalog=catalog)
-    if not isinstance(stmt, A.Find | A.FindEvents):
+    segments the query may read; `names` is the schema's name index when the caller keeps one
+    (`Names(schema)`; built here when not)."""
+    if names is None or names.schema is not schema:
+        names = Names(schema)
+    ctx = Ctx(names, text, params, reference, catalog=catalog)
+    if not isinstance(stmt, ast.Find | ast.FindEvents):
         ctx.error(
             "E217",
             "only FIND and FIND EVENTS can run as queries here",
@@ -44,27 +53,27 @@ def bind(
     return out
 
 
-def _bind_query(ctx: Ctx, q: A.Find | A.FindEvents) -> B.BoundQuery | None:
+def _bind_query(ctx: Ctx, q: ast.Find | ast.FindEvents) -> bound.BoundQuery | None:
     if q.as_of is not None:
         t = time_point(ctx, q.as_of)
         if t is not None:
-            ctx.reference = t
-    if isinstance(q, A.Find):
+            ctx.text_reference = t
+    if isinstance(q, ast.Find):
         name = q.entity
         known = [e.name for e in ctx.schema.entities]
         found = next((e for e in known if e.lower() == name.name.lower()), None)
         what = "entity"
-        scope = B.Scope(B.ScopeKind.ENTITY, found) if found else None
+        scope = bound.Scope(bound.ScopeKind.ENTITY, found) if found else None
     else:
         name = q.stream
         known = [s.name for s in ctx.schema.streams]
         found = next((s for s in known if s.lower() == name.name.lower()), None)
         what = "event stream"
-        scope = B.Scope(B.ScopeKind.EVENT, found) if found else None
+        scope = bound.Scope(bound.ScopeKind.EVENT, found) if found else None
     if scope is None:
         close = difflib.get_close_matches(name.name, known, n=1, cutoff=0.5)
         helps = [f"did you mean `{close[0]}`?"] if close else []
-        if isinstance(q, A.Find) and name.name in [s.name for s in ctx.schema.streams]:
+        if isinstance(q, ast.Find) and name.name in [s.name for s in ctx.schema.streams]:
             helps = [f"`{name.name}` is an event stream: FIND EVENTS {name.name}"]
         ctx.error(
             "E201", f"unknown {what} `{name.name}`", name.span, *helps, f"known: {', '.join(known)}"
@@ -72,13 +81,13 @@ def _bind_query(ctx: Ctx, q: A.Find | A.FindEvents) -> B.BoundQuery | None:
         return None
     row = Where(scope)
     during = None
-    if isinstance(q, A.FindEvents):
+    if isinstance(q, ast.FindEvents):
         # events after the reference time are invisible, as they are to aggregates
-        during = B.Window(None, ctx.reference)
+        during = bound.Window(None, ctx.reference)
         if q.during is not None:
             during = window_of(ctx, q.during)
     where = bool_expr(ctx, q.where, row, "WHERE") if q.where is not None else None
-    group = tuple(B.Item(bind_expr(ctx, g, row), _name(ctx, g, None)) for g in q.group_by)
+    group = tuple(bound.Item(bind_expr(ctx, g, row), _name(ctx, g, None)) for g in q.group_by)
     before = ctx.group_aggregates
     items = _items(ctx, q, scope)
     order = _order(ctx, q, scope, items)
@@ -98,68 +107,84 @@ def _bind_query(ctx: Ctx, q: A.Find | A.FindEvents) -> B.BoundQuery | None:
             )
     limit = _limit(ctx, q.limit)
     _unique_names(ctx, items, q)
-    return B.BoundQuery(
-        scope, where, during, group, tuple(items), tuple(order), limit, ctx.reference, grouped
+    return bound.BoundQuery(
+        scope,
+        where,
+        during,
+        group,
+        tuple(items),
+        tuple(order),
+        limit,
+        ctx.text_reference or ctx.given_reference,
+        grouped,
+        ctx.reads_clock,
     )
 
 
-def _name(ctx: Ctx, node: A.Expr, alias: A.Ident | None) -> str:
+def _name(ctx: Ctx, node: ast.Expr, alias: ast.Ident | None) -> str:
     if alias is not None:
         return alias.name
-    if isinstance(node, A.Path):
+    if isinstance(node, ast.Path):
         return ".".join(p.name for p in node.parts)
     return " ".join(ctx.text[node.span.start : node.span.end].split())
 
 
-def _items(ctx: Ctx, q: A.Find | A.FindEvents, scope: B.Scope) -> list[B.Item]:
+def _items(ctx: Ctx, q: ast.Find | ast.FindEvents, scope: bound.Scope) -> list[bound.Item]:
     if q.returns:
         where = Where(scope, group_ok=True)
         return [
-            B.Item(bind_expr(ctx, r.expr, where), _name(ctx, r.expr, r.alias)) for r in q.returns
+            bound.Item(bind_expr(ctx, r.expr, where), _name(ctx, r.expr, r.alias))
+            for r in q.returns
         ]
-    if scope.kind is B.ScopeKind.ENTITY:
+    if scope.kind is bound.ScopeKind.ENTITY:
         ent = ctx.schema.require_entity(scope.name)
         return [
-            B.Item(B.Column(B.ROOT, c.name, T.from_schema(c.type)), c.name) for c in ent.columns
+            bound.Item(bound.Column(bound.ROOT, c.name, types.from_schema(c.type)), c.name)
+            for c in ent.columns
         ]
     st = ctx.schema.require_stream(scope.name)
-    out = [B.Item(B.Column(B.ROOT, st.time, T.TIMESTAMP), st.time)]
+    out = [bound.Item(bound.Column(bound.ROOT, st.time, types.TIMESTAMP), st.time)]
     for ref in st.references:
         key = ctx.schema.require_entity(ref.entity).key
-        out.append(B.Item(B.Column(B.ROOT, ref.column, T.from_schema(key.type)), ref.name))
-    out += [B.Item(B.Column(B.ROOT, f.name, T.from_schema(f.type)), f.name) for f in st.fields]
+        out.append(
+            bound.Item(bound.Column(bound.ROOT, ref.column, types.from_schema(key.type)), ref.name)
+        )
+    out += [
+        bound.Item(bound.Column(bound.ROOT, f.name, types.from_schema(f.type)), f.name)
+        for f in st.fields
+    ]
     return out
 
 
 def _order(
-    ctx: Ctx, q: A.Find | A.FindEvents, scope: B.Scope, items: list[B.Item]
-) -> list[B.Order]:
-    out: list[B.Order] = []
+    ctx: Ctx, q: ast.Find | ast.FindEvents, scope: bound.Scope, items: list[bound.Item]
+) -> list[bound.Order]:
+    out: list[bound.Order] = []
     by_name = {i.name: i for i in items}
     for o in q.order_by:
-        expr: B.BExpr | None = None
-        if isinstance(o.expr, A.Path) and len(o.expr.parts) == 1:
+        expr: bound.BExpr | None = None
+        if isinstance(o.expr, ast.Path) and len(o.expr.parts) == 1:
             item = by_name.get(o.expr.parts[0].name)
             if item is not None:
                 expr = item.expr
         if expr is None:
             expr = bind_expr(ctx, o.expr, Where(scope, group_ok=True))
-        desc = o.direction is A.SortDirection.DESC
-        nulls_first = (o.nulls is A.NullsOrder.FIRST) if o.nulls is not None else desc
-        out.append(B.Order(expr, desc, nulls_first))
+        desc = o.direction is ast.SortDirection.DESC
+        nulls_first = (o.nulls is ast.NullsOrder.FIRST) if o.nulls is not None else desc
+        out.append(bound.Order(expr, desc, nulls_first))
     return out
 
 
-def _limit(ctx: Ctx, node: A.IntLiteral | A.Param | None) -> int | None:
+def _limit(ctx: Ctx, node: ast.IntLiteral | ast.Param | None) -> int | None:
     if node is None:
         return None
-    if isinstance(node, A.Param):
-        p = bind_param(ctx, node, T.INT)
-        value = p.value if isinstance(p, B.Param) else None
+    if isinstance(node, ast.Param):
+        p = bind_param(ctx, node, types.INT)
+        value = p.value if isinstance(p, bound.Param) else None
     else:
         value = node.value
     if value is None:
-        if isinstance(node, A.Param) and ctx.params.get(node.name, 0) is None:
+        if isinstance(node, ast.Param) and ctx.params.get(node.name, 0) is None:
             ctx.error("E211", f"parameter ${node.name}: LIMIT needs a number, not null", node.span)
         return None
     if not isinstance(value, int) or value < 0 or value > MAX_LIMIT:
@@ -168,15 +193,15 @@ def _limit(ctx: Ctx, node: A.IntLiteral | A.Param | None) -> int | None:
     return value
 
 
-def _check_grouped(ctx: Ctx, e: B.BExpr, keys: list[B.BExpr], span: Span) -> None:
+def _check_grouped(ctx: Ctx, e: bound.BExpr, keys: list[bound.BExpr], span: Span) -> None:
     """In a grouped query every value must be a group key or inside a group aggregate."""
     if e is POISON or e in keys:
         return
-    if isinstance(e, B.Aggregate) and e.source is None:
+    if isinstance(e, bound.Aggregate) and e.source is None:
         return
-    if isinstance(e, B.Literal | B.Param):
+    if isinstance(e, bound.Literal | bound.Param):
         return
-    if isinstance(e, B.Column | B.Aggregate):
+    if isinstance(e, bound.Column | bound.Aggregate):
         ctx.error(
             "E212",
             "this value is neither a GROUP BY key nor aggregated over the group",
@@ -184,11 +209,11 @@ def _check_grouped(ctx: Ctx, e: B.BExpr, keys: list[B.BExpr], span: Span) -> Non
             "add it to GROUP BY, or aggregate it: count(), avg(...), max(...)",
         )
         return
-    for c in B.children(e):
+    for c in bound.children(e):
         _check_grouped(ctx, c, keys, span)
 
 
-def _unique_names(ctx: Ctx, items: list[B.Item], q: A.Find | A.FindEvents) -> None:
+def _unique_names(ctx: Ctx, items: list[bound.Item], q: ast.Find | ast.FindEvents) -> None:
     seen: set[str] = set()
     for it, node in zip(items, q.returns or (), strict=False):
         if it.name in seen:

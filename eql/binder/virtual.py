@@ -2,24 +2,30 @@
 
 Both become `Virtual` columns of a version table (see `eql.catalog`), never the definition's own
 predicate: a segment is read from its bitmap, a tag from its stored values.
+
+May import: `eql.types`, `eql.catalog`, `eql.syntax`, `eql.binder.{bound, resolve, context,
+dispatch, aggregates}`.
 """
 
 from __future__ import annotations
 
 import difflib
 
-from eql import types as T
-from eql.binder import bound as B
+from eql import types
+from eql.binder import bound
 from eql.binder.aggregates import time_point
-from eql.binder.exprs import Ctx, Where
-from eql.binder.resolve import Problem, Value, resolve
+from eql.binder.context import Ctx, Where
+from eql.binder.dispatch import handles
+from eql.binder.resolve import Problem, Value
 from eql.catalog import SegmentRef, Virtual
-from eql.syntax import ast as A
+from eql.syntax import ast
+from eql.types import Type
 
 
-def in_segment(ctx: Ctx, node: A.InSegment, where: Where) -> B.BExpr:
+@handles(ast.InSegment)
+def _in_segment(node: ast.InSegment, ctx: Ctx, where: Where, expected: Type | None) -> bound.BExpr:
     name = node.segment
-    if where.scope.kind is not B.ScopeKind.ENTITY:
+    if where.scope.kind is not bound.ScopeKind.ENTITY:
         return ctx.error(
             "E226",
             f"`in segment {name.name}` needs an entity row; here the rows are "
@@ -55,15 +61,16 @@ def in_segment(ctx: Ctx, node: A.InSegment, where: Where) -> B.BExpr:
             f"run REFRESH SEGMENT {seg.name}",
         )
     ref = SegmentRef(seg.name, seg.generation, seg.version)
-    member = B.Column(B.ROOT, Virtual(ref, "member", T.BOOL), T.BOOL)
-    return B.Call("coalesce", (member, B.Literal(False, T.BOOL)), T.BOOL)
+    member = bound.Column(bound.ROOT, Virtual(ref, "member", types.BOOL), types.BOOL)
+    return bound.Call("coalesce", (member, bound.Literal(False, types.BOOL)), types.BOOL)
 
 
-def as_of_value(ctx: Ctx, node: A.AsOfValue, where: Where) -> B.BExpr:
+@handles(ast.AsOfValue)
+def _as_of_value(node: ast.AsOfValue, ctx: Ctx, where: Where, expected: Type | None) -> bound.BExpr:
     t = time_point(ctx, node.time)
     if t is None:
         return ctx.error("E214", "AS OF needs a time", node.time.span)
-    r = resolve(ctx.schema, where.scope, node.path.parts, where.alias, ctx.catalog, as_of=t)
+    r = ctx.resolve(where, node.path.parts, as_of=t)
     if isinstance(r, Problem):
         return ctx.error(r.code, r.message, r.ident.span, *r.helps)
     if isinstance(r, Value) and isinstance(r.column.column, Virtual):
