@@ -13,12 +13,14 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import threading
+from collections import OrderedDict
 from collections.abc import AsyncGenerator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, assert_never
 
 import pyarrow as pa
 
+from eql.binder import Names
 from eql.catalog import (
     Catalog,
     EntityTable,
@@ -30,9 +32,9 @@ from eql.catalog import (
 )
 from eql.compiler import Compiled, compile_query, explain_text
 from eql.diagnostics import Diagnostic, EqlError
-from eql.planner import logical as L
-from eql.planner import to_datafusion as TD
+from eql.planner import logical, to_datafusion
 from runtime.catalog import catalog_of, segment_arrow
+from runtime.plans import PlanCache
 from storage import Store
 from storage.audiences import AudienceStore
 
@@ -46,11 +48,16 @@ class EngineSettings:
     batch_size: int = 8192  # DataFusion's own default; lower it where rows are very wide
 
 
+FRAMES = 128  # DataFrames kept for cached plans
+# a plan, the tables it reads, their versions when it was emitted, and its DataFrame
+Frame = tuple[Compiled, tuple[TableRef, ...], tuple[object, ...], to_datafusion.Frame]
+
+
 class Engine:
     def __init__(self, store: Store, settings: EngineSettings | None = None) -> None:
         self.store = store
         self.settings = settings or EngineSettings()
-        self._ctx = TD.session(
+        self._ctx = to_datafusion.session(
             target_partitions=self.settings.target_partitions,
             memory_limit=self.settings.memory_limit,
             batch_size=self.settings.batch_size,
@@ -58,7 +65,12 @@ class Engine:
         self._versions: dict[TableRef, object] = {}  # what each registered table reflects
         self._lock = threading.Lock()
         self.audiences = AudienceStore(store)
+        self.names = Names(store.schema)  # the schema's name index, built once
         self._catalog: tuple[int, Catalog] | None = None
+        self.plans = PlanCache()
+        # the DataFrame of a cached plan, by the plan's identity, with the versions of the tables
+        # it read; cleared whenever a table is registered anew (so no old data stays pinned)
+        self._frames: OrderedDict[int, Frame] = OrderedDict()
 
     # ---- tags and segments -------------------------------------------------------------------
     def catalog(self) -> Catalog:
@@ -82,13 +94,6 @@ class Engine:
         for ref in refs:
             self._register_one(ref)
         return self._ctx
-
-    def _register(self, plan: L.Plan) -> None:
-        """Register the tables `plan` reads: an entity's or a stream's when its data changed since
-        it was registered, a version table (tag, segment) once, since it never changes (it is
-        named by its definition's generation, which a DROP retires, and its version)."""
-        for ref in sorted(L.tables(plan), key=ref_key):
-            self._register_one(ref)
 
     def _register_one(self, ref: TableRef) -> None:
         version: object
@@ -130,7 +135,9 @@ class Engine:
                 "",
             )
         with self._lock:
-            TD.register(self._ctx, ref, data, self.settings.target_partitions)
+            to_datafusion.register(self._ctx, ref, data, self.settings.target_partitions)
+            if ref in self._versions:
+                self._frames.clear()
             self._versions[ref] = version
 
     def compile(
@@ -138,40 +145,87 @@ class Engine:
         text: str,
         params: Mapping[str, Any] | None = None,
         now: dt.datetime | None = None,
+        *,
+        cached: bool = True,
     ) -> Compiled:
-        return compile_query(text, self.store.schema, params, now, self.catalog())
+        """The plan of `text`, from the plan cache when it was compiled before for the same
+        parameters and catalog (and the same `now`, when the plan reads it). `now` is the
+        reference time the caller chose; None is the clock's."""
+        if not cached:
+            return self._compile(text, params, now)
+        fixed = now is not None
+        at = now if now is not None else dt.datetime.now(dt.UTC)
+        counter = self.audiences.counter()
+        return self.plans.get(
+            text, params, at, counter, lambda: self._compile(text, params, at), fixed_time=fixed
+        )
+
+    def _compile(
+        self, text: str, params: Mapping[str, Any] | None, now: dt.datetime | None
+    ) -> Compiled:
+        return compile_query(text, self.store.schema, params, now, self.catalog(), self.names)
+
+    def frame(self, compiled: Compiled) -> to_datafusion.Frame:
+        """The DataFrame of a compiled plan over the current tables: registered first, then
+        emitted, or the one emitted before while the tables it read are unchanged."""
+        plan = compiled.plan
+        key = id(compiled)
+        found = self._frames.get(key)
+        if found is not None and found[0] is compiled:
+            refs = found[1]
+        else:
+            refs = tuple(sorted(logical.tables(plan), key=ref_key))
+        for ref in refs:
+            self._register_one(ref)
+        versions = tuple(self._versions.get(ref) for ref in refs)
+        with self._lock:
+            found = self._frames.get(key)
+            if found is not None and found[0] is compiled and found[2] == versions:
+                self._frames.move_to_end(key)
+                return found[3]
+        try:
+            df = to_datafusion.frame(plan, self._ctx, self._lock)
+        except to_datafusion.ExecutionFailed as exc:
+            raise runtime_error(compiled, exc) from None
+        with self._lock:
+            self._frames[key] = (compiled, refs, versions, df)
+            while len(self._frames) > FRAMES:
+                self._frames.popitem(last=False)
+        return df
 
     def run(self, compiled: Compiled) -> pa.Table:
-        self._register(compiled.plan)
+        df = self.frame(compiled)
         try:
-            return TD.execute(compiled.plan, self._ctx, self._lock)
-        except TD.ExecutionFailed as exc:
-            raise runtime_error(compiled, str(exc)) from None
+            return to_datafusion.collect(df)
+        except to_datafusion.ExecutionFailed as exc:
+            raise runtime_error(compiled, exc) from None
 
     def stream(self, compiled: Compiled) -> Iterator[pa.RecordBatch]:
         """Execute and yield record batches as DataFusion produces them (the CLI's way)."""
-        self._register(compiled.plan)
+        df = self.frame(compiled)
         try:
-            yield from TD.stream(compiled.plan, self._ctx, self._lock)
-        except TD.ExecutionFailed as exc:
-            raise runtime_error(compiled, str(exc)) from None
+            yield from to_datafusion.stream(df)
+        except to_datafusion.ExecutionFailed as exc:
+            raise runtime_error(compiled, exc) from None
 
     def astream(self, compiled: Compiled) -> AsyncGenerator[pa.RecordBatch, None]:
         """Start executing on the calling thread (refresh, emission, physical planning: keep it
         off the event loop); the batches are then pulled on an event loop without blocking a
         thread. Cancelling a pending pull and closing the generator stops DataFusion's work, even
-        in the middle of a batch (see `TD.astream`)."""
-        self._register(compiled.plan)
+        in the middle of a batch (see `to_datafusion.astream`)."""
+        df = self.frame(compiled)
         try:
-            batches = TD.astream(compiled.plan, self._ctx, self._lock)
-        except TD.ExecutionFailed as exc:
-            raise runtime_error(compiled, str(exc)) from None
+            batches = to_datafusion.astream(df)
+        except to_datafusion.ExecutionFailed as exc:
+            raise runtime_error(compiled, exc) from None
         return _mapped(compiled, batches)
 
     def result_schema(self, compiled: Compiled) -> pa.Schema:
         """The Arrow schema of a compiled query's result, without running it."""
-        self._register(compiled.plan)
-        return TD.result_schema(compiled.plan, self._ctx, self._lock)
+        try:
+            return to_datafusion.result_schema(self.frame(compiled))
+        except to_datafusion.ExecutionFailed as exc:
+            raise runtime_error(compiled, exc) from None
 
     def query(
         self,
@@ -184,8 +238,10 @@ class Engine:
     def explain(self, compiled: Compiled, stage: str = "all") -> str:
         df_text = ""
         if stage in ("datafusion", "all"):
-            self._register(compiled.plan)
-            df_text = TD.explain(compiled.plan, self._ctx, self._lock)
+            try:
+                df_text = to_datafusion.explain(self.frame(compiled))
+            except to_datafusion.ExecutionFailed as exc:
+                raise runtime_error(compiled, exc) from None
         return explain_text(compiled, stage, df_text)
 
 
@@ -196,20 +252,39 @@ async def _mapped(
         try:
             async for batch in batches:
                 yield batch
-        except TD.ExecutionFailed as exc:
-            raise runtime_error(compiled, str(exc)) from None
+        except to_datafusion.ExecutionFailed as exc:
+            raise runtime_error(compiled, exc) from None
 
 
-def runtime_error(compiled: Compiled, message: str) -> EqlError:
-    """A failure while running (an overflow, a resource limit): E301, with DataFusion's words."""
+def runtime_error(compiled: Compiled, failure: to_datafusion.ExecutionFailed) -> EqlError:
+    """A failure while running, by its type: E302 memory, E303 arithmetic, E304 cancelled, E301
+    anything else; each with DataFusion's words."""
+    code, what, hint = _FAILURES.get(type(failure), _FAILURES[to_datafusion.ExecutionFailed])
     return EqlError(
-        [
-            Diagnostic(
-                "E301",
-                f"the query failed while running: {message}",
-                None,
-                helps=("check the arithmetic (overflow) or narrow the query",),
-            )
-        ],
+        [Diagnostic(code, f"{what}: {failure}", None, helps=(hint,))],
         compiled.text,
     )
+
+
+_FAILURES: dict[type[to_datafusion.ExecutionFailed], tuple[str, str, str]] = {
+    to_datafusion.ExecutionFailed: (
+        "E301",
+        "the query failed while running",
+        "narrow the query; if it keeps failing, report it with the query text",
+    ),
+    to_datafusion.OutOfMemory: (
+        "E302",
+        "the query needs more memory than the engine may use",
+        "narrow it (a LIMIT, a shorter window, fewer groups) or raise the memory limit",
+    ),
+    to_datafusion.Overflow: (
+        "E303",
+        "a value does not fit its type, or is divided by zero",
+        "check the arithmetic: integers are 64-bit; guard a division with CASE WHEN ... <> 0",
+    ),
+    to_datafusion.Cancelled: (
+        "E304",
+        "the query was cancelled while running",
+        "run it again",
+    ),
+}

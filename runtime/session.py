@@ -207,8 +207,8 @@ class Session:
         stmt = parse_cached(text)
         kind = _kind(stmt)
         now = _reference(as_of)
-        if kind == "query":
-            compiled = self.engine.compile(text, params, now)
+        if kind == "query":  # the plan cache keeps clock-relative plans for a chosen as_of only
+            compiled = self.engine.compile(text, params, now if as_of is not None else None)
             return Query(columns_of(compiled), compiled, self.engine)
         if kind == "explain":
             return self.explain(text, params, now)
@@ -235,7 +235,7 @@ class Session:
     ) -> Explanation:
         """How a query compiles: `stage` (ast, bound, plan, datafusion, all), else the text's
         own `EXPLAIN stage`, else all."""
-        compiled = self.engine.compile(text, params, _reference(as_of))
+        compiled = self.engine.compile(text, params, _reference(as_of), cached=False)
         chosen = stage or compiled.explain_stage or "all"
         return Explanation(chosen, self.engine.explain(compiled, chosen))
 

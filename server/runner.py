@@ -69,10 +69,6 @@ def release_memory() -> None:
     libc.malloc_trim(0)
 
 
-def _out_of_memory(text: str) -> bool:
-    return "Resources exhausted" in text or "Not enough memory" in text
-
-
 def _memory_error(memory_limit: int | None) -> ApiError:
     limit = f" ({memory_limit / (1 << 20):.2f} MiB)" if memory_limit else ""
     return ApiError(
@@ -84,14 +80,15 @@ def _memory_error(memory_limit: int | None) -> ApiError:
 
 
 def classify(exc: BaseException, memory_limit: int | None) -> BaseException:
-    """Map what a compile or execution step raised to what the client should get.
+    """Map what a compile or execution step raised to what the client should get, by type.
 
-    EQL errors stay as they are (400), run-time failures included (E301), except that running
-    out of the DataFusion memory pool is the server's `memory_limit` (422). Engine exceptions
-    that escape as such are `query_failed` (422); anything else is a bug (500).
+    EQL errors stay as they are (400), run-time failures included (E3xx, typed by the engine),
+    except that running out of the engine's memory pool (E302) is the server's `memory_limit`
+    (422), and so is Arrow running out of memory while a result is encoded. Other Arrow failures
+    are `query_failed` (422); anything else is a bug (500).
     """
     if isinstance(exc, EqlError):
-        if exc.codes == ("E301",) and _out_of_memory(exc.diagnostics[0].message):
+        if "E302" in exc.codes:
             return _memory_error(memory_limit)
         return exc
     if isinstance(exc, ApiError):
@@ -104,15 +101,11 @@ def classify(exc: BaseException, memory_limit: int | None) -> BaseException:
         return ApiError(
             400, "value_out_of_range", "a value does not fit its type (integers are 64-bit)"
         )
-    engine_error = type(exc) is Exception or isinstance(exc, pa.ArrowException)
-    if not engine_error:
-        return exc  # a bug: the caller answers 500 with a reference, never the details
-    text = str(exc)
-    if _out_of_memory(text):
+    if isinstance(exc, MemoryError | pa.ArrowMemoryError):
         return _memory_error(memory_limit)
-    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-    for prefix in ("DataFusion error: ", "Execution error: ", "Arrow error: "):
-        first = first.removeprefix(prefix)
+    if not isinstance(exc, pa.ArrowException):
+        return exc  # a bug: the caller answers 500 with a reference, never the details
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return ApiError(422, "query_failed", f"the query failed while running: {first[:300]}")
 
 

@@ -51,5 +51,5 @@ def test_documented_example_fails_with_its_code(session: Session, code: str) -> 
     with pytest.raises(EqlError) as info:
         session.execute(last, PARAMS, now, READ if code == "E230" else WRITE)
     assert info.value.codes[0] == code, info.value.render()
-    if code != "E301":
+    if not code.startswith("E3"):  # run-time failures have no position
         assert info.value.diagnostics[0].span is not None

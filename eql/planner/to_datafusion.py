@@ -299,7 +299,43 @@ def register(ctx: SessionContext, ref: TableRef, table: pa.Table, partitions: in
 
 
 class ExecutionFailed(Exception):
-    """DataFusion refused or failed a plan while running it (overflow, resources, ...)."""
+    """DataFusion failed a plan while building or running it, for a reason that none of the
+    subclasses names (the message carries DataFusion's words)."""
+
+
+class OutOfMemory(ExecutionFailed):
+    """The memory pool (the engine's `memory_limit`) cannot hold what the plan needs."""
+
+
+class Overflow(ExecutionFailed):
+    """Arithmetic that has no answer in its type: an overflow, a division by zero."""
+
+
+class Cancelled(ExecutionFailed):
+    """DataFusion's tasks were cancelled under the query (its runtime stopped them)."""
+
+
+# DataFusion's Python binding raises plain `Exception`s whose text starts with the error
+# variant's display; this is the one place that reads it (each variant's display is fixed in
+# datafusion-common's `DataFusionError` and arrow's `ArrowError`).
+_MEMORY = ("Resources exhausted", "Not enough memory", "Memory Exhausted")
+_OVERFLOW = ("overflow", "Overflow", "Divide by zero", "divide by zero", "Division by zero")
+_CANCELLED = ("was cancelled", "Cancelled", "cancelled")
+
+
+def failure(exc: BaseException) -> ExecutionFailed:
+    """What `exc` (raised by DataFusion or Arrow while a plan ran) means, typed."""
+    if isinstance(exc, ExecutionFailed):
+        return exc
+    message = _message(exc)
+    text = str(exc)
+    if isinstance(exc, MemoryError | pa.ArrowMemoryError) or any(m in text for m in _MEMORY):
+        return OutOfMemory(message)
+    if isinstance(exc, OverflowError | ZeroDivisionError) or any(m in text for m in _OVERFLOW):
+        return Overflow(message)
+    if any(m in text for m in _CANCELLED):
+        return Cancelled(message)
+    return ExecutionFailed(message)
 
 
 def _message(exc: BaseException) -> str:
@@ -310,42 +346,47 @@ def _message(exc: BaseException) -> str:
 
 
 Guard = contextlib.AbstractContextManager[Any]
+Frame = DataFrame  # what a caller holds: a plan emitted over registered tables, ready to run
 
 
-def _frame(plan: L.Plan, ctx: SessionContext, guard: Guard | None) -> DataFrame:
+def frame(plan: L.Plan, ctx: SessionContext, guard: Guard | None = None) -> DataFrame:
     """Emit `plan`, holding `guard` (the engine's lock) so that no table is re-registered while
-    the plan looks its tables up; the DataFrame keeps the tables it found."""
+    the plan looks its tables up; the DataFrame keeps the tables it found, and can be run again
+    (each run plans it physically anew)."""
     with guard if guard is not None else contextlib.nullcontext():
-        return emit(plan, ctx)
+        try:
+            return emit(plan, ctx)
+        except (InternalError, AssertionError):  # a bug of ours, not a failure of the query
+            raise
+        except Exception as exc:  # DataFusion refused the plan (a type it cannot coerce, ...)
+            raise failure(exc) from None
 
 
 def execute(plan: L.Plan, ctx: SessionContext, guard: Guard | None = None) -> pa.Table:
-    df = _frame(plan, ctx, guard)
+    return collect(frame(plan, ctx, guard))
+
+
+def collect(df: DataFrame) -> pa.Table:
     try:
         return df.to_arrow_table()
     except Exception as exc:  # DataFusion raises plain Exceptions
-        raise ExecutionFailed(_message(exc)) from None
+        raise failure(exc) from None
 
 
-def stream(
-    plan: L.Plan, ctx: SessionContext, guard: Guard | None = None
-) -> Iterator[pa.RecordBatch]:
+def stream(df: DataFrame) -> Iterator[pa.RecordBatch]:
     """The result batch by batch, each pulled on the calling thread; the work stops when the
     caller stops iterating (closing the generator drops DataFusion's stream)."""
-    df = _frame(plan, ctx, guard)
     try:
         batches = df.execute_stream()
         for batch in batches:
             yield batch.to_pyarrow()
     except Exception as exc:
-        raise ExecutionFailed(_message(exc)) from None
+        raise failure(exc) from None
 
 
-def astream(
-    plan: L.Plan, ctx: SessionContext, guard: Guard | None = None
-) -> AsyncGenerator[pa.RecordBatch, None]:
-    """Start executing `plan` here (emission and physical planning: call it off the event loop)
-    and give its batches as an async generator, to be pulled on an event loop.
+def astream(df: DataFrame) -> AsyncGenerator[pa.RecordBatch, None]:
+    """Start executing `df` here (physical planning: call it off the event loop) and give its
+    batches as an async generator, to be pulled on an event loop.
 
     A pull awaits a Rust future on DataFusion's runtime; no Python thread waits for it. Cancelling
     a pending pull drops that future, and closing the generator drops the stream, which aborts
@@ -355,11 +396,10 @@ def astream(
     all its input before it answers (a partial aggregate of DISTINCT values, say) may yield only
     every 128 input batches.
     """
-    df = _frame(plan, ctx, guard)
     try:
         batches = df.execute_stream()
     except Exception as exc:
-        raise ExecutionFailed(_message(exc)) from None
+        raise failure(exc) from None
     return _pull(batches)
 
 
@@ -368,19 +408,24 @@ async def _pull(batches: RecordBatchStream) -> AsyncGenerator[pa.RecordBatch, No
         async for batch in batches:
             yield batch.to_pyarrow()
     except Exception as exc:  # a CancelledError goes through: the caller stopped the query
-        raise ExecutionFailed(_message(exc)) from None
+        raise failure(exc) from None
     finally:
         del batches  # the last reference: dropping it stops DataFusion
 
 
-def result_schema(plan: L.Plan, ctx: SessionContext, guard: Guard | None = None) -> pa.Schema:
-    return pa.schema(_frame(plan, ctx, guard).schema())
+def result_schema(df: DataFrame) -> pa.Schema:
+    try:
+        return pa.schema(df.schema())
+    except Exception as exc:
+        raise failure(exc) from None
 
 
-def explain(plan: L.Plan, ctx: SessionContext, guard: Guard | None = None) -> str:
-    df = _frame(plan, ctx, guard)
-    return (
-        str(df.optimized_logical_plan().display_indent())
-        + "\n\n"
-        + str(df.execution_plan().display_indent())
-    )
+def explain(df: DataFrame) -> str:
+    try:
+        return (
+            str(df.optimized_logical_plan().display_indent())
+            + "\n\n"
+            + str(df.execution_plan().display_indent())
+        )
+    except Exception as exc:
+        raise failure(exc) from None

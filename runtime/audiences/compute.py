@@ -47,7 +47,9 @@ def bind_entity(
     params: dict[str, object] | None = None,
 ) -> Compiled:
     """Compile `find` per entity (`eql.compiler.compile_per_entity`) against the engine's store."""
-    return compile_per_entity(find, text, engine.store.schema, params, now, engine.catalog())
+    return compile_per_entity(
+        find, text, engine.store.schema, params, now, engine.catalog(), engine.names
+    )
 
 
 def run_entity(engine: Engine, compiled: Compiled) -> pa.Table:

@@ -4,12 +4,16 @@ no internal compiler error, for values the binder accepted (nulls, zeros, extrem
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
-from eql.diagnostics import EqlError
-from runtime.engine import Engine
+from eql.diagnostics import EqlError, InternalError
+from eql.planner import to_datafusion
+from runtime.engine import Engine, EngineSettings
+from storage import Store
 from tests.eql.helpers import NOW
 
 OK_CASES = [
@@ -122,3 +126,55 @@ def test_null_as_of_parameter_is_an_error(demo_engine: Engine) -> None:
 def test_null_limit_parameter_is_an_error(demo_engine: Engine) -> None:
     with pytest.raises(EqlError):
         demo_engine.compile("FIND users LIMIT $n", {"n": None}, NOW)
+
+
+# ---- typed failures: the emitter types what DataFusion raised, the engine gives it a code --------
+def test_overflow_is_e303(demo_engine: Engine) -> None:
+    with pytest.raises(EqlError) as info:
+        demo_engine.query(
+            "FIND users WHERE id = 1 RETURN abs(-9223372036854775807 - 1) AS v", now=NOW
+        )
+    assert info.value.codes == ("E303",)
+    assert "overflow" in info.value.diagnostics[0].message
+
+
+def test_memory_pool_exhausted_is_e302(demo_store: Store) -> None:
+    engine = Engine(demo_store, EngineSettings(memory_limit=64 * 1024))
+    with pytest.raises(EqlError) as info:
+        engine.query(
+            "FIND EVENTS purchase GROUP BY user, product, order_id "
+            "RETURN user, product, order_id, count() AS n ORDER BY n DESC",
+            now=NOW,
+        )
+    assert info.value.codes == ("E302",)
+
+
+@pytest.mark.parametrize(
+    ("raised", "typed"),
+    [
+        (Exception("Resources exhausted: Failed to allocate additional 1 MB"), "OutOfMemory"),
+        (MemoryError(), "OutOfMemory"),
+        (pa.ArrowMemoryError("malloc of size 64 failed"), "OutOfMemory"),
+        (Exception("Arrow error: Compute error: Int64Array overflow on abs(-1)"), "Overflow"),
+        (Exception("Arrow error: Divide by zero error"), "Overflow"),
+        (Exception("External error: task 12 was cancelled"), "Cancelled"),
+        (Exception("Execution error: something else"), "ExecutionFailed"),
+    ],
+)
+def test_failures_are_typed_once(raised: BaseException, typed: str) -> None:
+    failure = to_datafusion.failure(raised)
+    assert type(failure).__name__ == typed
+    assert isinstance(failure, to_datafusion.ExecutionFailed)
+    assert to_datafusion.failure(failure) is failure
+
+
+def test_internal_errors_are_not_query_failures(demo_engine: Engine) -> None:
+    """A plan node without an emitter is our bug: it escapes as InternalError, not as E301."""
+    plan = demo_engine.compile("FIND users RETURN count() AS n", now=NOW).plan
+
+    @dataclasses.dataclass(frozen=True)
+    class Unknown:
+        child: object
+
+    with pytest.raises(InternalError):
+        to_datafusion.execute(Unknown(plan), demo_engine.peer_context())  # type: ignore[arg-type]
