@@ -29,7 +29,7 @@ from eql.catalog import (
 )
 from eql.diagnostics import InternalError
 from eql.planner import logical as L
-from eql.planner.rules.join_kinds import Existence, classify
+from eql.planner.join_kinds import Existence, classify
 from eql.types import Type
 
 

@@ -6,15 +6,17 @@ from entities import Schema
 from eql import types as T
 from eql.binder import bound as B
 from eql.planner import logical as L
+from eql.planner.join_kinds import classify
 from eql.planner.lower import Lowerer, all_of
-from eql.planner.rules import RULES
-from eql.planner.rules.join_kinds import classify
+from eql.planner.rules import RULES, Rule
 
 
-def plan(query: B.BoundQuery, schema: Schema) -> L.Plan:
-    """The logical plan of a bound query, after the rewrite rules."""
+def plan(
+    query: B.BoundQuery, schema: Schema, rules: tuple[tuple[str, Rule], ...] = RULES
+) -> L.Plan:
+    """The logical plan of a bound query, after the rewrite `rules` (all of them by default)."""
     out = _plan(query, schema)
-    for rule in RULES:
+    for _, rule in rules:
         out = rule(out)
     return out
 

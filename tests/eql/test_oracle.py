@@ -555,7 +555,7 @@ CASES = [
         "FROM products pr) SELECT category, count(*), sum(n), avg(price), max(lv) FROM t "
         "GROUP BY category",
     ),
-    # WHERE conjuncts the planner turns into semi-, anti- and inner joins (rules/join_kinds.py)
+    # WHERE conjuncts the planner turns into semi-, anti- and inner joins (planner/join_kinds.py)
     Oracle(
         "join_kinds_relation_did",
         "FIND stores WHERE count(members WHERE DID purchase DURING LAST 30 DAYS) > 0 "

@@ -1,15 +1,23 @@
-"""Rewrite rules over the logical plan, applied in this order (each its own module).
+"""Rewrite rules over the logical plan, applied in the order of `RULES` (each its own module,
+each with before/after fixtures in tests/eql/rules/).
 
 Only rules DataFusion cannot do for us live here; DataFusion's optimizer does filter and
-projection push-down, join reordering and constant folding after us.
+projection push-down, join reordering and constant folding after us. Analyses that decide how to
+lower (`eql.planner.join_kinds`) live apart from the rules.
+
+May import: `eql.planner.logical`, `eql.binder.bound` (operators), the standard library.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from eql.planner import logical as L
+from eql.planner import logical
+from eql.planner.rules import count_zero_anti_join, shared_scan
 
-Rule = Callable[[L.Plan], L.Plan]
+Rule = Callable[[logical.Plan], logical.Plan]
 
-RULES: tuple[Rule, ...] = ()
+RULES: tuple[tuple[str, Rule], ...] = (
+    ("count_zero_anti_join", count_zero_anti_join.rule),
+    ("shared_scan", shared_scan.rule),
+)

@@ -1,0 +1,75 @@
+"""The rule fixtures: for each rule, queries it must rewrite and queries it must leave alone.
+Their before/after plans are in tests/eql/rules/fixtures/<rule>.txt (update them with
+`EQL_UPDATE_SNAPSHOTS=1 python -m pytest tests/eql/rules` and read the diff)."""
+
+from __future__ import annotations
+
+REWRITES, LEAVES = True, False
+
+# rule -> (case name, EQL, whether the rule rewrites it)
+CASES: dict[str, list[tuple[str, str, bool]]] = {
+    "count_zero_anti_join": [
+        (
+            "idle members per store",
+            "FIND stores RETURN id, "
+            "count(members WHERE count(purchase DURING LAST 30 DAYS) = 0) AS idle_members",
+            REWRITES,
+        ),
+        (
+            "no purchase, with another condition",
+            "FIND users WHERE count(purchase DURING LAST 7 DAYS) < 1 AND birth_year > 1980 "
+            "RETURN id",
+            REWRITES,
+        ),
+        ("at most zero", "FIND users WHERE count(purchase) <= 0 RETURN count() AS n", REWRITES),
+        (  # the aggregate's WHERE is applied to its input: the rows left are what is counted
+            "count with WHERE",
+            "FIND users WHERE count(purchase WHERE amount > 100) = 0 RETURN id",
+            REWRITES,
+        ),
+        # the count is also returned; a count of values (not rows) can be 0 for a key that has
+        # rows; a count whose WHERE stays its own (another aggregate of the source has none);
+        # a comparison with another number
+        (
+            "count also returned",
+            "FIND users WHERE count(purchase) = 0 RETURN id, count(purchase) AS n",
+            LEAVES,
+        ),
+        ("count of values", "FIND users WHERE count(purchase.channel) = 0 RETURN id", LEAVES),
+        (
+            "count with its own WHERE",
+            "FIND users WHERE count(purchase WHERE amount > 100) = 0 "
+            "AND sum(purchase.amount) > 0 RETURN id",
+            LEAVES,
+        ),
+        ("not zero", "FIND users WHERE count(purchase) = 1 RETURN id", LEAVES),
+    ],
+    "shared_scan": [
+        (
+            "DID and count of the same window",
+            "FIND users WHERE DID visit DURING LAST 30 DAYS "
+            "RETURN id, count(visit DURING LAST 30 DAYS) AS visits",
+            REWRITES,
+        ),
+        (
+            "DID with a filter and a sum with the same filter",
+            "FIND users WHERE DID purchase WHERE channel = 'app' "
+            "RETURN id, sum(purchase.amount WHERE channel = 'app') AS app_spend",
+            REWRITES,
+        ),
+        # another window; another filter; another stream
+        (
+            "other window",
+            "FIND users WHERE DID visit DURING LAST 7 DAYS "
+            "RETURN id, count(visit DURING LAST 30 DAYS) AS visits",
+            LEAVES,
+        ),
+        (
+            "other filter",
+            "FIND users WHERE DID purchase WHERE channel = 'app' "
+            "RETURN id, sum(purchase.amount) AS spend",
+            LEAVES,
+        ),
+        ("other stream", "FIND users WHERE DID visit RETURN id, count(purchase) AS n", LEAVES),
+    ],
+}
