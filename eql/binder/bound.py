@@ -13,10 +13,9 @@ import datetime as dt
 import enum
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, assert_never
 
 from eql.catalog import Virtual
-from eql.diagnostics import InternalError
 from eql.types import Type
 
 
@@ -305,4 +304,4 @@ def children(e: BExpr) -> Iterator[BExpr]:
             if other is not None:
                 yield other
         case _:
-            raise InternalError(f"unknown bound node {type(e).__name__}")
+            assert_never(e)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, assert_never
 
 from eql.binder import bound as B
 from eql.planner import logical as L
@@ -70,7 +70,8 @@ def bexpr(e: B.BExpr) -> str:
             return f"CASE {body}{tail} END"
         case B.Cast(arg=a, type=t):
             return f"cast({bexpr(a)} as {t})"
-    raise AssertionError(e)
+        case _:
+            assert_never(e)
 
 
 def format_bound(q: B.BoundQuery) -> str:
@@ -115,7 +116,8 @@ def lexpr(e: L.LExpr) -> str:
             return f"CASE {body}{tail} END"
         case L.LCast(arg=a, type=t):
             return f"cast({lexpr(a)} as {t})"
-    raise AssertionError(e)
+        case _:
+            assert_never(e)
 
 
 def _agg(a: L.LAgg) -> str:
@@ -158,4 +160,5 @@ def format_plan(plan: L.Plan, indent: int = 0) -> str:
         case L.Output(input=i, columns=outputs):
             named = ", ".join(f"{cid} as {name!r}" for cid, name, _ in outputs)
             return f"{pad}Output [{named}]\n" + format_plan(i, indent + 1)
-    raise AssertionError(plan)
+        case _:
+            assert_never(plan)

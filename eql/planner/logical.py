@@ -213,4 +213,5 @@ def output_ids(plan: Plan) -> tuple[ColumnId, ...]:
             return tuple(cid for _, cid in group) + tuple(cid for _, cid in aggs)
         case Output(columns=cols):
             return tuple(cid for cid, _, _ in cols)
-    raise AssertionError(plan)
+        case _:
+            assert_never(plan)

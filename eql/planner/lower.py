@@ -14,6 +14,7 @@ import decimal
 import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import assert_never
 
 from entities import Schema
 from eql import types as T
@@ -337,7 +338,8 @@ class Lowerer:
                 )
             case B.Cast(arg=arg, type=t):
                 return L.LCast(self.expr(arg, env), t)
-        raise InternalError(f"cannot lower {type(e).__name__}")
+            case _:
+                assert_never(e)
 
 
 def all_of(conds: list[L.LExpr]) -> L.LExpr:

@@ -126,10 +126,8 @@ def expr(e: L.LExpr) -> Expr:
             if impl is None:
                 raise InternalError(f"no DataFusion emitter for function {f}")
             return impl([expr(a) for a in args], [a.type for a in args])
-        case L.LUnary(op=UnaryOp.NOT, arg=arg):
-            return ~expr(arg)
-        case L.LUnary(op=UnaryOp.NEG, arg=arg, type=t):
-            return literal(0, t) - expr(arg)
+        case L.LUnary(op=op, arg=arg, type=t):
+            return ~expr(arg) if op is UnaryOp.NOT else literal(0, t) - expr(arg)
         case L.LBinary(op=op, left=left, right=right, type=t):
             return _binary(op, left, right, t)
         case L.LIsNull(arg=arg, negated=neg):
@@ -149,7 +147,8 @@ def expr(e: L.LExpr) -> Expr:
             return builder.otherwise(expr(other)) if other is not None else builder.end()
         case L.LCast(arg=arg, type=t):
             return expr(arg).cast(arrow_type(t))
-    raise InternalError(f"no DataFusion emitter for {type(e).__name__}")
+        case _:
+            assert_never(e)
 
 
 def _binary(op: BinOp, left: L.LExpr, right: L.LExpr, t: Type) -> Expr:
@@ -183,7 +182,8 @@ def _binary(op: BinOp, left: L.LExpr, right: L.LExpr, t: Type) -> Expr:
             return a & b
         case BinOp.OR:
             return a | b
-    raise InternalError(f"no emitter for {op}")
+        case _:
+            assert_never(op)
 
 
 def aggregate(a: L.LAgg) -> Expr:
@@ -217,7 +217,8 @@ def aggregate(a: L.LAgg) -> Expr:
             if a.order_by is not None:
                 order = [expr(a.order_by).sort(ascending=True)]
             return fn(arg, filter=cond, order_by=order)
-    raise InternalError(f"no emitter for aggregate {a.func}")
+        case _:
+            assert_never(a.func)
 
 
 def emit(plan: L.Plan, ctx: SessionContext) -> DataFrame:
@@ -258,7 +259,8 @@ def emit(plan: L.Plan, ctx: SessionContext) -> DataFrame:
             return emit(inp, ctx).select(*[expr(by_id[cid]).alias(name) for cid, name, _ in cols])
         case L.Output(input=inp, columns=cols):
             return emit(inp, ctx).select(*[col(str(cid)).alias(name) for cid, name, _ in cols])
-    raise InternalError(f"no emitter for plan node {type(plan).__name__}")
+        case _:
+            assert_never(plan)
 
 
 def session(
