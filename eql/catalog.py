@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from entities.arrow import ID_COLUMN
 from entities.names import fold
-from eql import types as T
+from eql import types
 
 __all__ = ["ID_COLUMN"]
 
@@ -84,7 +84,7 @@ class Virtual:
 
     table: VersionRef
     column: str  # "value", an extra (rfm: "r", "f", "m"), or "member"
-    type: T.Type
+    type: types.Type
 
     def __str__(self) -> str:
         return f"{self.table}.{self.column}"
@@ -95,18 +95,18 @@ class TagInfo:
     name: str
     entity: str
     generation: int
-    type: T.Type
-    extras: tuple[tuple[str, T.Type], ...] = ()  # rfm: r, f, m -> attributes `<name>_r`, ...
+    type: types.Type
+    extras: tuple[tuple[str, types.Type], ...] = ()  # rfm: r, f, m -> attributes `<name>_r`, ...
     # (version, reference time of the refresh, value type), oldest first
-    versions: tuple[tuple[int, dt.datetime, T.Type], ...] = ()
+    versions: tuple[tuple[int, dt.datetime, types.Type], ...] = ()
     kind: str = "TAG"  # or CLUSTERS: the tag holds the cluster label
 
-    def version_at(self, t: dt.datetime | None) -> tuple[int, T.Type] | None:
+    def version_at(self, t: dt.datetime | None) -> tuple[int, types.Type] | None:
         """The version to read as of `t`: the latest refresh (by reference time, then version)
         at or before `t`; with `t` None, the latest refresh."""
         if t is None:
             return (self.versions[-1][0], self.versions[-1][2]) if self.versions else None
-        best: tuple[dt.datetime, int, T.Type] | None = None
+        best: tuple[dt.datetime, int, types.Type] | None = None
         for v, as_of, ty in self.versions:
             if as_of <= t and (best is None or (as_of, v) >= best[:2]):
                 best = (as_of, v, ty)
@@ -155,12 +155,12 @@ class Catalog:
 EMPTY = Catalog()
 
 
-def type_name(t: T.Type) -> str:
-    return str(T.plain(t))
+def type_name(t: types.Type) -> str:
+    return str(types.plain(t))
 
 
-def parse_type(text: str) -> T.Type:
+def parse_type(text: str) -> types.Type:
     if text.startswith("decimal("):
         p, s = text[len("decimal(") : -1].split(",")
-        return T.decimal(int(p), int(s))
-    return T.Type(T.Kind(text))
+        return types.decimal(int(p), int(s))
+    return types.Type(types.Kind(text))

@@ -13,21 +13,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from entities import Schema
-from eql import types as T
-from eql.binder import Names, bind
-from eql.binder import bound as B
+from eql import types
+from eql.binder import Names, bind, bound
 from eql.binder.bound import BoundQuery
 from eql.catalog import EMPTY, ID_COLUMN, Catalog
 from eql.diagnostics import Diagnostic, EqlError
-from eql.planner import logical as L
+from eql.planner import logical
 from eql.planner.explain import format_bound, format_plan
 from eql.planner.plan import plan
-from eql.syntax import ast as A
-from eql.syntax import format_statement, parse
+from eql.syntax import ast, format_statement, parse
 
 
 @functools.lru_cache(maxsize=2048)
-def parse_cached(text: str) -> A.Statement:
+def parse_cached(text: str) -> ast.Statement:
     """ASTs are immutable, so a query text seen before is not parsed again."""
     return parse(text)
 
@@ -35,9 +33,9 @@ def parse_cached(text: str) -> A.Statement:
 @dataclass(frozen=True, slots=True)
 class Compiled:
     text: str
-    statement: A.Statement
+    statement: ast.Statement
     bound: BoundQuery
-    plan: L.Plan
+    plan: logical.Plan
     explain_stage: str | None  # set when the text was EXPLAIN [stage] ...
 
 
@@ -54,16 +52,16 @@ def compile_query(
     schema's name index, for a caller that keeps one (`eql.binder.Names`)."""
     stmt = parse_cached(text)
     stage: str | None = None
-    if isinstance(stmt, A.Explain):
+    if isinstance(stmt, ast.Explain):
         stage = stmt.stage.value.lower() if stmt.stage is not None else "all"
         stmt = stmt.statement
     reference = now or dt.datetime.now(dt.UTC)
-    bound = bind(stmt, schema, text, params or {}, reference, catalog, names)
-    return Compiled(text, stmt, bound, plan(bound, schema), stage)
+    query = bind(stmt, schema, text, params or {}, reference, catalog, names)
+    return Compiled(text, stmt, query, plan(query, schema), stage)
 
 
 def compile_per_entity(
-    find: A.Find,
+    find: ast.Find,
     text: str,
     schema: Schema,
     params: Mapping[str, Any] | None,
@@ -74,8 +72,8 @@ def compile_per_entity(
     """`find` (a FIND of one entity, not grouped) planned with the entity's dense id as its first
     result column, then its RETURN items: how a definition computes its values per entity.
     Raises EqlError (E231 when `find` groups, since a definition gives one value per entity)."""
-    bound = bind(find, schema, text, params or {}, now, catalog, names)
-    if bound.grouped:
+    query = bind(find, schema, text, params or {}, now, catalog, names)
+    if query.grouped:
         raise EqlError(
             [
                 Diagnostic(
@@ -91,10 +89,10 @@ def compile_per_entity(
             ],
             text,
         )
-    items = bound.items if find.returns else ()
-    with_id = (B.Item(B.Column(B.ROOT, ID_COLUMN, T.INT), ID_COLUMN), *items)
-    bound = dataclasses.replace(bound, items=with_id)
-    return Compiled(text, find, bound, plan(bound, schema), None)
+    items = query.items if find.returns else ()
+    with_id = (bound.Item(bound.Column(bound.ROOT, ID_COLUMN, types.INT), ID_COLUMN), *items)
+    query = dataclasses.replace(query, items=with_id)
+    return Compiled(text, find, query, plan(query, schema), None)
 
 
 def explain_text(compiled: Compiled, stage: str, datafusion: str = "") -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from eql import types as T
+from eql import types
 from eql.types import Kind, Type
 
 AGGREGATES = ("count", "sum", "avg", "min", "max", "first", "last")
@@ -65,7 +65,7 @@ def _numeric_same(sig: str) -> Callable[[tuple[Type, ...]], Type]:
         _expect(args[0].numeric or args[0].kind is Kind.NULL, sig)
         for a in args[1:]:
             _expect(a.kind in (Kind.INT, Kind.NULL), sig)
-        return T.plain(args[0])
+        return types.plain(args[0])
 
     return check
 
@@ -74,11 +74,11 @@ def _common(sig: str) -> Callable[[tuple[Type, ...]], Type]:
     def check(args: tuple[Type, ...]) -> Type:
         out = args[0]
         for a in args[1:]:
-            w = T.widen(out, a)
+            w = types.widen(out, a)
             _expect(w is not None, sig)
             assert w is not None
             out = w
-        return T.plain(out)
+        return types.plain(out)
 
     return check
 
@@ -87,14 +87,14 @@ def _substr(args: tuple[Type, ...]) -> Type:
     sig = "substr(string, start int [, length int]) -> string"
     _expect(args[0].kind in (Kind.STRING, Kind.NULL), sig)
     _expect(all(a.kind in (Kind.INT, Kind.NULL) for a in args[1:]), sig)
-    return T.STRING
+    return types.STRING
 
 
 def _date_part(args: tuple[Type, ...]) -> Type:
     sig = "date_part('year'|'month'|'day'|'hour'|'dow'|'week', date | timestamp) -> int"
     _expect(args[0].kind is Kind.STRING and (args[1].temporal or args[1].kind is Kind.NULL), sig)
     # the part must be a literal: the binder checks that (E206)
-    return T.INT
+    return types.INT
 
 
 def _fn(
@@ -108,9 +108,9 @@ def _fn(
 ) -> Function:
     hints: tuple[Type, ...] = ()
     if name in ("days_since", "day", "week", "month", "year"):
-        hints = (T.TIMESTAMP,)
+        hints = (types.TIMESTAMP,)
     elif name == "date_part":
-        hints = (T.STRING, T.TIMESTAMP)
+        hints = (types.STRING, types.TIMESTAMP)
     elif name in (
         "lower",
         "upper",
@@ -121,13 +121,13 @@ def _fn(
         "ends_with",
         "contains",
     ):
-        hints = (T.STRING,)
+        hints = (types.STRING,)
     elif name == "substr":
-        hints = (T.STRING, T.INT)
+        hints = (types.STRING, types.INT)
     elif name == "round":
-        hints = (T.FLOAT, T.INT)
+        hints = (types.FLOAT, types.INT)
     elif name in ("abs", "floor", "ceil"):
-        hints = (T.FLOAT,)
+        hints = (types.FLOAT,)
     propagating = name not in ("coalesce", "least", "greatest", "concat")
     return Function(name, sig, lo, hi, result, doc, ref, hints, propagating)
 
@@ -141,7 +141,7 @@ REGISTRY: dict[str, Function] = {
             "days_since(date | timestamp) -> int",
             1,
             1,
-            _temporal("days_since(date | timestamp) -> int", T.INT),
+            _temporal("days_since(date | timestamp) -> int", types.INT),
             "Whole days from the value to the reference time (null stays null).",
             ref=True,
         ),
@@ -150,7 +150,7 @@ REGISTRY: dict[str, Function] = {
             _TRUNC.format("day"),
             1,
             1,
-            _temporal(_TRUNC.format("day"), T.DATE),
+            _temporal(_TRUNC.format("day"), types.DATE),
             "The calendar day (UTC) of a timestamp, as a date.",
         ),
         _fn(
@@ -158,7 +158,7 @@ REGISTRY: dict[str, Function] = {
             _TRUNC.format("week"),
             1,
             1,
-            _temporal(_TRUNC.format("week"), T.DATE),
+            _temporal(_TRUNC.format("week"), types.DATE),
             "The Monday that starts the value's ISO week, as a date.",
         ),
         _fn(
@@ -166,7 +166,7 @@ REGISTRY: dict[str, Function] = {
             _TRUNC.format("month"),
             1,
             1,
-            _temporal(_TRUNC.format("month"), T.DATE),
+            _temporal(_TRUNC.format("month"), types.DATE),
             "The first day of the value's month, as a date.",
         ),
         _fn(
@@ -174,7 +174,7 @@ REGISTRY: dict[str, Function] = {
             _TRUNC.format("year"),
             1,
             1,
-            _temporal(_TRUNC.format("year"), T.DATE),
+            _temporal(_TRUNC.format("year"), types.DATE),
             "The first day of the value's year, as a date.",
         ),
         _fn(
@@ -214,7 +214,7 @@ REGISTRY: dict[str, Function] = {
             "lower(string) -> string",
             1,
             1,
-            _strings("lower(string)", T.STRING),
+            _strings("lower(string)", types.STRING),
             "Lower-case text.",
         ),
         _fn(
@@ -222,7 +222,7 @@ REGISTRY: dict[str, Function] = {
             "upper(string) -> string",
             1,
             1,
-            _strings("upper(string)", T.STRING),
+            _strings("upper(string)", types.STRING),
             "Upper-case text.",
         ),
         _fn(
@@ -230,7 +230,7 @@ REGISTRY: dict[str, Function] = {
             "trim(string) -> string",
             1,
             1,
-            _strings("trim(string)", T.STRING),
+            _strings("trim(string)", types.STRING),
             "Text without leading and trailing spaces.",
         ),
         _fn(
@@ -238,7 +238,7 @@ REGISTRY: dict[str, Function] = {
             "length(string) -> int",
             1,
             1,
-            _strings("length(string)", T.INT),
+            _strings("length(string)", types.INT),
             "The number of characters.",
         ),
         _fn(
@@ -246,7 +246,7 @@ REGISTRY: dict[str, Function] = {
             "concat(string, ...) -> string",
             1,
             None,
-            _strings("concat(string, ...)", T.STRING),
+            _strings("concat(string, ...)", types.STRING),
             "Text joined; nulls count as empty.",
         ),
         _fn(
@@ -254,7 +254,7 @@ REGISTRY: dict[str, Function] = {
             "starts_with(string, prefix) -> bool",
             2,
             2,
-            _strings("starts_with(string, string)", T.BOOL),
+            _strings("starts_with(string, string)", types.BOOL),
             "Whether text starts with a prefix.",
         ),
         _fn(
@@ -262,7 +262,7 @@ REGISTRY: dict[str, Function] = {
             "ends_with(string, suffix) -> bool",
             2,
             2,
-            _strings("ends_with(string, string)", T.BOOL),
+            _strings("ends_with(string, string)", types.BOOL),
             "Whether text ends with a suffix.",
         ),
         _fn(
@@ -270,7 +270,7 @@ REGISTRY: dict[str, Function] = {
             "contains(string, part) -> bool",
             2,
             2,
-            _strings("contains(string, string)", T.BOOL),
+            _strings("contains(string, string)", types.BOOL),
             "Whether text contains a part.",
         ),
         _fn(

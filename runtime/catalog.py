@@ -10,7 +10,7 @@ from pyroaring import BitMap
 
 from entities.arrow import ID_COLUMN
 from entities.names import fold
-from eql import types as T
+from eql import types
 from eql.catalog import Catalog, SegmentInfo, TagInfo, parse_type
 from storage.audiences import AudienceReader
 
@@ -28,12 +28,12 @@ def catalog_of(audiences: AudienceReader) -> Catalog:
         versions = tuple(
             (r.version, r.as_of, parse_type(str(r.info.get("type", "string")))) for r in refreshes
         )
-        extras: tuple[tuple[str, T.Type], ...] = ()
+        extras: tuple[tuple[str, types.Type], ...] = ()
         if refreshes:
             extras = tuple(
                 (k, parse_type(v)) for k, v in dict(refreshes[-1].info.get("extras", {})).items()
             )
-        latest = versions[-1][2] if versions else T.NULL
+        latest = versions[-1][2] if versions else types.NULL
         tags[fold(d.name)] = TagInfo(
             d.name, d.entity, d.generation, latest, extras, versions, d.kind
         )

@@ -16,7 +16,7 @@ from typing import Any
 
 from entities.names import fold, shown
 from eql.compiler import parse_cached
-from eql.syntax import ast as A
+from eql.syntax import ast
 from runtime.audiences import define as define_statement
 from runtime.session import Session
 from storage.audiences import AudienceReader, Definition, Refresh
@@ -25,8 +25,8 @@ Kinds = tuple[str, ...]
 SEGMENTS: Kinds = ("SEGMENT",)
 TAGS: Kinds = ("TAG", "CLUSTERS")
 _STATEMENTS: dict[Kinds, tuple[type, ...]] = {
-    SEGMENTS: (A.DefineSegment,),
-    TAGS: (A.DefineTag, A.DefineClusters),
+    SEGMENTS: (ast.DefineSegment,),
+    TAGS: (ast.DefineTag, ast.DefineClusters),
 }
 __all__ = ["SEGMENTS", "TAGS", "Definition", "Refresh", "Unknown", "WrongStatement"]
 
@@ -140,7 +140,7 @@ def detail(session: Session, kinds: Kinds, name: str, history: int) -> dict[str,
 # ---- writing ---------------------------------------------------------------------------------
 def define_statement_of(
     kinds: Kinds, text: str
-) -> A.DefineTag | A.DefineSegment | A.DefineClusters:
+) -> ast.DefineTag | ast.DefineSegment | ast.DefineClusters:
     """The DEFINE statement of `text`, which must be one of the resource's kinds (EqlError when it
     does not parse, `WrongStatement` when it is another statement)."""
     stmt = parse_cached(text)
@@ -152,7 +152,7 @@ def define_statement_of(
             for t in _STATEMENTS[kinds]
         )
         raise WrongStatement(f"this route takes {forms} ... statements")
-    assert isinstance(stmt, A.DefineTag | A.DefineSegment | A.DefineClusters)
+    assert isinstance(stmt, ast.DefineTag | ast.DefineSegment | ast.DefineClusters)
     return stmt
 
 

@@ -32,8 +32,8 @@ import pyarrow as pa
 from eql.binder.values import parse_time as parse_time  # for callers too: ISO date or time
 from eql.compiler import Compiled, parse_cached
 from eql.diagnostics import Diagnostic, EqlError
-from eql.planner import logical as L
-from eql.syntax import ast as A
+from eql.planner import logical
+from eql.syntax import ast
 from runtime import statements
 from runtime.engine import Engine, EngineSettings
 from storage import Store
@@ -102,7 +102,7 @@ class Statement:
     """A statement about definitions, checked against the caller's permissions, not run yet."""
 
     writes: bool
-    statement: A.Statement = field(repr=False)
+    statement: ast.Statement = field(repr=False)
     text: str = field(repr=False)
     params: Mapping[str, Any] = field(repr=False)
     now: dt.datetime = field(repr=False)
@@ -131,10 +131,10 @@ def kind_of(text: str) -> Kind:
     return _kind(parse_cached(text))
 
 
-def _kind(stmt: A.Statement) -> Kind:
-    if isinstance(stmt, A.Find | A.FindEvents):
+def _kind(stmt: ast.Statement) -> Kind:
+    if isinstance(stmt, ast.Find | ast.FindEvents):
         return "query"
-    if isinstance(stmt, A.Explain) and isinstance(stmt.statement, A.Find | A.FindEvents):
+    if isinstance(stmt, ast.Explain) and isinstance(stmt.statement, ast.Find | ast.FindEvents):
         return "explain"
     return "write" if isinstance(stmt, statements.WRITES) else "read"
 
@@ -149,7 +149,7 @@ def _reference(as_of: dt.datetime | str | None) -> dt.datetime:
 
 def columns_of(compiled: Compiled) -> tuple[Column, ...]:
     plan = compiled.plan
-    if isinstance(plan, L.Output):
+    if isinstance(plan, logical.Output):
         return tuple(Column(name, str(t)) for _, name, t in plan.columns)
     return ()
 

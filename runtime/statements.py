@@ -10,34 +10,33 @@ from typing import Any
 
 import pyarrow as pa
 
-from eql.syntax import ast as A
-from runtime.audiences import define as DF
-from runtime.audiences import describe as DS
+from eql.syntax import ast
+from runtime.audiences import define, describe
 from runtime.audiences.compute import fail
 from runtime.engine import Engine
 
-WRITES = (A.DefineTag, A.DefineSegment, A.DefineClusters, A.Refresh, A.Drop)
+WRITES = (ast.DefineTag, ast.DefineSegment, ast.DefineClusters, ast.Refresh, ast.Drop)
 
 
 def execute(
-    engine: Engine, stmt: A.Statement, text: str, params: dict[str, Any], now: dt.datetime
+    engine: Engine, stmt: ast.Statement, text: str, params: dict[str, Any], now: dt.datetime
 ) -> pa.Table:
     if isinstance(stmt, WRITES) and engine.store.kv.read_only:
         raise fail(text, "E230", "the store is open read-only", stmt.span)
     match stmt:
-        case A.DefineTag() | A.DefineSegment() | A.DefineClusters():
-            return DF.define(engine, stmt, text, now)
-        case A.Refresh(kind=kind, name=name):
-            return DF.refresh(engine, kind.value, name, text, now)
-        case A.Drop(kind=kind, name=name):
-            return DS.drop(engine, kind.value, name, text)
-        case A.Show(kind=kind):
-            return DS.show(engine, kind.value)
-        case A.Describe(kind=kind, name=name):
-            return DS.describe(engine, kind.value, name, text)
-        case A.ExplainMembership():
-            return DS.explain_membership(engine, stmt, text, params, now)
-        case A.Explain():
+        case ast.DefineTag() | ast.DefineSegment() | ast.DefineClusters():
+            return define.define(engine, stmt, text, now)
+        case ast.Refresh(kind=kind, name=name):
+            return define.refresh(engine, kind.value, name, text, now)
+        case ast.Drop(kind=kind, name=name):
+            return describe.drop(engine, kind.value, name, text)
+        case ast.Show(kind=kind):
+            return describe.show(engine, kind.value)
+        case ast.Describe(kind=kind, name=name):
+            return describe.describe(engine, kind.value, name, text)
+        case ast.ExplainMembership():
+            return describe.explain_membership(engine, stmt, text, params, now)
+        case ast.Explain():
             raise fail(
                 text,
                 "E217",

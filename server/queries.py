@@ -22,8 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 
 from runtime import Explanation, NotPermitted, Permissions, Query, Statement
-from server import definitions as D
-from server import encoding as E
+from server import definitions, encoding
 from server.errors import ApiError
 from server.models import ExplainRequest, QueryRequest
 from server.runner import Run
@@ -38,13 +37,13 @@ class ClientGone(Exception):
 
 class Cursor:
     """Pulls batches (on the loop), cuts them at the row limit, encodes them (on the pool), in
-    slices that stop at the deadline or a stop and at the result's byte limit (`E.Pace`)."""
+    slices that stop at the deadline or a stop and at the result's byte limit (`encoding.Pace`)."""
 
     def __init__(
         self,
         run: Run,
         query: Query,
-        encoder: E.Encoder,
+        encoder: encoding.Encoder,
         limit: int,
         gone: asyncio.Future[Any],
         max_bytes: int,
@@ -55,11 +54,11 @@ class Cursor:
         self.limit = limit
         self.gone = gone
         self.rows = 0
-        self.pace = E.Pace(max_bytes, run.check)
+        self.pace = encoding.Pace(max_bytes, run.check)
         self._started = False
         # a JSON document is kept whole until its end: its bytes are held against the server's
         # memory for results until the query finishes
-        self._holds = encoder.media_type == E.JSON
+        self._holds = encoder.media_type == encoding.JSON
 
     def open(self) -> None:
         """On the pool: refresh, emission and physical planning; execution starts."""
@@ -138,15 +137,15 @@ def _outcome(exc: BaseException) -> str:
 
 def _encode_table(table: Any, media: str, started: float) -> bytes:
     """A statement's (small) answer table, whole, in the negotiated format."""
-    encoder: E.Encoder
-    if media == E.JSON:
+    encoder: encoding.Encoder
+    if media == encoding.JSON:
         columns = [{"name": f.name, "type": str(f.type)} for f in table.schema]
-        encoder = E.JsonEncoder(columns, started)
-    elif media == E.NDJSON:
-        encoder = E.NdjsonEncoder()
+        encoder = encoding.JsonEncoder(columns, started)
+    elif media == encoding.NDJSON:
+        encoder = encoding.NdjsonEncoder()
     else:
-        encoder = E.ArrowEncoder(lambda: table.schema)
-    pace = E.Pace(1 << 62)  # a statement's answer is a few rows
+        encoder = encoding.ArrowEncoder(lambda: table.schema)
+    pace = encoding.Pace(1 << 62)  # a statement's answer is a few rows
     parts = [p for b in table.to_batches() if b.num_rows for p in encoder.batch(b, pace)]
     return b"".join([encoder.head(), *parts, encoder.end(table.num_rows, False)])
 
@@ -157,9 +156,9 @@ async def run_query(
     """Any EQL text: a query's rows, an explanation, or a statement's answer table. Statements
     that change definitions need scope define (403) and run one at a time, like the segment and
     tag routes."""
-    media = E.negotiate(accept)
+    media = encoding.negotiate(accept)
     if media is None:
-        raise ApiError(406, "not_acceptable", "answers are " + ", ".join(E.MEDIA_TYPES))
+        raise ApiError(406, "not_acceptable", "answers are " + ", ".join(encoding.MEDIA_TYPES))
     started = time.monotonic()
     deadline, limit = _limits(state, body)
     permissions = Permissions(writes=can_write)
@@ -187,24 +186,24 @@ async def run_query(
         if isinstance(prepared, Statement):
             if prepared.writes:
                 run.finish("completed")  # a write takes a slot of its own, one at a time
-                table = await D.write(state, prepared.run)
+                table = await definitions.write(state, prepared.run)
             else:
                 table = await run.call(prepared.run)
                 run.finish("completed")
             return Response(_encode_table(table, media, started), media_type=media)
-        encoder: E.Encoder
-        if media == E.JSON:
+        encoder: encoding.Encoder
+        if media == encoding.JSON:
             columns = [{"name": c.name, "type": c.type} for c in prepared.columns]
-            encoder = E.JsonEncoder(columns, started)
-        elif media == E.NDJSON:
-            encoder = E.NdjsonEncoder()
+            encoder = encoding.JsonEncoder(columns, started)
+        elif media == encoding.NDJSON:
+            encoder = encoding.NdjsonEncoder()
         else:
-            encoder = E.ArrowEncoder(prepared.schema)
+            encoder = encoding.ArrowEncoder(prepared.schema)
         max_bytes = state.settings.max_result_bytes
         cursor = Cursor(run, prepared, encoder, limit, gone, max_bytes)
         await _raced(run, gone, cursor.open)
         pieces, done = await cursor.pull()
-        if media != E.JSON:
+        if media != encoding.JSON:
             streaming = True
             return QueryStream(run, cursor, pieces, done, gone)
         parts = pieces
@@ -212,7 +211,7 @@ async def run_query(
             pieces, done = await cursor.pull()
             parts += pieces
         run.finish("completed")
-        return Parts(parts, E.JSON)
+        return Parts(parts, encoding.JSON)
     except ClientGone:
         run.finish("cancelled")
         return Response(status_code=499)  # nobody is listening any more

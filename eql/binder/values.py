@@ -10,7 +10,7 @@ import datetime as dt
 import decimal
 from typing import Any
 
-from eql import types as T
+from eql import types
 from eql.types import Kind, Type
 
 
@@ -57,22 +57,22 @@ def minus(t: dt.datetime, n: int, unit: str) -> dt.datetime:
 
 def infer_type(value: Any) -> Type:
     if isinstance(value, bool):
-        return T.BOOL
+        return types.BOOL
     if isinstance(value, int):
-        return T.INT
+        return types.INT
     if isinstance(value, float):
-        return T.FLOAT
+        return types.FLOAT
     if isinstance(value, decimal.Decimal):
         exp = value.as_tuple().exponent
         scale = max(0, -exp) if isinstance(exp, int) else 0
-        return T.decimal(38, min(scale, 18))
+        return types.decimal(38, min(scale, 18))
     if isinstance(value, dt.datetime):
-        return T.TIMESTAMP
+        return types.TIMESTAMP
     if isinstance(value, dt.date):
-        return T.DATE
+        return types.DATE
     if value is None:
-        return T.NULL
-    return T.STRING
+        return types.NULL
+    return types.STRING
 
 
 def convert(value: Any, t: Type) -> Any:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, assert_never
 
-from eql.binder import bound as B
-from eql.planner import logical as L
+from eql.binder import bound
+from eql.planner import logical
 
 
 def _value(v: Any) -> str:
@@ -21,60 +21,60 @@ def _value(v: Any) -> str:
     return str(v)
 
 
-def _window(w: B.Window | None) -> str:
+def _window(w: bound.Window | None) -> str:
     if w is None:
         return ""
     start = w.start.isoformat() if w.start else "-inf"
     return f" during [{start}, {w.end.isoformat()})"
 
 
-def _source(s: B.Source) -> str:
+def _source(s: bound.Source) -> str:
     at = f"{s.path}." if s.path.steps else ""
-    if isinstance(s, B.StreamSource):
+    if isinstance(s, bound.StreamSource):
         return f"{at}{s.stream} (events by {s.ref})"
     return f"{at}{s.relation} ({s.target} by {s.via})"
 
 
-def bexpr(e: B.BExpr) -> str:
+def bexpr(e: bound.BExpr) -> str:
     match e:
-        case B.Literal(value=v, type=t):
+        case bound.Literal(value=v, type=t):
             return f"{_value(v)}::{t}"
-        case B.Param(name=n, value=v, type=t):
+        case bound.Param(name=n, value=v, type=t):
             return f"${n}={_value(v)}::{t}"
-        case B.Column(path=p, column=c, type=t):
+        case bound.Column(path=p, column=c, type=t):
             where = f"{p}." if p.steps else ""
             return f"{where}{c}::{t}"
-        case B.Aggregate(func=f, source=s, arg=a, filter=flt, window=w, distinct=d, type=t):
+        case bound.Aggregate(func=f, source=s, arg=a, filter=flt, window=w, distinct=d, type=t):
             inner = ("DISTINCT " if d else "") + (bexpr(a) if a is not None else "*")
             src = f" over {_source(s)}" if s is not None else " over group"
             cond = f" where {bexpr(flt)}" if flt is not None else ""
             return f"{f.value}({inner}{src}{cond}{_window(w)})::{t}"
-        case B.Call(func=f, args=args, type=t):
+        case bound.Call(func=f, args=args, type=t):
             return f"{f}({', '.join(bexpr(a) for a in args)})::{t}"
-        case B.Unary(op=op, arg=a):
+        case bound.Unary(op=op, arg=a):
             return f"({op.value} {bexpr(a)})"
-        case B.Binary(op=op, left=left, right=right):
+        case bound.Binary(op=op, left=left, right=right):
             return f"({bexpr(left)} {op.value} {bexpr(right)})"
-        case B.IsNull(arg=a, negated=n):
+        case bound.IsNull(arg=a, negated=n):
             return f"({bexpr(a)} IS {'NOT ' if n else ''}NULL)"
-        case B.InList(arg=a, items=items, negated=n):
+        case bound.InList(arg=a, items=items, negated=n):
             return f"({bexpr(a)} {'NOT ' if n else ''}IN ({', '.join(bexpr(i) for i in items)}))"
-        case B.Between(arg=a, low=lo, high=hi, negated=n):
+        case bound.Between(arg=a, low=lo, high=hi, negated=n):
             neg = "NOT " if n else ""
             return f"({bexpr(a)} {neg}BETWEEN {bexpr(lo)} AND {bexpr(hi)})"
-        case B.Like(arg=a, pattern=p, negated=n):
+        case bound.Like(arg=a, pattern=p, negated=n):
             return f"({bexpr(a)} {'NOT ' if n else ''}LIKE {bexpr(p)})"
-        case B.Case(whens=whens, otherwise=other):
+        case bound.Case(whens=whens, otherwise=other):
             body = " ".join(f"WHEN {bexpr(c)} THEN {bexpr(v)}" for c, v in whens)
             tail = f" ELSE {bexpr(other)}" if other is not None else ""
             return f"CASE {body}{tail} END"
-        case B.Cast(arg=a, type=t):
+        case bound.Cast(arg=a, type=t):
             return f"cast({bexpr(a)} as {t})"
         case _:
             assert_never(e)
 
 
-def format_bound(q: B.BoundQuery) -> str:
+def format_bound(q: bound.BoundQuery) -> str:
     lines = [f"find {q.scope.kind.value} {q.scope.name} as of {q.reference_time.isoformat()}"]
     if q.during is not None:
         lines.append(f"  during{_window(q.during)[7:]}")
@@ -92,52 +92,52 @@ def format_bound(q: B.BoundQuery) -> str:
     return "\n".join(lines)
 
 
-def lexpr(e: L.LExpr) -> str:
+def lexpr(e: logical.LExpr) -> str:
     match e:
-        case L.LCol(id=cid):
+        case logical.LCol(id=cid):
             return str(cid)
-        case L.LLit(value=v, type=t):
+        case logical.LLit(value=v, type=t):
             return f"{_value(v)}::{t}"
-        case L.LCall(func=f, args=args):
+        case logical.LCall(func=f, args=args):
             return f"{f}({', '.join(lexpr(a) for a in args)})"
-        case L.LUnary(op=op, arg=a):
+        case logical.LUnary(op=op, arg=a):
             return f"({op.value} {lexpr(a)})"
-        case L.LBinary(op=op, left=left, right=right):
+        case logical.LBinary(op=op, left=left, right=right):
             return f"({lexpr(left)} {op.value} {lexpr(right)})"
-        case L.LIsNull(arg=a, negated=n):
+        case logical.LIsNull(arg=a, negated=n):
             return f"({lexpr(a)} IS {'NOT ' if n else ''}NULL)"
-        case L.LInList(arg=a, items=items, negated=n):
+        case logical.LInList(arg=a, items=items, negated=n):
             return f"({lexpr(a)} {'NOT ' if n else ''}IN ({', '.join(lexpr(i) for i in items)}))"
-        case L.LLike(arg=a, pattern=p, negated=n):
+        case logical.LLike(arg=a, pattern=p, negated=n):
             return f"({lexpr(a)} {'NOT ' if n else ''}LIKE {lexpr(p)})"
-        case L.LCase(whens=whens, otherwise=other):
+        case logical.LCase(whens=whens, otherwise=other):
             body = " ".join(f"WHEN {lexpr(c)} THEN {lexpr(v)}" for c, v in whens)
             tail = f" ELSE {lexpr(other)}" if other is not None else ""
             return f"CASE {body}{tail} END"
-        case L.LCast(arg=a, type=t):
+        case logical.LCast(arg=a, type=t):
             return f"cast({lexpr(a)} as {t})"
         case _:
             assert_never(e)
 
 
-def _agg(a: L.LAgg) -> str:
+def _agg(a: logical.LAgg) -> str:
     inner = ("DISTINCT " if a.distinct else "") + (lexpr(a.arg) if a.arg is not None else "*")
     flt = f" FILTER {lexpr(a.filter)}" if a.filter is not None else ""
     order = f" ORDER BY {lexpr(a.order_by)}" if a.order_by is not None else ""
     return f"{a.func.value}({inner}{order}){flt}"
 
 
-def format_plan(plan: L.Plan, indent: int = 0) -> str:
+def format_plan(plan: logical.Plan, indent: int = 0) -> str:
     pad = "  " * indent
     match plan:
-        case L.Scan(table=t, columns=scanned):
+        case logical.Scan(table=t, columns=scanned):
             return f"{pad}Scan {t} [" + ", ".join(f"{n} as {c}" for n, c, _ in scanned) + "]"
-        case L.Filter(input=i, predicate=p):
+        case logical.Filter(input=i, predicate=p):
             return f"{pad}Filter {lexpr(p)}\n" + format_plan(i, indent + 1)
-        case L.Project(input=i, items=items):
+        case logical.Project(input=i, items=items):
             listed = ", ".join(f"{c} := {lexpr(e)}" for e, c in items)
             return f"{pad}Project [{listed}]\n" + format_plan(i, indent + 1)
-        case L.Join(left=left, right=right, left_keys=lk, right_keys=rk, kind=k):
+        case logical.Join(left=left, right=right, left_keys=lk, right_keys=rk, kind=k):
             on = ", ".join(f"{a} = {b}" for a, b in zip(lk, rk, strict=True))
             return (
                 f"{pad}Join {k.value} on {on}\n"
@@ -145,19 +145,19 @@ def format_plan(plan: L.Plan, indent: int = 0) -> str:
                 + "\n"
                 + format_plan(right, indent + 1)
             )
-        case L.Aggregate(input=i, group=group, aggs=aggs):
+        case logical.Aggregate(input=i, group=group, aggs=aggs):
             g = ", ".join(f"{c} := {lexpr(e)}" for e, c in group)
             a = ", ".join(f"{c} := {_agg(x)}" for x, c in aggs)
             return f"{pad}Aggregate group [{g}] aggs [{a}]\n" + format_plan(i, indent + 1)
-        case L.Sort(input=i, keys=keys):
+        case logical.Sort(input=i, keys=keys):
             sort_keys = ", ".join(
                 f"{lexpr(e)} {'desc' if d else 'asc'}{' nulls first' if nf else ''}"
                 for e, d, nf in keys
             )
             return f"{pad}Sort [{sort_keys}]\n" + format_plan(i, indent + 1)
-        case L.Limit(input=i, count=n):
+        case logical.Limit(input=i, count=n):
             return f"{pad}Limit {n}\n" + format_plan(i, indent + 1)
-        case L.Output(input=i, columns=outputs):
+        case logical.Output(input=i, columns=outputs):
             named = ", ".join(f"{cid} as {name!r}" for cid, name, _ in outputs)
             return f"{pad}Output [{named}]\n" + format_plan(i, indent + 1)
         case _:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from eql.binder import bound as B
+from eql.binder import bound
 
 UNKNOWN = object()
 
@@ -22,35 +22,35 @@ UNKNOWN = object()
 class Existence:
     """Keep rows with (or, negated, without) an element of `source` passing filter/window."""
 
-    source: B.Source
-    filter: B.BExpr | None
-    window: B.Window | None
+    source: bound.Source
+    filter: bound.BExpr | None
+    window: bound.Window | None
     negated: bool
 
 
 @dataclass(frozen=True, slots=True)
 class JoinPlan:
     existence: tuple[Existence, ...]
-    inner: frozenset[B.Source]
-    rest: tuple[B.BExpr, ...]
+    inner: frozenset[bound.Source]
+    rest: tuple[bound.BExpr, ...]
 
 
-def conjuncts(e: B.BExpr | None) -> list[B.BExpr]:
+def conjuncts(e: bound.BExpr | None) -> list[bound.BExpr]:
     if e is None:
         return []
-    if isinstance(e, B.Binary) and e.op is B.BinOp.AND:
+    if isinstance(e, bound.Binary) and e.op is bound.BinOp.AND:
         return conjuncts(e.left) + conjuncts(e.right)
     return [e]
 
 
-def _did(e: B.BExpr) -> B.Aggregate | None:
+def _did(e: bound.BExpr) -> bound.Aggregate | None:
     if (
-        isinstance(e, B.Binary)
-        and e.op is B.BinOp.GT
-        and isinstance(e.right, B.Literal)
+        isinstance(e, bound.Binary)
+        and e.op is bound.BinOp.GT
+        and isinstance(e.right, bound.Literal)
         and e.right.value == 0
-        and isinstance(e.left, B.Aggregate)
-        and e.left.func is B.AggFunc.COUNT
+        and isinstance(e.left, bound.Aggregate)
+        and e.left.func is bound.AggFunc.COUNT
         and e.left.arg is None
         and e.left.source is not None
         and not e.left.source.path.steps
@@ -59,16 +59,16 @@ def _did(e: B.BExpr) -> B.Aggregate | None:
     return None
 
 
-def classify(where: B.BExpr | None) -> JoinPlan:
+def classify(where: bound.BExpr | None) -> JoinPlan:
     existence: list[Existence] = []
-    inner: set[B.Source] = set()
-    rest: list[B.BExpr] = []
+    inner: set[bound.Source] = set()
+    rest: list[bound.BExpr] = []
     for c in conjuncts(where):
         agg = _did(c)
         if agg is not None and agg.source is not None:
             existence.append(Existence(agg.source, agg.filter, agg.window, False))
             continue
-        if isinstance(c, B.Unary) and c.op is B.UnaryOp.NOT:
+        if isinstance(c, bound.Unary) and c.op is bound.UnaryOp.NOT:
             agg = _did(c.arg)
             if agg is not None and agg.source is not None:
                 existence.append(Existence(agg.source, agg.filter, agg.window, True))
@@ -80,45 +80,45 @@ def classify(where: B.BExpr | None) -> JoinPlan:
     return JoinPlan(tuple(existence), frozenset(inner), tuple(rest))
 
 
-def _root_sources(e: B.BExpr) -> set[B.Source]:
-    found: set[B.Source] = set()
-    if isinstance(e, B.Aggregate) and e.source is not None:
+def _root_sources(e: bound.BExpr) -> set[bound.Source]:
+    found: set[bound.Source] = set()
+    if isinstance(e, bound.Aggregate) and e.source is not None:
         if not e.source.path.steps:
             found.add(e.source)
         return found
-    for c in B.children(e):
+    for c in bound.children(e):
         found |= _root_sources(c)
     return found
 
 
-def _value_when_empty(e: B.BExpr, source: B.Source) -> Any:
+def _value_when_empty(e: bound.BExpr, source: bound.Source) -> Any:
     """The conjunct's value for a row without elements of `source`, or UNKNOWN."""
     match e:
-        case B.Aggregate(source=s, func=f) if s == source:
-            return 0 if f in (B.AggFunc.COUNT, B.AggFunc.SUM) else None
-        case B.Literal(value=v) | B.Param(value=v):
+        case bound.Aggregate(source=s, func=f) if s == source:
+            return 0 if f in (bound.AggFunc.COUNT, bound.AggFunc.SUM) else None
+        case bound.Literal(value=v) | bound.Param(value=v):
             return v
-        case B.Unary(op=B.UnaryOp.NOT, arg=arg):
+        case bound.Unary(op=bound.UnaryOp.NOT, arg=arg):
             v = _value_when_empty(arg, source)
             return UNKNOWN if v is UNKNOWN else (None if v is None else not v)
-        case B.Binary(op=op, left=left, right=right):
+        case bound.Binary(op=op, left=left, right=right):
             a = _value_when_empty(left, source)
             b = _value_when_empty(right, source)
             return _binary(op, a, b)
-        case B.IsNull(arg=arg, negated=neg):
+        case bound.IsNull(arg=arg, negated=neg):
             v = _value_when_empty(arg, source)
             return UNKNOWN if v is UNKNOWN else ((v is not None) if neg else (v is None))
     return UNKNOWN
 
 
-def _binary(op: B.BinOp, a: Any, b: Any) -> Any:
-    if op is B.BinOp.AND:
+def _binary(op: bound.BinOp, a: Any, b: Any) -> Any:
+    if op is bound.BinOp.AND:
         if a is False or b is False:
             return False
         if a is UNKNOWN or b is UNKNOWN:
             return UNKNOWN
         return None if a is None or b is None else True
-    if op is B.BinOp.OR:
+    if op is bound.BinOp.OR:
         if a is True or b is True:
             return True
         if a is UNKNOWN or b is UNKNOWN:
@@ -130,23 +130,23 @@ def _binary(op: B.BinOp, a: Any, b: Any) -> Any:
         return None
     try:
         match op:
-            case B.BinOp.EQ:
+            case bound.BinOp.EQ:
                 return a == b
-            case B.BinOp.NE:
+            case bound.BinOp.NE:
                 return a != b
-            case B.BinOp.LT:
+            case bound.BinOp.LT:
                 return a < b
-            case B.BinOp.LE:
+            case bound.BinOp.LE:
                 return a <= b
-            case B.BinOp.GT:
+            case bound.BinOp.GT:
                 return a > b
-            case B.BinOp.GE:
+            case bound.BinOp.GE:
                 return a >= b
-            case B.BinOp.ADD:
+            case bound.BinOp.ADD:
                 return a + b
-            case B.BinOp.SUB:
+            case bound.BinOp.SUB:
                 return a - b
-            case B.BinOp.MUL:
+            case bound.BinOp.MUL:
                 return a * b
     except TypeError:
         return UNKNOWN

@@ -14,14 +14,22 @@ from collections.abc import AsyncGenerator, Callable, Iterator
 from typing import Any, assert_never
 
 import pyarrow as pa
-from datafusion import DataFrame, Expr, RuntimeEnvBuilder, SessionConfig, SessionContext, col, lit
-from datafusion import functions as F
+from datafusion import (
+    DataFrame,
+    Expr,
+    RuntimeEnvBuilder,
+    SessionConfig,
+    SessionContext,
+    col,
+    functions,
+    lit,
+)
 from datafusion.record_batch import RecordBatchStream
 
 from eql.binder.bound import AggFunc, BinOp, UnaryOp
 from eql.catalog import EntityTable, SegmentRef, StreamTable, TableRef, TagRef
 from eql.diagnostics import InternalError
-from eql.planner import logical as L
+from eql.planner import logical
 from eql.types import Kind, Type
 
 ARROW_TS = pa.timestamp("us", tz="UTC")
@@ -77,14 +85,14 @@ def _to_us(e: Expr, t: Type) -> Expr:
 def _trunc(unit: str) -> Callable[[list[Expr], list[Type]], Expr]:
     def emit(args: list[Expr], types: list[Type]) -> Expr:
         value = args[0].cast(ARROW_TS) if types[0].kind is Kind.DATE else args[0]
-        return F.date_trunc(unit, value).cast(pa.date32())
+        return functions.date_trunc(unit, value).cast(pa.date32())
 
     return emit
 
 
 def _days_since(args: list[Expr], types: list[Type]) -> Expr:
     diff = _to_us(args[1], types[1]) - _to_us(args[0], types[0])
-    return F.floor(diff.cast(pa.float64()) / lit(float(DAY_US))).cast(pa.int64())
+    return functions.floor(diff.cast(pa.float64()) / lit(float(DAY_US))).cast(pa.int64())
 
 
 FUNCTIONS: dict[str, Callable[[list[Expr], list[Type]], Expr]] = {
@@ -93,65 +101,67 @@ FUNCTIONS: dict[str, Callable[[list[Expr], list[Type]], Expr]] = {
     "week": _trunc("week"),
     "month": _trunc("month"),
     "year": _trunc("year"),
-    "coalesce": lambda a, t: F.coalesce(*a),
-    "least": lambda a, t: F.least(*a),
-    "greatest": lambda a, t: F.greatest(*a),
-    "lower": lambda a, t: F.lower(a[0]),
-    "upper": lambda a, t: F.upper(a[0]),
-    "trim": lambda a, t: F.btrim(a[0]),
-    "length": lambda a, t: F.character_length(a[0]).cast(pa.int64()),
-    "concat": lambda a, t: F.concat(*a),
-    "starts_with": lambda a, t: F.starts_with(a[0], a[1]),
-    "ends_with": lambda a, t: F.ends_with(a[0], a[1]),
-    "contains": lambda a, t: F.contains(a[0], a[1]),
-    "substr": lambda a, t: F.substring(a[0], a[1], a[2]) if len(a) == 3 else F.substr(a[0], a[1]),
-    "abs": lambda a, t: F.abs(a[0]),
-    "round": lambda a, t: F.round(a[0], a[1]) if len(a) == 2 else F.round(a[0]),
-    "floor": lambda a, t: F.floor(a[0]),
-    "ceil": lambda a, t: F.ceil(a[0]),
+    "coalesce": lambda a, t: functions.coalesce(*a),
+    "least": lambda a, t: functions.least(*a),
+    "greatest": lambda a, t: functions.greatest(*a),
+    "lower": lambda a, t: functions.lower(a[0]),
+    "upper": lambda a, t: functions.upper(a[0]),
+    "trim": lambda a, t: functions.btrim(a[0]),
+    "length": lambda a, t: functions.character_length(a[0]).cast(pa.int64()),
+    "concat": lambda a, t: functions.concat(*a),
+    "starts_with": lambda a, t: functions.starts_with(a[0], a[1]),
+    "ends_with": lambda a, t: functions.ends_with(a[0], a[1]),
+    "contains": lambda a, t: functions.contains(a[0], a[1]),
+    "substr": lambda a, t: (
+        functions.substring(a[0], a[1], a[2]) if len(a) == 3 else functions.substr(a[0], a[1])
+    ),
+    "abs": lambda a, t: functions.abs(a[0]),
+    "round": lambda a, t: functions.round(a[0], a[1]) if len(a) == 2 else functions.round(a[0]),
+    "floor": lambda a, t: functions.floor(a[0]),
+    "ceil": lambda a, t: functions.ceil(a[0]),
 }
 
 
-def expr(e: L.LExpr) -> Expr:
+def expr(e: logical.LExpr) -> Expr:
     match e:
-        case L.LCol(id=cid):
+        case logical.LCol(id=cid):
             return col(str(cid))
-        case L.LLit(value=v, type=t):
+        case logical.LLit(value=v, type=t):
             return literal(v, t)
-        case L.LCall(func="date_part", args=(L.LLit(value=str() as part), value)):
+        case logical.LCall(func="date_part", args=(logical.LLit(value=str() as part), value)):
             # the binder admits only literal parts (DataFusion takes them as Python values)
-            return F.date_part(part, expr(value)).cast(pa.int64())
-        case L.LCall(func=f, args=args):
+            return functions.date_part(part, expr(value)).cast(pa.int64())
+        case logical.LCall(func=f, args=args):
             impl = FUNCTIONS.get(f)
             if impl is None:
                 raise InternalError(f"no DataFusion emitter for function {f}")
             return impl([expr(a) for a in args], [a.type for a in args])
-        case L.LUnary(op=op, arg=arg, type=t):
+        case logical.LUnary(op=op, arg=arg, type=t):
             return ~expr(arg) if op is UnaryOp.NOT else literal(0, t) - expr(arg)
-        case L.LBinary(op=op, left=left, right=right, type=t):
+        case logical.LBinary(op=op, left=left, right=right, type=t):
             return _binary(op, left, right, t)
-        case L.LIsNull(arg=arg, negated=neg):
+        case logical.LIsNull(arg=arg, negated=neg):
             return expr(arg).is_not_null() if neg else expr(arg).is_null()
-        case L.LInList(arg=arg, items=items, negated=neg):
-            return F.in_list(expr(arg), [expr(i) for i in items], negated=neg)
-        case L.LLike(arg=arg, pattern=L.LLit(value=str() as p), negated=neg):
-            matched = F.regexp_like(expr(arg), lit(_like_regex(p)))
+        case logical.LInList(arg=arg, items=items, negated=neg):
+            return functions.in_list(expr(arg), [expr(i) for i in items], negated=neg)
+        case logical.LLike(arg=arg, pattern=logical.LLit(value=str() as p), negated=neg):
+            matched = functions.regexp_like(expr(arg), lit(_like_regex(p)))
             return ~matched if neg else matched
-        case L.LLike():
+        case logical.LLike():
             raise InternalError("LIKE needs a literal pattern")
-        case L.LCase(whens=whens, otherwise=other):
+        case logical.LCase(whens=whens, otherwise=other):
             first_cond, first_val = whens[0]
-            builder = F.when(expr(first_cond), expr(first_val))
+            builder = functions.when(expr(first_cond), expr(first_val))
             for c, v in whens[1:]:
                 builder = builder.when(expr(c), expr(v))
             return builder.otherwise(expr(other)) if other is not None else builder.end()
-        case L.LCast(arg=arg, type=t):
+        case logical.LCast(arg=arg, type=t):
             return expr(arg).cast(arrow_type(t))
         case _:
             assert_never(e)
 
 
-def _binary(op: BinOp, left: L.LExpr, right: L.LExpr, t: Type) -> Expr:
+def _binary(op: BinOp, left: logical.LExpr, right: logical.LExpr, t: Type) -> Expr:
     a, b = expr(left), expr(right)
     if op is BinOp.DIV and t.kind is Kind.FLOAT:
         a, b = a.cast(pa.float64()), b.cast(pa.float64())
@@ -163,9 +173,13 @@ def _binary(op: BinOp, left: L.LExpr, right: L.LExpr, t: Type) -> Expr:
         case BinOp.MUL:
             return a * b
         case BinOp.DIV:  # by zero: null, not an error or infinity
-            return a / F.nullif(b, literal(0, right.type if right.type.numeric else Type(Kind.INT)))
+            return a / functions.nullif(
+                b, literal(0, right.type if right.type.numeric else Type(Kind.INT))
+            )
         case BinOp.MOD:
-            return a % F.nullif(b, literal(0, right.type if right.type.numeric else Type(Kind.INT)))
+            return a % functions.nullif(
+                b, literal(0, right.type if right.type.numeric else Type(Kind.INT))
+            )
         case BinOp.EQ:
             return a == b
         case BinOp.NE:
@@ -186,31 +200,31 @@ def _binary(op: BinOp, left: L.LExpr, right: L.LExpr, t: Type) -> Expr:
             assert_never(op)
 
 
-def aggregate(a: L.LAgg) -> Expr:
+def aggregate(a: logical.LAgg) -> Expr:
     arg = expr(a.arg) if a.arg is not None else None
     flt = expr(a.filter) if a.filter is not None else None
     match a.func:
         case AggFunc.COUNT:
-            return F.count(arg, distinct=a.distinct, filter=flt)
+            return functions.count(arg, distinct=a.distinct, filter=flt)
         case AggFunc.SUM:
             assert arg is not None
-            return F.sum(arg, distinct=a.distinct, filter=flt)
+            return functions.sum(arg, distinct=a.distinct, filter=flt)
         case AggFunc.AVG:
             assert arg is not None
-            return F.avg(
+            return functions.avg(
                 arg.cast(pa.float64()) if a.type.kind is Kind.FLOAT else arg,
                 distinct=a.distinct,
                 filter=flt,
             )
         case AggFunc.MIN:
             assert arg is not None
-            return F.min(arg, filter=flt)
+            return functions.min(arg, filter=flt)
         case AggFunc.MAX:
             assert arg is not None
-            return F.max(arg, filter=flt)
+            return functions.max(arg, filter=flt)
         case AggFunc.FIRST | AggFunc.LAST:
             assert arg is not None
-            fn = F.first_value if a.func is AggFunc.FIRST else F.last_value
+            fn = functions.first_value if a.func is AggFunc.FIRST else functions.last_value
             # nulls are skipped: first/last is the earliest/latest event that has a value
             cond = arg.is_not_null() if flt is None else flt & arg.is_not_null()
             order: list[Any] | None = None
@@ -221,17 +235,17 @@ def aggregate(a: L.LAgg) -> Expr:
             assert_never(a.func)
 
 
-def emit(plan: L.Plan, ctx: SessionContext) -> DataFrame:
+def emit(plan: logical.Plan, ctx: SessionContext) -> DataFrame:
     """The DataFrame computing `plan` over the tables registered in `ctx`."""
     match plan:
-        case L.Scan(table=table, columns=cols):
+        case logical.Scan(table=table, columns=cols):
             df = ctx.table(table_name(table))
             return df.select(*[col(name).alias(str(cid)) for name, cid, _ in cols])
-        case L.Filter(input=inp, predicate=p):
+        case logical.Filter(input=inp, predicate=p):
             return emit(inp, ctx).filter(expr(p))
-        case L.Project(input=inp, items=items):
+        case logical.Project(input=inp, items=items):
             return emit(inp, ctx).select(*[expr(e).alias(str(cid)) for e, cid in items])
-        case L.Join(left=left, right=right, left_keys=lk, right_keys=rk, kind=kind):
+        case logical.Join(left=left, right=right, left_keys=lk, right_keys=rk, kind=kind):
             return emit(left, ctx).join(
                 emit(right, ctx),
                 left_on=[str(c) for c in lk],
@@ -239,25 +253,25 @@ def emit(plan: L.Plan, ctx: SessionContext) -> DataFrame:
                 how=kind.value,
                 coalesce_duplicate_keys=False,
             )
-        case L.Aggregate(input=inp, group=group, aggs=aggs):
+        case logical.Aggregate(input=inp, group=group, aggs=aggs):
             return emit(inp, ctx).aggregate(
                 [expr(e).alias(str(cid)) for e, cid in group],
                 [aggregate(a).alias(str(cid)) for a, cid in aggs],
             )
-        case L.Sort(input=inp, keys=keys):
+        case logical.Sort(input=inp, keys=keys):
             return emit(inp, ctx).sort(
                 *[expr(e).sort(ascending=not desc, nulls_first=nf) for e, desc, nf in keys]
             )
-        case L.Limit(input=inp, count=n):
+        case logical.Limit(input=inp, count=n):
             return emit(inp, ctx).limit(n)
-        case L.Output(input=L.Project(input=inp, items=items), columns=cols) if {
+        case logical.Output(input=logical.Project(input=inp, items=items), columns=cols) if {
             cid for _, cid, _ in cols
         } <= {cid for _, cid in items}:
             # one projection, not two: a projection costs DataFusion time quadratic in its
             # width, with the GIL held (480 columns: ~10 ms each)
             by_id = {cid: e for e, cid in items}
             return emit(inp, ctx).select(*[expr(by_id[cid]).alias(name) for cid, name, _ in cols])
-        case L.Output(input=inp, columns=cols):
+        case logical.Output(input=inp, columns=cols):
             return emit(inp, ctx).select(*[col(str(cid)).alias(name) for cid, name, _ in cols])
         case _:
             assert_never(plan)
@@ -351,7 +365,7 @@ Guard = contextlib.AbstractContextManager[Any]
 Frame = DataFrame  # what a caller holds: a plan emitted over registered tables, ready to run
 
 
-def frame(plan: L.Plan, ctx: SessionContext, guard: Guard | None = None) -> DataFrame:
+def frame(plan: logical.Plan, ctx: SessionContext, guard: Guard | None = None) -> DataFrame:
     """Emit `plan`, holding `guard` (the engine's lock) so that no table is re-registered while
     the plan looks its tables up; the DataFrame keeps the tables it found, and can be run again
     (each run plans it physically anew)."""
@@ -364,7 +378,7 @@ def frame(plan: L.Plan, ctx: SessionContext, guard: Guard | None = None) -> Data
             raise failure(exc) from None
 
 
-def execute(plan: L.Plan, ctx: SessionContext, guard: Guard | None = None) -> pa.Table:
+def execute(plan: logical.Plan, ctx: SessionContext, guard: Guard | None = None) -> pa.Table:
     return collect(frame(plan, ctx, guard))
 
 

@@ -19,7 +19,7 @@ from typing import Any, NoReturn, cast
 from lark import Token
 
 from eql.diagnostics import Diagnostic, InternalError, Span
-from eql.syntax import ast as a
+from eql.syntax import ast
 from eql.syntax.keywords import RESERVED_WORDS
 
 __all__ = ["MAX_DECIMAL_DIGITS", "MAX_INT", "AstBuilder", "LiteralError"]
@@ -28,38 +28,38 @@ MAX_INT = 2**63 - 1
 MAX_DECIMAL_DIGITS = 38
 
 _COMPARE_OPS = {
-    "EQ": a.CompareOp.EQ,
-    "NE": a.CompareOp.NE,
-    "LT": a.CompareOp.LT,
-    "LE": a.CompareOp.LE,
-    "GT": a.CompareOp.GT,
-    "GE": a.CompareOp.GE,
+    "EQ": ast.CompareOp.EQ,
+    "NE": ast.CompareOp.NE,
+    "LT": ast.CompareOp.LT,
+    "LE": ast.CompareOp.LE,
+    "GT": ast.CompareOp.GT,
+    "GE": ast.CompareOp.GE,
 }
 _ARITH_OPS = {
-    "PLUS": a.ArithOp.ADD,
-    "MINUS": a.ArithOp.SUB,
-    "STAR": a.ArithOp.MUL,
-    "SLASH": a.ArithOp.DIV,
-    "PERCENT": a.ArithOp.MOD,
+    "PLUS": ast.ArithOp.ADD,
+    "MINUS": ast.ArithOp.SUB,
+    "STAR": ast.ArithOp.MUL,
+    "SLASH": ast.ArithOp.DIV,
+    "PERCENT": ast.ArithOp.MOD,
 }
 _UNITS = {
-    "HOUR": a.TimeUnit.HOUR,
-    "HOURS": a.TimeUnit.HOUR,
-    "DAY": a.TimeUnit.DAY,
-    "DAYS": a.TimeUnit.DAY,
-    "WEEK": a.TimeUnit.WEEK,
-    "WEEKS": a.TimeUnit.WEEK,
-    "MONTH": a.TimeUnit.MONTH,
-    "MONTHS": a.TimeUnit.MONTH,
-    "YEAR": a.TimeUnit.YEAR,
-    "YEARS": a.TimeUnit.YEAR,
+    "HOUR": ast.TimeUnit.HOUR,
+    "HOURS": ast.TimeUnit.HOUR,
+    "DAY": ast.TimeUnit.DAY,
+    "DAYS": ast.TimeUnit.DAY,
+    "WEEK": ast.TimeUnit.WEEK,
+    "WEEKS": ast.TimeUnit.WEEK,
+    "MONTH": ast.TimeUnit.MONTH,
+    "MONTHS": ast.TimeUnit.MONTH,
+    "YEAR": ast.TimeUnit.YEAR,
+    "YEARS": ast.TimeUnit.YEAR,
 }
 _KINDS = {
-    "TAG": a.ObjectKind.TAG,
-    "TAGS": a.ObjectKind.TAG,
-    "SEGMENT": a.ObjectKind.SEGMENT,
-    "SEGMENTS": a.ObjectKind.SEGMENT,
-    "CLUSTERS": a.ObjectKind.CLUSTERS,
+    "TAG": ast.ObjectKind.TAG,
+    "TAGS": ast.ObjectKind.TAG,
+    "SEGMENT": ast.ObjectKind.SEGMENT,
+    "SEGMENTS": ast.ObjectKind.SEGMENT,
+    "CLUSTERS": ast.ObjectKind.CLUSTERS,
 }
 _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _TIMESTAMP_RE = re.compile(
@@ -106,11 +106,11 @@ def _unquote(body: str, quote: str) -> str:
     return body[1:-1].replace(quote + quote, quote)
 
 
-def ident(t: Token) -> a.Ident:
+def ident(t: Token) -> ast.Ident:
     """An identifier from a NAME token: backticks removed; bare reserved words refused."""
     text = str(t)
     if text[0] == "`":
-        return a.Ident(_unquote(text, "`"), _tspan(t))
+        return ast.Ident(_unquote(text, "`"), _tspan(t))
     if text.upper() in RESERVED_WORDS:
         _fail(
             "E110",
@@ -118,10 +118,10 @@ def ident(t: Token) -> a.Ident:
             _tspan(t),
             f"to use it as a name, write it in backticks: `{text}`",
         )
-    return a.Ident(text, _tspan(t))
+    return ast.Ident(text, _tspan(t))
 
 
-def _int_literal(t: Token) -> a.IntLiteral:
+def _int_literal(t: Token) -> ast.IntLiteral:
     digits = str(t).lstrip("0") or "0"
     if len(digits) > 19 or int(digits) > MAX_INT:
         _fail(
@@ -130,7 +130,7 @@ def _int_literal(t: Token) -> a.IntLiteral:
             _tspan(t),
             f"integers go up to {MAX_INT}; larger exact numbers need a decimal point",
         )
-    return a.IntLiteral(int(digits), _tspan(t))
+    return ast.IntLiteral(int(digits), _tspan(t))
 
 
 def _time_text(t: Token) -> str:
@@ -138,11 +138,11 @@ def _time_text(t: Token) -> str:
     return _unquote(text[text.index("'") :], "'")
 
 
-def _date_literal(t: Token) -> a.DateLiteral:
+def _date_literal(t: Token) -> ast.DateLiteral:
     body = _time_text(t)
     if _DATE_RE.fullmatch(body):
         try:
-            return a.DateLiteral(date.fromisoformat(body), _tspan(t))
+            return ast.DateLiteral(date.fromisoformat(body), _tspan(t))
         except ValueError:
             pass
     _fail(
@@ -153,7 +153,7 @@ def _date_literal(t: Token) -> a.DateLiteral:
     )
 
 
-def _timestamp_literal(t: Token) -> a.TimestampLiteral:
+def _timestamp_literal(t: Token) -> ast.TimestampLiteral:
     body = _time_text(t)
     if _TIMESTAMP_RE.fullmatch(body):
         try:
@@ -162,7 +162,7 @@ def _timestamp_literal(t: Token) -> a.TimestampLiteral:
             pass
         else:
             utc = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-            return a.TimestampLiteral(utc, _tspan(t))
+            return ast.TimestampLiteral(utc, _tspan(t))
     _fail(
         "E111",
         f"invalid timestamp literal `{str(t)[:60]}`",
@@ -172,12 +172,12 @@ def _timestamp_literal(t: Token) -> a.TimestampLiteral:
     )
 
 
-def _param(t: Token) -> a.Param:
-    return a.Param(str(t)[1:], _tspan(t))
+def _param(t: Token) -> ast.Param:
+    return ast.Param(str(t)[1:], _tspan(t))
 
 
-def _timepoint(x: Any) -> a.TimePoint:
-    return cast(a.TimePoint, x)
+def _timepoint(x: Any) -> ast.TimePoint:
+    return cast(ast.TimePoint, x)
 
 
 class AstBuilder:
@@ -185,15 +185,15 @@ class AstBuilder:
 
     # --- statements ---------------------------------------------------------------------
 
-    def start(self, c: list[Any]) -> a.Statement:
-        return cast(a.Statement, c[0])
+    def start(self, c: list[Any]) -> ast.Statement:
+        return cast(ast.Statement, c[0])
 
     def _clauses(self, c: list[Any]) -> dict[str, Any]:
         return {kind: value for kind, value, _ in c}
 
-    def find(self, c: list[Any]) -> a.Find:
+    def find(self, c: list[Any]) -> ast.Find:
         cl = self._clauses(c[2:])
-        return a.Find(
+        return ast.Find(
             entity=ident(c[1]),
             where=cl.get("where"),
             group_by=cl.get("group", ()),
@@ -204,9 +204,9 @@ class AstBuilder:
             span=Span(_start(c[0]), _end(c[-1][2] if len(c) > 2 else c[1])),
         )
 
-    def find_events(self, c: list[Any]) -> a.FindEvents:
+    def find_events(self, c: list[Any]) -> ast.FindEvents:
         cl = self._clauses(c[2:])
-        return a.FindEvents(
+        return ast.FindEvents(
             stream=ident(c[1]),
             during=cl.get("during"),
             where=cl.get("where"),
@@ -242,46 +242,46 @@ class AstBuilder:
     def as_of_clause(self, c: list[Any]) -> tuple[str, Any, Any]:
         return ("as_of", c[1], c[1])
 
-    def return_item(self, c: list[Any]) -> a.ReturnItem:
+    def return_item(self, c: list[Any]) -> ast.ReturnItem:
         alias = ident(c[1]) if len(c) > 1 else None
-        return a.ReturnItem(c[0], alias, _cover(c[0], c[-1]))
+        return ast.ReturnItem(c[0], alias, _cover(c[0], c[-1]))
 
-    def order_item(self, c: list[Any]) -> a.OrderItem:
-        direction = a.SortDirection.ASC
+    def order_item(self, c: list[Any]) -> ast.OrderItem:
+        direction = ast.SortDirection.ASC
         nulls = None
         for t in c[1:]:
             if t.type == "DESC":
-                direction = a.SortDirection.DESC
+                direction = ast.SortDirection.DESC
             elif t.type == "FIRST":
-                nulls = a.NullsOrder.FIRST
+                nulls = ast.NullsOrder.FIRST
             elif t.type == "LAST":
-                nulls = a.NullsOrder.LAST
-        return a.OrderItem(c[0], direction, nulls, _cover(c[0], c[-1]))
+                nulls = ast.NullsOrder.LAST
+        return ast.OrderItem(c[0], direction, nulls, _cover(c[0], c[-1]))
 
-    def explain(self, c: list[Any]) -> a.Explain:
-        stage = a.ExplainStage[c[1].type] if len(c) == 3 else None
-        return a.Explain(stage, c[-1], _cover(c[0], c[-1]))
+    def explain(self, c: list[Any]) -> ast.Explain:
+        stage = ast.ExplainStage[c[1].type] if len(c) == 3 else None
+        return ast.Explain(stage, c[-1], _cover(c[0], c[-1]))
 
-    def explain_membership(self, c: list[Any]) -> a.ExplainMembership:
+    def explain_membership(self, c: list[Any]) -> ast.ExplainMembership:
         t = c[2]
-        key: a.MembershipKey
+        key: ast.MembershipKey
         if t.type == "INT":
             key = _int_literal(t)
         elif t.type == "STRING":
-            key = a.StringLiteral(_unquote(str(t), "'"), _tspan(t))
+            key = ast.StringLiteral(_unquote(str(t), "'"), _tspan(t))
         else:
             key = _param(t)
-        return a.ExplainMembership(ident(c[1]), key, _cover(c[0], t))
+        return ast.ExplainMembership(ident(c[1]), key, _cover(c[0], t))
 
-    def define_tag(self, c: list[Any]) -> a.DefineTag:
-        return a.DefineTag(ident(c[2]), ident(c[3]), c[4], _cover(c[0], c[4]))
+    def define_tag(self, c: list[Any]) -> ast.DefineTag:
+        return ast.DefineTag(ident(c[2]), ident(c[3]), c[4], _cover(c[0], c[4]))
 
-    def define_segment(self, c: list[Any]) -> a.DefineSegment:
-        return a.DefineSegment(ident(c[2]), ident(c[3]), c[4], _cover(c[0], c[4]))
+    def define_segment(self, c: list[Any]) -> ast.DefineSegment:
+        return ast.DefineSegment(ident(c[2]), ident(c[3]), c[4], _cover(c[0], c[4]))
 
-    def define_clusters(self, c: list[Any]) -> a.DefineClusters:
+    def define_clusters(self, c: list[Any]) -> ast.DefineClusters:
         features = tuple(x for x in c[7:-1])
-        return a.DefineClusters(
+        return ast.DefineClusters(
             name=ident(c[2]),
             entity=ident(c[3]),
             k=_int_literal(c[4]),
@@ -290,79 +290,79 @@ class AstBuilder:
             span=_cover(c[0], c[-1]),
         )
 
-    def feature(self, c: list[Any]) -> a.Feature:
-        return a.Feature(ident(c[0]), c[2], _cover(c[0], c[2]))
+    def feature(self, c: list[Any]) -> ast.Feature:
+        return ast.Feature(ident(c[0]), c[2], _cover(c[0], c[2]))
 
-    def refresh(self, c: list[Any]) -> a.Refresh:
-        return a.Refresh(_KINDS[c[1].type], ident(c[2]), _cover(c[0], c[2]))
+    def refresh(self, c: list[Any]) -> ast.Refresh:
+        return ast.Refresh(_KINDS[c[1].type], ident(c[2]), _cover(c[0], c[2]))
 
-    def drop(self, c: list[Any]) -> a.Drop:
-        return a.Drop(_KINDS[c[1].type], ident(c[2]), _cover(c[0], c[2]))
+    def drop(self, c: list[Any]) -> ast.Drop:
+        return ast.Drop(_KINDS[c[1].type], ident(c[2]), _cover(c[0], c[2]))
 
-    def describe(self, c: list[Any]) -> a.Describe:
-        return a.Describe(_KINDS[c[1].type], ident(c[2]), _cover(c[0], c[2]))
+    def describe(self, c: list[Any]) -> ast.Describe:
+        return ast.Describe(_KINDS[c[1].type], ident(c[2]), _cover(c[0], c[2]))
 
-    def show(self, c: list[Any]) -> a.Show:
-        return a.Show(_KINDS[c[1].type], _cover(c[0], c[1]))
+    def show(self, c: list[Any]) -> ast.Show:
+        return ast.Show(_KINDS[c[1].type], _cover(c[0], c[1]))
 
     # --- boolean structure ----------------------------------------------------------------
 
-    def or_op(self, c: list[Any]) -> a.Logical:
-        return a.Logical(a.LogicalOp.OR, tuple(c), _cover(c[0], c[-1]))
+    def or_op(self, c: list[Any]) -> ast.Logical:
+        return ast.Logical(ast.LogicalOp.OR, tuple(c), _cover(c[0], c[-1]))
 
-    def and_op(self, c: list[Any]) -> a.Logical:
-        return a.Logical(a.LogicalOp.AND, tuple(c), _cover(c[0], c[-1]))
+    def and_op(self, c: list[Any]) -> ast.Logical:
+        return ast.Logical(ast.LogicalOp.AND, tuple(c), _cover(c[0], c[-1]))
 
-    def not_op(self, c: list[Any]) -> a.Not:
-        return a.Not(c[1], _cover(c[0], c[1]))
+    def not_op(self, c: list[Any]) -> ast.Not:
+        return ast.Not(c[1], _cover(c[0], c[1]))
 
-    def compare(self, c: list[Any]) -> a.Compare:
-        return a.Compare(_COMPARE_OPS[c[1].type], c[0], c[2], _cover(c[0], c[2]))
+    def compare(self, c: list[Any]) -> ast.Compare:
+        return ast.Compare(_COMPARE_OPS[c[1].type], c[0], c[2], _cover(c[0], c[2]))
 
-    def is_null(self, c: list[Any]) -> a.IsNull:
-        return a.IsNull(c[0], len(c) == 3, _cover(c[0], c[-1]))
+    def is_null(self, c: list[Any]) -> ast.IsNull:
+        return ast.IsNull(c[0], len(c) == 3, _cover(c[0], c[-1]))
 
-    def in_list(self, c: list[Any]) -> a.InList:
+    def in_list(self, c: list[Any]) -> ast.InList:
         negated = c[1].type == "NOT"
         items = tuple(c[4 if negated else 3 : -1])
-        return a.InList(c[0], items, negated, _cover(c[0], c[-1]))
+        return ast.InList(c[0], items, negated, _cover(c[0], c[-1]))
 
-    def in_param(self, c: list[Any]) -> a.InParam:
-        return a.InParam(c[0], _param(c[-1]), len(c) == 4, _cover(c[0], c[-1]))
+    def in_param(self, c: list[Any]) -> ast.InParam:
+        return ast.InParam(c[0], _param(c[-1]), len(c) == 4, _cover(c[0], c[-1]))
 
-    def between(self, c: list[Any]) -> a.Between:
+    def between(self, c: list[Any]) -> ast.Between:
         if len(c) == 4:
-            return a.Between(c[0], c[2], c[3], True, _cover(c[0], c[3]))
-        return a.Between(c[0], c[1], c[2], False, _cover(c[0], c[2]))
+            return ast.Between(c[0], c[2], c[3], True, _cover(c[0], c[3]))
+        return ast.Between(c[0], c[1], c[2], False, _cover(c[0], c[2]))
 
-    def like(self, c: list[Any]) -> a.Like:
-        return a.Like(c[0], c[-1], len(c) == 3, _cover(c[0], c[-1]))
+    def like(self, c: list[Any]) -> ast.Like:
+        return ast.Like(c[0], c[-1], len(c) == 3, _cover(c[0], c[-1]))
 
-    def in_segment(self, c: list[Any]) -> a.InSegment:
-        return a.InSegment(ident(c[2]), _cover(c[0], c[2]))
+    def in_segment(self, c: list[Any]) -> ast.InSegment:
+        return ast.InSegment(ident(c[2]), _cover(c[0], c[2]))
 
-    def did(self, c: list[Any]) -> a.Did:
-        filter_: a.Expr | None = None
-        window: a.Window | None = None
+    def did(self, c: list[Any]) -> ast.Did:
+        filter_: ast.Expr | None = None
+        window: ast.Window | None = None
         for x in c[2:]:
-            if isinstance(x, (a.LastWindow, a.RangeWindow)):
+            if isinstance(x, (ast.LastWindow, ast.RangeWindow)):
                 window = x
             else:
                 filter_ = x
-        return a.Did(c[1], filter_, window, _cover(c[0], c[-1]))
+        return ast.Did(c[1], filter_, window, _cover(c[0], c[-1]))
 
     # --- arithmetic and atoms -------------------------------------------------------------
 
-    def arith(self, c: list[Any]) -> a.Arith:
-        return a.Arith(_ARITH_OPS[c[1].type], c[0], c[2], _cover(c[0], c[2]))
+    def arith(self, c: list[Any]) -> ast.Arith:
+        return ast.Arith(_ARITH_OPS[c[1].type], c[0], c[2], _cover(c[0], c[2]))
 
-    def neg(self, c: list[Any]) -> a.Negate:
-        return a.Negate(c[1], _cover(c[0], c[1]))
+    def neg(self, c: list[Any]) -> ast.Negate:
+        return ast.Negate(c[1], _cover(c[0], c[1]))
 
-    def int_lit(self, c: list[Any]) -> a.IntLiteral:
+    def int_lit(self, c: list[Any]) -> ast.IntLiteral:
         return _int_literal(c[0])
 
-    def decimal_lit(self, c: list[Any]) -> a.DecimalLiteral:
+    def decimal_lit(self, c: list[Any]) -> ast.DecimalLiteral:
         t = c[0]
         text = str(t)
         digits = len(text) - 1 - (len(text) - len(text.lstrip("0")))
@@ -376,51 +376,51 @@ class AstBuilder:
             value = Decimal(text)
         except InvalidOperation:  # pragma: no cover - the lexer only passes digits.digits
             raise InternalError(f"decimal token {text!r}") from None
-        return a.DecimalLiteral(value, _tspan(t))
+        return ast.DecimalLiteral(value, _tspan(t))
 
-    def string_lit(self, c: list[Any]) -> a.StringLiteral:
+    def string_lit(self, c: list[Any]) -> ast.StringLiteral:
         t = c[0]
-        return a.StringLiteral(_unquote(str(t), "'"), _tspan(t))
+        return ast.StringLiteral(_unquote(str(t), "'"), _tspan(t))
 
-    def bool_lit(self, c: list[Any]) -> a.BoolLiteral:
+    def bool_lit(self, c: list[Any]) -> ast.BoolLiteral:
         t = c[0]
-        return a.BoolLiteral(t.type == "TRUE", _tspan(t))
+        return ast.BoolLiteral(t.type == "TRUE", _tspan(t))
 
-    def null_lit(self, c: list[Any]) -> a.NullLiteral:
-        return a.NullLiteral(_tspan(c[0]))
+    def null_lit(self, c: list[Any]) -> ast.NullLiteral:
+        return ast.NullLiteral(_tspan(c[0]))
 
-    def date_lit(self, c: list[Any]) -> a.DateLiteral:
+    def date_lit(self, c: list[Any]) -> ast.DateLiteral:
         return _date_literal(c[0])
 
-    def timestamp_lit(self, c: list[Any]) -> a.TimestampLiteral:
+    def timestamp_lit(self, c: list[Any]) -> ast.TimestampLiteral:
         return _timestamp_literal(c[0])
 
-    def param(self, c: list[Any]) -> a.Param:
+    def param(self, c: list[Any]) -> ast.Param:
         return _param(c[0])
 
-    def path(self, c: list[Any]) -> a.Path:
-        return a.Path(tuple(ident(t) for t in c), _cover(c[0], c[-1]))
+    def path(self, c: list[Any]) -> ast.Path:
+        return ast.Path(tuple(ident(t) for t in c), _cover(c[0], c[-1]))
 
-    def paren(self, c: list[Any]) -> a.Expr:
+    def paren(self, c: list[Any]) -> ast.Expr:
         """`( expr )`: no node of its own; the expression's span grows to cover the parens."""
-        return cast(a.Expr, dataclasses.replace(c[1], span=_cover(c[0], c[2])))
+        return cast(ast.Expr, dataclasses.replace(c[1], span=_cover(c[0], c[2])))
 
-    def as_of_value(self, c: list[Any]) -> a.AsOfValue:
-        return a.AsOfValue(c[1], _timepoint(c[3]), _cover(c[0], c[4]))
+    def as_of_value(self, c: list[Any]) -> ast.AsOfValue:
+        return ast.AsOfValue(c[1], _timepoint(c[3]), _cover(c[0], c[4]))
 
-    def call(self, c: list[Any]) -> a.Call:
+    def call(self, c: list[Any]) -> ast.Call:
         name = ident(c[0])
         span = _cover(c[0], c[-1])
         if len(c) == 3:
-            return a.Call(name, (), False, False, None, None, span)
+            return ast.Call(name, (), False, False, None, None, span)
         star, distinct, args, filter_, window = c[2]
-        return a.Call(name, args, star, distinct, filter_, window, span)
+        return ast.Call(name, args, star, distinct, filter_, window, span)
 
     def call_args(
         self, c: list[Any]
-    ) -> tuple[bool, bool, tuple[a.Expr, ...], a.Expr | None, a.Window | None]:
-        filter_: a.Expr | None = None
-        window: a.Window | None = None
+    ) -> tuple[bool, bool, tuple[ast.Expr, ...], ast.Expr | None, ast.Window | None]:
+        filter_: ast.Expr | None = None
+        window: ast.Window | None = None
         if c and isinstance(c[-1], tuple):
             filter_, window = c[-1]
             c = c[:-1]
@@ -430,40 +430,40 @@ class AstBuilder:
             return (False, True, tuple(c[1:]), filter_, window)
         return (False, False, tuple(c), filter_, window)
 
-    def mods_where(self, c: list[Any]) -> tuple[a.Expr | None, a.Window | None]:
+    def mods_where(self, c: list[Any]) -> tuple[ast.Expr | None, ast.Window | None]:
         return (c[0], None)
 
-    def mods_where_during(self, c: list[Any]) -> tuple[a.Expr | None, a.Window | None]:
+    def mods_where_during(self, c: list[Any]) -> tuple[ast.Expr | None, ast.Window | None]:
         return (c[0], c[1])
 
-    def mods_during(self, c: list[Any]) -> tuple[a.Expr | None, a.Window | None]:
+    def mods_during(self, c: list[Any]) -> tuple[ast.Expr | None, ast.Window | None]:
         return (None, c[0])
 
-    def mods_during_where(self, c: list[Any]) -> tuple[a.Expr | None, a.Window | None]:
+    def mods_during_where(self, c: list[Any]) -> tuple[ast.Expr | None, ast.Window | None]:
         return (c[1], c[0])
 
-    def case(self, c: list[Any]) -> a.Case:
+    def case(self, c: list[Any]) -> ast.Case:
         return self._case(None, c[1:-1], _cover(c[0], c[-1]))
 
-    def case_operand(self, c: list[Any]) -> a.Case:
+    def case_operand(self, c: list[Any]) -> ast.Case:
         return self._case(c[1], c[2:-1], _cover(c[0], c[-1]))
 
-    def _case(self, operand: a.Expr | None, rest: list[Any], span: Span) -> a.Case:
+    def _case(self, operand: ast.Expr | None, rest: list[Any], span: Span) -> ast.Case:
         else_ = None
-        if not isinstance(rest[-1], a.WhenClause):
+        if not isinstance(rest[-1], ast.WhenClause):
             else_ = rest[-1]
             rest = rest[:-1]
-        return a.Case(operand, tuple(rest), else_, span)
+        return ast.Case(operand, tuple(rest), else_, span)
 
-    def when_clause(self, c: list[Any]) -> a.WhenClause:
-        return a.WhenClause(c[1], c[2], _cover(c[0], c[2]))
+    def when_clause(self, c: list[Any]) -> ast.WhenClause:
+        return ast.WhenClause(c[1], c[2], _cover(c[0], c[2]))
 
     # --- windows --------------------------------------------------------------------------
 
-    def last_window(self, c: list[Any]) -> a.LastWindow:
+    def last_window(self, c: list[Any]) -> ast.LastWindow:
         t = c[1]
         count = _param(t) if t.type == "PARAM" else _int_literal(t)
-        return a.LastWindow(count, _UNITS[c[2].type], _cover(c[0], c[2]))
+        return ast.LastWindow(count, _UNITS[c[2].type], _cover(c[0], c[2]))
 
-    def range_window(self, c: list[Any]) -> a.RangeWindow:
-        return a.RangeWindow(_timepoint(c[0]), _timepoint(c[1]), _cover(c[0], c[1]))
+    def range_window(self, c: list[Any]) -> ast.RangeWindow:
+        return ast.RangeWindow(_timepoint(c[0]), _timepoint(c[1]), _cover(c[0], c[1]))

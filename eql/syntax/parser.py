@@ -20,7 +20,7 @@ from lark.lexer import PatternRE, TerminalDef
 
 from eql.diagnostics import Diagnostic, EqlError, InternalError, Span
 from eql.grammar import grammar_text
-from eql.syntax import ast as a
+from eql.syntax import ast
 from eql.syntax.build_ast import AstBuilder, LiteralError
 from eql.syntax.errors import diagnostic_from_lark
 from eql.syntax.walk import first_too_deep
@@ -111,7 +111,7 @@ def _deep_paren(text: str) -> int | None:
     return None
 
 
-def parse(text: str) -> a.Statement:
+def parse(text: str) -> ast.Statement:
     """Parse one EQL statement (an optional trailing `;` allowed). Raises `EqlError`."""
     if not isinstance(text, str):
         raise TypeError(f"parse() needs a str, not {type(text).__name__}")
@@ -148,7 +148,7 @@ def parse(text: str) -> a.Statement:
     if paren is not None:
         raise EqlError([_too_deep(Span(paren, paren + 1))], text)
     try:
-        stmt = cast(a.Statement, lark_parser().parse(text))
+        stmt = cast(ast.Statement, lark_parser().parse(text))
     except UnexpectedInput as e:
         raise EqlError([_syntax_error(e, text)], text) from None
     except LiteralError as e:

@@ -15,7 +15,7 @@ import re
 from datetime import UTC, datetime
 from typing import assert_never
 
-from eql.syntax import ast as a
+from eql.syntax import ast
 from eql.syntax.keywords import HARD_KEYWORDS, RESERVED_WORDS
 
 __all__ = ["format_expr", "format_ident", "format_statement", "format_window"]
@@ -50,30 +50,32 @@ def _timestamp(value: datetime) -> str:
     return f"TIMESTAMP '{text}'"
 
 
-def _level(e: a.Expr) -> int:
+def _level(e: ast.Expr) -> int:
     match e:
-        case a.Logical(op=op):
-            return _OR if op is a.LogicalOp.OR else _AND
-        case a.Not():
+        case ast.Logical(op=op):
+            return _OR if op is ast.LogicalOp.OR else _AND
+        case ast.Not():
             return _NOT
-        case a.Compare() | a.IsNull() | a.InList() | a.InParam() | a.Between() | a.Like():
+        case (
+            ast.Compare() | ast.IsNull() | ast.InList() | ast.InParam() | ast.Between() | ast.Like()
+        ):
             return _PRED
-        case a.InSegment() | a.Did():
+        case ast.InSegment() | ast.Did():
             return _PRED
-        case a.Arith(op=op):
-            return _SUM if op in (a.ArithOp.ADD, a.ArithOp.SUB) else _PRODUCT
-        case a.Negate():
+        case ast.Arith(op=op):
+            return _SUM if op in (ast.ArithOp.ADD, ast.ArithOp.SUB) else _PRODUCT
+        case ast.Negate():
             return _UNARY
         case _:
             return _ATOM
 
 
-def _sub(e: a.Expr, need: int) -> str:
+def _sub(e: ast.Expr, need: int) -> str:
     text = format_expr(e)
     return f"({text})" if _level(e) < need else text
 
 
-def _ends_with_open_did(e: a.Expr) -> bool:
+def _ends_with_open_did(e: ast.Expr) -> bool:
     """Would the printed `e` end with a DID that has no window of its own?
 
     Such an expression cannot stand right before a call's WHERE/DURING: the grammar gives that
@@ -81,11 +83,11 @@ def _ends_with_open_did(e: a.Expr) -> bool:
     """
     while True:
         match e:
-            case a.Logical(op=op, operands=ops):
-                nxt, need = ops[-1], (_AND if op is a.LogicalOp.OR else _NOT)
-            case a.Not(operand=operand):
+            case ast.Logical(op=op, operands=ops):
+                nxt, need = ops[-1], (_AND if op is ast.LogicalOp.OR else _NOT)
+            case ast.Not(operand=operand):
                 nxt, need = operand, _NOT
-            case a.Did(window=window):
+            case ast.Did(window=window):
                 return window is None
             case _:
                 return False
@@ -94,12 +96,12 @@ def _ends_with_open_did(e: a.Expr) -> bool:
         e = nxt
 
 
-def _closed(e: a.Expr) -> str:
+def _closed(e: ast.Expr) -> str:
     text = format_expr(e)
     return f"({text})" if _ends_with_open_did(e) else text
 
 
-def _call(e: a.Call) -> str:
+def _call(e: ast.Call) -> str:
     has_mods = e.filter is not None or e.window is not None
     parts: list[str] = []
     if e.star:
@@ -116,11 +118,11 @@ def _call(e: a.Call) -> str:
     return f"{format_ident(e.name.name)}({' '.join(parts)})"
 
 
-def _did(e: a.Did) -> str:
+def _did(e: ast.Did) -> str:
     text = "DID " + _path(e.path)
     if e.filter is not None:
         cond = format_expr(e.filter)
-        if _level(e.filter) < _PRED or isinstance(e.filter, a.Did):
+        if _level(e.filter) < _PRED or isinstance(e.filter, ast.Did):
             cond = f"({cond})"
         text += f" WHERE {cond}"
     if e.window is not None:
@@ -128,11 +130,11 @@ def _did(e: a.Did) -> str:
     return text
 
 
-def _path(p: a.Path) -> str:
+def _path(p: ast.Path) -> str:
     return ".".join(format_ident(part.name) for part in p.parts)
 
 
-def _case(e: a.Case) -> str:
+def _case(e: ast.Case) -> str:
     parts = ["CASE"]
     if e.operand is not None:
         parts.append(format_expr(e.operand))
@@ -148,100 +150,100 @@ def _not(negated: bool) -> str:
     return "NOT " if negated else ""
 
 
-def format_timepoint(t: a.TimePoint) -> str:
+def format_timepoint(t: ast.TimePoint) -> str:
     return format_expr(t)
 
 
-def format_window(w: a.Window) -> str:
+def format_window(w: ast.Window) -> str:
     match w:
-        case a.LastWindow(count=count, unit=unit):
+        case ast.LastWindow(count=count, unit=unit):
             n = format_expr(count)
-            plural = "" if isinstance(count, a.IntLiteral) and count.value == 1 else "S"
+            plural = "" if isinstance(count, ast.IntLiteral) and count.value == 1 else "S"
             return f"LAST {n} {unit.value}{plural}"
-        case a.RangeWindow(start=start, end=end):
+        case ast.RangeWindow(start=start, end=end):
             return f"{format_timepoint(start)} TO {format_timepoint(end)}"
         case _:
             assert_never(w)
 
 
-def format_expr(e: a.Expr) -> str:
+def format_expr(e: ast.Expr) -> str:
     """One expression as EQL text."""
     match e:
-        case a.IntLiteral(value=v):
+        case ast.IntLiteral(value=v):
             return str(v)
-        case a.DecimalLiteral(value=v):
+        case ast.DecimalLiteral(value=v):
             text = format(v, "f")
             return text if "." in text else text + ".0"
-        case a.StringLiteral(value=v):
+        case ast.StringLiteral(value=v):
             return _string(v)
-        case a.BoolLiteral(value=v):
+        case ast.BoolLiteral(value=v):
             return "TRUE" if v else "FALSE"
-        case a.NullLiteral():
+        case ast.NullLiteral():
             return "NULL"
-        case a.DateLiteral(value=v):
+        case ast.DateLiteral(value=v):
             return f"DATE '{v.isoformat()}'"
-        case a.TimestampLiteral(value=v):
+        case ast.TimestampLiteral(value=v):
             return _timestamp(v)
-        case a.Param(name=name):
+        case ast.Param(name=name):
             return "$" + name
-        case a.Path():
+        case ast.Path():
             return _path(e)
-        case a.Call():
+        case ast.Call():
             return _call(e)
-        case a.AsOfValue(path=path, time=time):
+        case ast.AsOfValue(path=path, time=time):
             return f"({_path(path)} AS OF {format_timepoint(time)})"
-        case a.Case():
+        case ast.Case():
             return _case(e)
-        case a.Negate(operand=operand):
+        case ast.Negate(operand=operand):
             text = _sub(operand, _UNARY)
             return "- " + text if text.startswith("-") else "-" + text
-        case a.Arith(op=op, left=left, right=right):
+        case ast.Arith(op=op, left=left, right=right):
             level = _level(e)
             return f"{_sub(left, level)} {op.value} {_sub(right, level + 1)}"
-        case a.Compare(op=op, left=left, right=right):
+        case ast.Compare(op=op, left=left, right=right):
             return f"{_sub(left, _SUM)} {op.value} {_sub(right, _SUM)}"
-        case a.IsNull(operand=operand, negated=negated):
+        case ast.IsNull(operand=operand, negated=negated):
             return f"{_sub(operand, _SUM)} IS {_not(negated)}NULL"
-        case a.InList(operand=operand, items=items, negated=negated):
+        case ast.InList(operand=operand, items=items, negated=negated):
             inner = ", ".join(format_expr(x) for x in items)
             return f"{_sub(operand, _SUM)} {_not(negated)}IN ({inner})"
-        case a.InParam(operand=operand, param=param, negated=negated):
+        case ast.InParam(operand=operand, param=param, negated=negated):
             return f"{_sub(operand, _SUM)} {_not(negated)}IN ${param.name}"
-        case a.Between(operand=operand, low=low, high=high, negated=negated):
+        case ast.Between(operand=operand, low=low, high=high, negated=negated):
             return (
                 f"{_sub(operand, _SUM)} {_not(negated)}BETWEEN"
                 f" {_sub(low, _SUM)} AND {_sub(high, _SUM)}"
             )
-        case a.Like(operand=operand, pattern=pattern, negated=negated):
+        case ast.Like(operand=operand, pattern=pattern, negated=negated):
             return f"{_sub(operand, _SUM)} {_not(negated)}LIKE {_sub(pattern, _SUM)}"
-        case a.InSegment(segment=segment):
+        case ast.InSegment(segment=segment):
             return f"IN SEGMENT {format_ident(segment.name)}"
-        case a.Did():
+        case ast.Did():
             return _did(e)
-        case a.Not(operand=operand):
+        case ast.Not(operand=operand):
             return "NOT " + _sub(operand, _NOT)
-        case a.Logical(op=op, operands=operands):
-            need = _AND if op is a.LogicalOp.OR else _NOT
+        case ast.Logical(op=op, operands=operands):
+            need = _AND if op is ast.LogicalOp.OR else _NOT
             return f" {op.value} ".join(_sub(x, need) for x in operands)
         case _:
             assert_never(e)
 
 
-def _return_item(r: a.ReturnItem) -> str:
+def _return_item(r: ast.ReturnItem) -> str:
     text = format_expr(r.expr)
     return text if r.alias is None else f"{text} AS {format_ident(r.alias.name)}"
 
 
-def _order_item(o: a.OrderItem) -> str:
+def _order_item(o: ast.OrderItem) -> str:
     text = format_expr(o.expr)
-    if o.direction is a.SortDirection.DESC:
+    if o.direction is ast.SortDirection.DESC:
         text += " DESC"
     if o.nulls is not None:
         text += f" NULLS {o.nulls.value}"
     return text
 
 
-def _query_tail(q: a.Find | a.FindEvents) -> list[str]:
+def _query_tail(q: ast.Find | ast.FindEvents) -> list[str]:
     lines = []
     if q.where is not None:
         lines.append(f"WHERE {format_expr(q.where)}")
@@ -258,27 +260,27 @@ def _query_tail(q: a.Find | a.FindEvents) -> list[str]:
     return lines
 
 
-def format_statement(stmt: a.Statement) -> str:
+def format_statement(stmt: ast.Statement) -> str:
     """Canonical EQL text for a statement (no trailing `;`)."""
     match stmt:
-        case a.Find(entity=entity):
+        case ast.Find(entity=entity):
             return "\n".join([f"FIND {format_ident(entity.name)}", *_query_tail(stmt)])
-        case a.FindEvents(stream=stream, during=during):
+        case ast.FindEvents(stream=stream, during=during):
             head = f"FIND EVENTS {format_ident(stream.name)}"
             lines = [head] if during is None else [head, f"DURING {format_window(during)}"]
             return "\n".join(lines + _query_tail(stmt))
-        case a.Explain(stage=stage, statement=inner):
+        case ast.Explain(stage=stage, statement=inner):
             prefix = "EXPLAIN" if stage is None else f"EXPLAIN {stage.value}"
             return f"{prefix} {format_statement(inner)}"
-        case a.ExplainMembership(segment=segment, key=key):
+        case ast.ExplainMembership(segment=segment, key=key):
             return f"EXPLAIN MEMBERSHIP {format_ident(segment.name)} FOR {format_expr(key)}"
-        case a.DefineTag(name=name, entity=entity, expr=expr):
+        case ast.DefineTag(name=name, entity=entity, expr=expr):
             head = f"DEFINE TAG {format_ident(name.name)} ON {format_ident(entity.name)}"
             return f"{head} AS\n  {format_expr(expr)}"
-        case a.DefineSegment(name=name, entity=entity, where=where):
+        case ast.DefineSegment(name=name, entity=entity, where=where):
             head = f"DEFINE SEGMENT {format_ident(name.name)} ON {format_ident(entity.name)}"
             return f"{head}\nWHERE {format_expr(where)}"
-        case a.DefineClusters(name=name, entity=entity, k=k, seed=seed, features=features):
+        case ast.DefineClusters(name=name, entity=entity, k=k, seed=seed, features=features):
             head = (
                 f"DEFINE CLUSTERS {format_ident(name.name)} ON {format_ident(entity.name)}"
                 f" K {k.value} SEED {seed.value} FEATURES ("
@@ -287,14 +289,14 @@ def format_statement(stmt: a.Statement) -> str:
                 f"  {format_ident(f.name.name)} = {format_expr(f.expr)}" for f in features
             )
             return f"{head}\n{items})"
-        case a.Refresh(kind=kind, name=name):
+        case ast.Refresh(kind=kind, name=name):
             return f"REFRESH {kind.value} {format_ident(name.name)}"
-        case a.Drop(kind=kind, name=name):
+        case ast.Drop(kind=kind, name=name):
             return f"DROP {kind.value} {format_ident(name.name)}"
-        case a.Describe(kind=kind, name=name):
+        case ast.Describe(kind=kind, name=name):
             return f"DESCRIBE {kind.value} {format_ident(name.name)}"
-        case a.Show(kind=kind):
-            plural = {a.ObjectKind.TAG: "TAGS", a.ObjectKind.SEGMENT: "SEGMENTS"}
+        case ast.Show(kind=kind):
+            plural = {ast.ObjectKind.TAG: "TAGS", ast.ObjectKind.SEGMENT: "SEGMENTS"}
             return f"SHOW {plural.get(kind, kind.value)}"
         case _:
             assert_never(stmt)

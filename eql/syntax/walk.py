@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any, TypeVar
 
 from eql.diagnostics import Span
-from eql.syntax import ast as a
+from eql.syntax import ast
 
 __all__ = ["NO_SPAN", "children", "first_too_deep", "same_shape", "strip_spans"]
 
@@ -18,8 +18,8 @@ NO_SPAN = Span(0, 0)
 
 _NODE_TYPES: frozenset[type] = frozenset(
     cls
-    for cls in vars(a).values()
-    if isinstance(cls, type) and dataclasses.is_dataclass(cls) and cls.__module__ == a.__name__
+    for cls in vars(ast).values()
+    if isinstance(cls, type) and dataclasses.is_dataclass(cls) and cls.__module__ == ast.__name__
 )
 _FIELDS: dict[type, tuple[str, ...]] = {
     cls: tuple(f.name for f in dataclasses.fields(cls) if f.name != "span") for cls in _NODE_TYPES

@@ -14,11 +14,11 @@ import numpy as np
 import pyarrow as pa
 
 from entities.arrow import ID_COLUMN
-from eql.syntax import ast as A
+from eql.syntax import ast
 from runtime.audiences.compute import fail
 
 
-def check(text: str, stmt: A.DefineClusters, max_k: int) -> None:
+def check(text: str, stmt: ast.DefineClusters, max_k: int) -> None:
     if not 2 <= stmt.k.value <= max_k:
         raise fail(text, "E231", f"K must be from 2 to {max_k}", stmt.k.span)
     names = [f.name.name.lower() for f in stmt.features]

@@ -16,7 +16,7 @@ from pyroaring import BitMap
 from entities.arrow import ID_COLUMN
 from eql.compiler import Compiled, compile_per_entity
 from eql.diagnostics import Diagnostic, EqlError, Span
-from eql.syntax import ast as A
+from eql.syntax import ast
 from runtime.engine import Engine
 
 
@@ -30,19 +30,19 @@ def fail(text: str, code: str, message: str, span: Span | None, *helps: str) -> 
 
 
 def entity_find(
-    entity: A.Ident,
+    entity: ast.Ident,
     span: Span,
-    where: A.Expr | None = None,
-    items: Sequence[tuple[str, A.Expr]] = (),
-) -> A.Find:
-    returns = tuple(A.ReturnItem(e, A.Ident(n, e.span), e.span) for n, e in items)
-    return A.Find(entity, where, (), returns, (), None, None, span)
+    where: ast.Expr | None = None,
+    items: Sequence[tuple[str, ast.Expr]] = (),
+) -> ast.Find:
+    returns = tuple(ast.ReturnItem(e, ast.Ident(n, e.span), e.span) for n, e in items)
+    return ast.Find(entity, where, (), returns, (), None, None, span)
 
 
 def bind_entity(
     engine: Engine,
     text: str,
-    find: A.Find,
+    find: ast.Find,
     now: dt.datetime,
     params: dict[str, object] | None = None,
 ) -> Compiled:

@@ -18,13 +18,11 @@ import pyarrow as pa
 
 from entities.arrow import ID_COLUMN
 from entities.names import name_problem, shown
-from eql import types as T
+from eql import types
 from eql.catalog import type_name
-from eql.syntax import ast as A
-from eql.syntax import parse
+from eql.syntax import ast, parse
 from eql.syntax.walk import children
-from runtime.audiences import clusters as C
-from runtime.audiences import rfm as R
+from runtime.audiences import clusters, rfm
 from runtime.audiences.compute import bind_entity, bitmap_of, entity_find, fail, run_entity
 from runtime.engine import Engine
 from storage.audiences import Definition, Materialised, Refresh
@@ -32,8 +30,8 @@ from storage.audiences import Definition, Materialised, Refresh
 MAX_K = 64
 
 
-def _params_in(node: object) -> A.Param | None:
-    if isinstance(node, A.Param):
+def _params_in(node: object) -> ast.Param | None:
+    if isinstance(node, ast.Param):
         return node
     for c in children(node):
         found = _params_in(c)
@@ -44,7 +42,7 @@ def _params_in(node: object) -> A.Param | None:
 
 def check(
     engine: Engine,
-    stmt: A.DefineTag | A.DefineSegment | A.DefineClusters,
+    stmt: ast.DefineTag | ast.DefineSegment | ast.DefineClusters,
     text: str,
     now: dt.datetime,
 ) -> str:
@@ -104,25 +102,25 @@ def check(
             stmt.entity.span,
             f"DROP {kind} {name.name} first to move it to {entity}",
         )
-    if isinstance(stmt, A.DefineSegment):
+    if isinstance(stmt, ast.DefineSegment):
         bind_entity(engine, text, entity_find(stmt.entity, stmt.span, where=stmt.where), now)
-    elif isinstance(stmt, A.DefineTag):
-        if R.is_rfm(stmt.expr):
-            R.items(text, stmt.expr)  # checks the arguments
+    elif isinstance(stmt, ast.DefineTag):
+        if rfm.is_rfm(stmt.expr):
+            rfm.items(text, stmt.expr)  # checks the arguments
             bind_entity(
                 engine,
                 text,
-                entity_find(stmt.entity, stmt.span, items=R.items(text, stmt.expr)),
+                entity_find(stmt.entity, stmt.span, items=rfm.items(text, stmt.expr)),
                 now,
             )
         else:
             c = bind_entity(
                 engine, text, entity_find(stmt.entity, stmt.span, items=[("value", stmt.expr)]), now
             )
-            if c.bound.items[1].expr.type.kind is T.Kind.NULL:
+            if c.bound.items[1].expr.type.kind is types.Kind.NULL:
                 raise fail(text, "E231", "a tag's value cannot be always null", stmt.expr.span)
     else:
-        C.check(text, stmt, MAX_K)
+        clusters.check(text, stmt, MAX_K)
         c = bind_entity(
             engine,
             text,
@@ -144,15 +142,15 @@ def check(
     return entity
 
 
-def _kind(stmt: A.DefineTag | A.DefineSegment | A.DefineClusters) -> str:
-    if isinstance(stmt, A.DefineTag):
+def _kind(stmt: ast.DefineTag | ast.DefineSegment | ast.DefineClusters) -> str:
+    if isinstance(stmt, ast.DefineTag):
         return "TAG"
-    return "SEGMENT" if isinstance(stmt, A.DefineSegment) else "CLUSTERS"
+    return "SEGMENT" if isinstance(stmt, ast.DefineSegment) else "CLUSTERS"
 
 
 def define(
     engine: Engine,
-    stmt: A.DefineTag | A.DefineSegment | A.DefineClusters,
+    stmt: ast.DefineTag | ast.DefineSegment | ast.DefineClusters,
     text: str,
     now: dt.datetime,
 ) -> pa.Table:
@@ -171,7 +169,7 @@ def define(
 
 def store_definition(
     engine: Engine,
-    stmt: A.DefineTag | A.DefineSegment | A.DefineClusters,
+    stmt: ast.DefineTag | ast.DefineSegment | ast.DefineClusters,
     text: str,
     now: dt.datetime,
     refresh_at: dt.datetime | None = None,
@@ -191,7 +189,7 @@ def store_definition(
     return d, None if r is None else _facts(r, time.perf_counter() - started)
 
 
-def refresh(engine: Engine, kind: str, name: A.Ident, text: str, now: dt.datetime) -> pa.Table:
+def refresh(engine: Engine, kind: str, name: ast.Ident, text: str, now: dt.datetime) -> pa.Table:
     d = find(engine, kind, name.name)
     if d is None:
         raise fail(
@@ -208,7 +206,7 @@ def refresh_definition(engine: Engine, d: Definition, now: dt.datetime) -> dict[
     """Materialise the latest version of a stored definition; the facts of the new version."""
     started = time.perf_counter()
     stmt = parse(d.text)
-    assert isinstance(stmt, A.DefineTag | A.DefineSegment | A.DefineClusters)
+    assert isinstance(stmt, ast.DefineTag | ast.DefineSegment | ast.DefineClusters)
     computed = materialise(engine, stmt, d.text, now)
     try:
         r = engine.audiences.write_refresh(d, now, computed)
@@ -243,25 +241,25 @@ def find(engine: Engine, kind: str, name: str) -> Definition | None:
 
 def materialise(
     engine: Engine,
-    stmt: A.DefineTag | A.DefineSegment | A.DefineClusters,
+    stmt: ast.DefineTag | ast.DefineSegment | ast.DefineClusters,
     text: str,
     now: dt.datetime,
 ) -> Materialised:
     """Compute one refresh of a definition (nothing is stored): members, or values and facts."""
-    if isinstance(stmt, A.DefineSegment):
+    if isinstance(stmt, ast.DefineSegment):
         c = bind_entity(engine, text, entity_find(stmt.entity, stmt.span, where=stmt.where), now)
         ids = run_entity(engine, c).column(ID_COLUMN)
         return Materialised({}, members=bitmap_of(ids))
-    if isinstance(stmt, A.DefineTag):
-        if R.is_rfm(stmt.expr):
+    if isinstance(stmt, ast.DefineTag):
+        if rfm.is_rfm(stmt.expr):
             c = bind_entity(
                 engine,
                 text,
-                entity_find(stmt.entity, stmt.span, items=R.items(text, stmt.expr)),
+                entity_find(stmt.entity, stmt.span, items=rfm.items(text, stmt.expr)),
                 now,
             )
-            table = R.score(run_entity(engine, c))
-            info: dict[str, Any] = {"type": "string", "extras": {k: "int" for k in R.EXTRAS}}
+            table = rfm.score(run_entity(engine, c))
+            info: dict[str, Any] = {"type": "string", "extras": {k: "int" for k in rfm.EXTRAS}}
         else:
             c = bind_entity(
                 engine, text, entity_find(stmt.entity, stmt.span, items=[("value", stmt.expr)]), now
@@ -278,7 +276,7 @@ def materialise(
     )
     data = run_entity(engine, c)
     try:
-        labels, info = C.fit(data, stmt.k.value, stmt.seed.value)
+        labels, info = clusters.fit(data, stmt.k.value, stmt.seed.value)
     except ValueError as exc:
         raise fail(text, "E231", f"cannot cluster: {exc}", stmt.k.span) from None
     table = pa.table(

@@ -8,10 +8,9 @@ from typing import Any
 import pyarrow as pa
 
 from entities.names import shown
-from eql import types as T
+from eql import types
 from eql.binder.values import convert
-from eql.syntax import ast as A
-from eql.syntax import parse
+from eql.syntax import ast, parse
 from runtime.audiences.compute import bind_entity, entity_find, fail, run_entity
 from runtime.engine import Engine
 from storage.audiences import AudienceReader, Definition
@@ -47,7 +46,7 @@ def show(engine: Engine, kind: str) -> pa.Table:
     return pa.Table.from_pylist(rows)
 
 
-def _require(aud: AudienceReader, kind: str, name: A.Ident, text: str) -> Definition:
+def _require(aud: AudienceReader, kind: str, name: ast.Ident, text: str) -> Definition:
     """The definition `name` names (regardless of case), or E225 with the closest names."""
     d = aud.definition(kind, name.name)
     if d is not None:
@@ -66,7 +65,7 @@ def _require(aud: AudienceReader, kind: str, name: A.Ident, text: str) -> Defini
     )
 
 
-def describe(engine: Engine, kind: str, ident: A.Ident, text: str) -> pa.Table:
+def describe(engine: Engine, kind: str, ident: ast.Ident, text: str) -> pa.Table:
     aud = engine.audiences.view()
     current = _require(aud, kind, ident, text)
     name = current.name
@@ -118,42 +117,42 @@ def describe(engine: Engine, kind: str, ident: A.Ident, text: str) -> pa.Table:
     return pa.Table.from_pylist(rows)
 
 
-def drop(engine: Engine, kind: str, ident: A.Ident, text: str) -> pa.Table:
+def drop(engine: Engine, kind: str, ident: ast.Ident, text: str) -> pa.Table:
     d = _require(engine.audiences, kind, ident, text)
     engine.audiences.drop(d)
     return pa.table({"kind": [kind], "name": [d.name], "message": ["dropped"]})
 
 
-def _leaves(e: A.Expr, out: list[A.Expr]) -> None:
+def _leaves(e: ast.Expr, out: list[ast.Expr]) -> None:
     """Every condition of a predicate, outermost first: AND/OR operands and NOT operands."""
     out.append(e)
-    if isinstance(e, A.Logical):
+    if isinstance(e, ast.Logical):
         for op in e.operands:
             _leaves(op, out)
-    elif isinstance(e, A.Not):
+    elif isinstance(e, ast.Not):
         _leaves(e.operand, out)
-    elif isinstance(e, A.Compare | A.Between):
-        for side in (e.left, e.right) if isinstance(e, A.Compare) else (e.operand,):
+    elif isinstance(e, ast.Compare | ast.Between):
+        for side in (e.left, e.right) if isinstance(e, ast.Compare) else (e.operand,):
             if not isinstance(
                 side,
-                A.IntLiteral
-                | A.DecimalLiteral
-                | A.StringLiteral
-                | A.DateLiteral
-                | A.TimestampLiteral
-                | A.BoolLiteral,
+                ast.IntLiteral
+                | ast.DecimalLiteral
+                | ast.StringLiteral
+                | ast.DateLiteral
+                | ast.TimestampLiteral
+                | ast.BoolLiteral,
             ):
                 out.append(side)
 
 
 def explain_membership(
-    engine: Engine, stmt: A.ExplainMembership, text: str, params: dict[str, Any], now: dt.datetime
+    engine: Engine, stmt: ast.ExplainMembership, text: str, params: dict[str, Any], now: dt.datetime
 ) -> pa.Table:
     aud = engine.audiences.view()
     d = _require(aud, "SEGMENT", stmt.segment, text)
     name = d.name
     ent = engine.store.entity(d.entity)
-    key = _key(text, stmt.key, params, T.from_schema(ent.key.type))
+    key = _key(text, stmt.key, params, types.from_schema(ent.key.type))
     dense = engine.store.dense_id(d.entity, key)
     if dense is None or engine.store.get(d.entity, key) is None:
         raise fail(
@@ -164,12 +163,12 @@ def explain_membership(
             f"keys of {d.entity} are {ent.key.type.kind.value}s",
         )
     seg = parse(d.text)
-    assert isinstance(seg, A.DefineSegment)
-    parts: list[A.Expr] = []
+    assert isinstance(seg, ast.DefineSegment)
+    parts: list[ast.Expr] = []
     _leaves(seg.where, parts)
     items = [(f"p{i}", p) for i, p in enumerate(parts)]
-    key_path = A.Path((A.Ident(ent.key.name, seg.span),), seg.span)
-    where = A.Compare(A.CompareOp.EQ, key_path, A.Param("__key", seg.span), seg.span)
+    key_path = ast.Path((ast.Ident(ent.key.name, seg.span),), seg.span)
+    where = ast.Compare(ast.CompareOp.EQ, key_path, ast.Param("__key", seg.span), seg.span)
     c = bind_entity(
         engine, d.text, entity_find(seg.entity, seg.span, where, items), now, {"__key": key}
     )
@@ -187,9 +186,9 @@ def explain_membership(
     return pa.Table.from_pylist(rows)
 
 
-def _key(text: str, node: A.MembershipKey, params: dict[str, Any], t: T.Type) -> Any:
-    raw: Any = node.name if isinstance(node, A.Param) else node.value
-    if isinstance(node, A.Param):
+def _key(text: str, node: ast.MembershipKey, params: dict[str, Any], t: types.Type) -> Any:
+    raw: Any = node.name if isinstance(node, ast.Param) else node.value
+    if isinstance(node, ast.Param):
         if node.name not in params:
             raise fail(text, "E210", f"missing parameter ${node.name}", node.span)
         raw = params[node.name]

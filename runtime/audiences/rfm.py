@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from entities.arrow import ID_COLUMN
-from eql.syntax import ast as A
+from eql.syntax import ast
 from runtime.audiences.compute import fail
 
 EXTRAS = ("r", "f", "m")
@@ -33,16 +33,16 @@ CLASSES: tuple[tuple[str, str], ...] = (
 )
 
 
-def is_rfm(e: A.Expr) -> bool:
-    return isinstance(e, A.Call) and e.name.name.lower() == "rfm"
+def is_rfm(e: ast.Expr) -> bool:
+    return isinstance(e, ast.Call) and e.name.name.lower() == "rfm"
 
 
-def items(text: str, call: A.Expr) -> list[tuple[str, A.Expr]]:
+def items(text: str, call: ast.Expr) -> list[tuple[str, ast.Expr]]:
     """The three per-entity measures as EQL expressions over the stream."""
-    assert isinstance(call, A.Call)
+    assert isinstance(call, ast.Call)
     ok = (
         len(call.args) == 2
-        and all(isinstance(a, A.Path) and len(a.parts) == 1 for a in call.args)
+        and all(isinstance(a, ast.Path) and len(a.parts) == 1 for a in call.args)
         and not call.star
         and not call.distinct
     )
@@ -55,19 +55,19 @@ def items(text: str, call: A.Expr) -> list[tuple[str, A.Expr]]:
             "e.g. rfm(purchase, amount, DURING LAST 365 DAYS)",
         )
     stream, amount = call.args
-    assert isinstance(stream, A.Path) and isinstance(amount, A.Path)
+    assert isinstance(stream, ast.Path) and isinstance(amount, ast.Path)
     s = stream.parts[0]
     sp = call.span
 
-    def agg(name: str, arg: A.Expr) -> A.Call:
-        return A.Call(A.Ident(name, sp), (arg,), False, False, call.filter, call.window, sp)
+    def agg(name: str, arg: ast.Expr) -> ast.Call:
+        return ast.Call(ast.Ident(name, sp), (arg,), False, False, call.filter, call.window, sp)
 
-    last_time = agg("last", A.Path((s, A.Ident("time", sp)), sp))
-    recency = A.Call(A.Ident("days_since", sp), (last_time,), False, False, None, None, sp)
+    last_time = agg("last", ast.Path((s, ast.Ident("time", sp)), sp))
+    recency = ast.Call(ast.Ident("days_since", sp), (last_time,), False, False, None, None, sp)
     return [
         ("recency", recency),
         ("frequency", agg("count", stream)),
-        ("monetary", agg("sum", A.Path((s, amount.parts[0]), sp))),
+        ("monetary", agg("sum", ast.Path((s, amount.parts[0]), sp))),
     ]
 
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
-from server import definitions as D
+from server import definitions
 from server.auth import require
 from server.encoding import dumps
 from server.errors import responses
@@ -36,14 +36,14 @@ def add_definition_routes(
     @router.get(
         "",
         summary=f"Every {listed}: definition, latest version, "
-        + ("size" if kinds == D.SEGMENTS else "type"),
+        + ("size" if kinds == definitions.SEGMENTS else "type"),
         response_model=AudienceList,
         responses=responses(401, 403, 429),
         dependencies=READ,
     )
     async def list_all(request: Request) -> Response:
         state: AppState = request.app.state.eql
-        return json_response({"items": D.listing(state, kinds)})
+        return json_response({"items": definitions.listing(state, kinds)})
 
     @router.post(
         "",
@@ -59,13 +59,19 @@ def add_definition_routes(
     )
     async def define(body: DefineRequest, request: Request) -> Response:
         state: AppState = request.app.state.eql
-        status, out = await D.define(state, kinds, body.eql, body.refresh, body.reference_time())
+        status, out = await definitions.define(
+            state, kinds, body.eql, body.refresh, body.reference_time()
+        )
         return json_response(out, status)
 
     @router.get(
         "/{name}",
         summary=f"A {noun}: definition history and versions"
-        + (" (size, entered, exited)" if kinds == D.SEGMENTS else ", top values, centroids"),
+        + (
+            " (size, entered, exited)"
+            if kinds == definitions.SEGMENTS
+            else ", top values, centroids"
+        ),
         response_model=AudienceDetail,
         responses=responses(401, 403, 404, 429),
         dependencies=READ,
@@ -76,7 +82,7 @@ def add_definition_routes(
         history: Annotated[int, Query(ge=1, le=1000, description="Versions to list")] = 20,
     ) -> Response:
         state: AppState = request.app.state.eql
-        return json_response(D.detail(state, kinds, name, history))
+        return json_response(definitions.detail(state, kinds, name, history))
 
     @router.delete(
         "/{name}",
@@ -86,7 +92,7 @@ def add_definition_routes(
         dependencies=WRITE,
     )
     async def drop(name: str, request: Request) -> Response:
-        await D.drop(request.app.state.eql, kinds, name)
+        await definitions.drop(request.app.state.eql, kinds, name)
         return Response(status_code=204)
 
     @router.post(
@@ -98,4 +104,4 @@ def add_definition_routes(
     )
     async def refresh(name: str, request: Request, body: RefreshRequest | None = None) -> Response:
         as_of = body.reference_time() if body is not None else None
-        return json_response(await D.refresh(request.app.state.eql, kinds, name, as_of))
+        return json_response(await definitions.refresh(request.app.state.eql, kinds, name, as_of))

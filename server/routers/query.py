@@ -7,8 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
-from server import encoding as E
-from server import queries
+from server import encoding, queries
 from server.auth import require
 from server.errors import responses
 from server.keys import ApiKey
@@ -21,8 +20,8 @@ _QUERY_200: dict[str, Any] = {
     "An `EXPLAIN ...` text answers an explain result (JSON).",
     "model": QueryResult | ExplainResult,
     "content": {
-        E.NDJSON: {"schema": {"type": "string", "description": "one JSON object per line"}},
-        E.ARROW: {"schema": {"type": "string", "format": "binary"}},
+        encoding.NDJSON: {"schema": {"type": "string", "description": "one JSON object per line"}},
+        encoding.ARROW: {"schema": {"type": "string", "format": "binary"}},
     },
 }
 

@@ -14,15 +14,14 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import Response
 
-from server import definitions as D
-from server import feed as F
+from server import definitions, feed
 from server.errors import responses
 from server.models import BatchRequest, BatchResult, Membership
 from server.routers.audiences import LOOKUP, add_definition_routes
 from server.state import AppState
 
 router = APIRouter(prefix="/v1/segments", tags=["segments"])
-add_definition_routes(router, D.SEGMENTS, "segment", "segment", "DEFINE SEGMENT")
+add_definition_routes(router, definitions.SEGMENTS, "segment", "segment", "DEFINE SEGMENT")
 
 _BIG_BATCH = 64 << 10  # bodies larger than this are checked on a thread, not on the event loop
 
@@ -75,7 +74,7 @@ async def batch_membership(name: str, request: Request) -> Response:
         **responses(401, 403, 404, 422, 429),
         200: {
             "description": "`text/event-stream` of `change` events (see docs/server.md)",
-            "content": {F.MEDIA: {"schema": {"type": "string"}}},
+            "content": {feed.MEDIA: {"schema": {"type": "string"}}},
         },
     },
     dependencies=LOOKUP,
@@ -89,8 +88,8 @@ async def changes(
     last_event_id: Annotated[str | None, Header(description="Resume after this event")] = None,
 ) -> Response:
     state: AppState = request.app.state.eql
-    d = D.current(state, D.SEGMENTS, name)
+    d = definitions.current(state, definitions.SEGMENTS, name)
     versions = state.lookups.audiences.versions(d, 1)
     latest = versions[-1].version if versions else 0
-    start = F.position(last_event_id, since, latest, d.generation)
-    return F.EventStream(state, F.changes(state, d, start))
+    start = feed.position(last_event_id, since, latest, d.generation)
+    return feed.EventStream(state, feed.changes(state, d, start))

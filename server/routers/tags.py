@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from server import definitions as D
+from server import definitions
 from server.routers.audiences import add_definition_routes
 
 router = APIRouter(prefix="/v1/tags", tags=["tags"])
-add_definition_routes(router, D.TAGS, "tag", "tag and clusters", "DEFINE TAG or DEFINE CLUSTERS")
+add_definition_routes(
+    router, definitions.TAGS, "tag", "tag and clusters", "DEFINE TAG or DEFINE CLUSTERS"
+)

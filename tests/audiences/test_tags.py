@@ -14,7 +14,7 @@ import pytest
 
 from eql.diagnostics import EqlError
 from runtime import Session
-from runtime.audiences import rfm as R
+from runtime.audiences import rfm
 from runtime.lookup import Audiences
 from storage import ChangeSet, Store
 from tests.audiences.helpers import NOW, run
@@ -129,9 +129,15 @@ def test_rfm_known_answers(rfm_engine: Session) -> None:
 
 
 def test_rfm_quintiles_and_classes() -> None:
-    q = R.quintile(pa.array([1, 1, 2, 3, 4]), higher_is_better=True).tolist()
+    q = rfm.quintile(pa.array([1, 1, 2, 3, 4]), higher_is_better=True).tolist()
     assert q == [1, 1, 3, 4, 5]  # ties share the lower score
-    assert R.quintile(pa.array([1, 1, 2, 3, 4]), higher_is_better=False).tolist() == [4, 4, 3, 2, 1]
+    assert rfm.quintile(pa.array([1, 1, 2, 3, 4]), higher_is_better=False).tolist() == [
+        4,
+        4,
+        3,
+        2,
+        1,
+    ]
     cases = {
         (5, 5, 5): "champions",
         (3, 5, 1): "loyal",
@@ -144,7 +150,7 @@ def test_rfm_quintiles_and_classes() -> None:
         (1, 3, 3): "lost",
     }
     r, f, m = (np.array([k[i] for k in cases]) for i in range(3))
-    assert R.classify(r, f, m).tolist() == list(cases.values())
+    assert rfm.classify(r, f, m).tolist() == list(cases.values())
 
 
 def test_store_level_rfm(session: Session) -> None:
@@ -156,7 +162,7 @@ def test_store_level_rfm(session: Session) -> None:
         None,
         NOW,
     ).to_pylist()
-    assert {r["store_rfm"] for r in rows} <= {c for c, _ in R.CLASSES}
+    assert {r["store_rfm"] for r in rows} <= {c for c, _ in rfm.CLASSES}
     top = max(rows, key=lambda r: r["sales"])
     assert top["m"] == 5
     assert all(1 <= r[k] <= 5 for r in rows for k in "rfm")

@@ -10,7 +10,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from eql.diagnostics import EqlError, InternalError
+from eql.diagnostics import EqlError
 from eql.planner import to_datafusion
 from runtime.engine import Engine, EngineSettings
 from storage import Store
@@ -169,12 +169,13 @@ def test_failures_are_typed_once(raised: BaseException, typed: str) -> None:
 
 
 def test_internal_errors_are_not_query_failures(demo_engine: Engine) -> None:
-    """A plan node without an emitter is our bug: it escapes as InternalError, not as E301."""
+    """A plan node without an emitter is our bug: it escapes as such (assert_never), not as a
+    query failure (E301)."""
     plan = demo_engine.compile("FIND users RETURN count() AS n", now=NOW).plan
 
     @dataclasses.dataclass(frozen=True)
     class Unknown:
         child: object
 
-    with pytest.raises(InternalError):
+    with pytest.raises(AssertionError, match="unreachable"):
         to_datafusion.execute(Unknown(plan), demo_engine.peer_context())  # type: ignore[arg-type]

@@ -211,10 +211,10 @@ def test_months_window_clamps_to_month_end(engine: Engine) -> None:
     c = engine.compile(
         "FIND users RETURN count(orders DURING LAST 1 MONTHS) AS n AS OF '2026-03-31'"
     )
-    from eql.binder import bound as B
+    from eql.binder import bound
 
     agg = c.bound.items[0].expr
-    assert isinstance(agg, B.Aggregate) and agg.window is not None
+    assert isinstance(agg, bound.Aggregate) and agg.window is not None
     assert agg.window.start == dt.datetime(2026, 2, 28, tzinfo=dt.UTC)
 
 

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pytest
 
-from server import encoding as E
+from server import encoding
 from server.errors import ApiError, error_bytes
 from server.runner import QueryRunner
 from tests.server.conftest import AppFactory, Keys, open_client
@@ -33,7 +33,7 @@ def _batch(rows: int = 10_000, cols: int = 20) -> pa.RecordBatch:
     return pa.record_batch(data)
 
 
-class Counting(E.Pace):
+class Counting(encoding.Pace):
     def __init__(self, stop_after: int | None = None) -> None:
         super().__init__(1 << 40)
         self.calls: list[int] = []
@@ -49,13 +49,13 @@ class Counting(E.Pace):
 @pytest.mark.parametrize("encoder", ["json", "ndjson"])
 def test_text_encoders_work_in_slices(encoder: str) -> None:
     batch = _batch()
-    enc = E.JsonEncoder([], 0.0) if encoder == "json" else E.NdjsonEncoder()
+    enc = encoding.JsonEncoder([], 0.0) if encoder == "json" else encoding.NdjsonEncoder()
     pace = Counting()
     pieces = enc.batch(batch, pace)
     cells = batch.num_rows * batch.num_columns
     # one Python conversion and one orjson call per slice of at most SLICE_CELLS values
-    rows_per_slice = E.SLICE_CELLS // batch.num_columns
-    assert len(pace.calls) == -(-batch.num_rows // rows_per_slice) >= cells // E.SLICE_CELLS
+    rows_per_slice = encoding.SLICE_CELLS // batch.num_columns
+    assert len(pace.calls) == -(-batch.num_rows // rows_per_slice) >= cells // encoding.SLICE_CELLS
     assert len(pieces) == len(pace.calls) and pace.produced == sum(map(len, pieces))
     if encoder == "json":
         doc = orjson.loads(enc.head() + b"".join(pieces) + enc.end(batch.num_rows, False))
@@ -67,11 +67,11 @@ def test_text_encoders_work_in_slices(encoder: str) -> None:
 
 def test_arrow_encoder_writes_pieces_that_decode() -> None:
     batch = _batch(rows=40_000, cols=10)
-    enc = E.ArrowEncoder(lambda: batch.schema)
+    enc = encoding.ArrowEncoder(lambda: batch.schema)
     pace = Counting()
     data = b"".join([enc.head(), *enc.batch(batch, pace), *enc.batch(batch.slice(7, 3), pace)])
     data += enc.end(batch.num_rows + 3, False)
-    assert max(pace.calls) <= E.PIECE_BYTES and len(pace.calls) > 1
+    assert max(pace.calls) <= encoding.PIECE_BYTES and len(pace.calls) > 1
     reader = ipc.open_stream(data)
     got = [b for b in reader]
     assert pa.Table.from_batches(got[:2]) == pa.Table.from_batches([batch, batch.slice(7, 3)])
@@ -81,10 +81,10 @@ def test_arrow_encoder_writes_pieces_that_decode() -> None:
 @pytest.mark.parametrize("encoder", ["json", "ndjson", "arrow"])
 def test_encoding_stops_within_a_slice(encoder: str) -> None:
     batch = _batch(rows=40_000)
-    enc: E.Encoder = {
-        "json": E.JsonEncoder([], 0.0),
-        "ndjson": E.NdjsonEncoder(),
-        "arrow": E.ArrowEncoder(lambda: batch.schema),
+    enc: encoding.Encoder = {
+        "json": encoding.JsonEncoder([], 0.0),
+        "ndjson": encoding.NdjsonEncoder(),
+        "arrow": encoding.ArrowEncoder(lambda: batch.schema),
     }[encoder]
     pace = Counting(stop_after=2)
     with pytest.raises(ApiError):
@@ -93,7 +93,7 @@ def test_encoding_stops_within_a_slice(encoder: str) -> None:
 
 
 def test_pace_refuses_bytes_past_the_limit() -> None:
-    pace = E.Pace(1000)
+    pace = encoding.Pace(1000)
     pace(600)
     with pytest.raises(ApiError) as info:
         pace(600)
@@ -113,12 +113,12 @@ def test_a_result_over_the_byte_limit(make_app: AppFactory, keys: Keys) -> None:
         small = c.post("/v1/query", json={"query": events, "limit": 5}, headers=h)
         assert small.status_code == 200 and len(small.json()["rows"]) == 5
         body = {"query": events, "limit": 100_000}
-        r = c.post("/v1/query", json=body, headers={**h, "Accept": E.NDJSON})
+        r = c.post("/v1/query", json=body, headers={**h, "Accept": encoding.NDJSON})
         assert r.status_code == 200  # the stream began; its trailer says why it ended
         lines = r.content.splitlines()
         assert json.loads(lines[-1])["@eql"]["error"]["code"] == "result_too_large"
         assert limit // 2 < len(r.content) <= limit + 1024  # the rows under the limit, a trailer
-        r = c.post("/v1/query", json=body, headers={**h, "Accept": E.ARROW})
+        r = c.post("/v1/query", json=body, headers={**h, "Accept": encoding.ARROW})
         assert r.status_code == 200
         reader = ipc.open_stream(r.content)
         meta = None
@@ -172,13 +172,13 @@ def test_lookups_and_memory_while_big_results_are_encoded(tmp_path: Path) -> Non
     for its size anyway)."""
     from typer.testing import CliRunner
 
-    from benchmarks import bench_big_results as B
+    from benchmarks import bench_big_results
     from eql.cli.main import app as cli
 
     data = tmp_path / "store"
     made = CliRunner().invoke(cli, ["demo", "--data-dir", str(data), "--users", "3000"])
     assert made.exit_code == 0, made.output
-    results = B.run(data, seconds=3.0)
+    results = bench_big_results.run(data, seconds=3.0)
     idle = results[0]
     for row in results[1:]:
         slack = 0.040 if row.label in ("480 aggregates", "2,800 concatenations") else 0.005

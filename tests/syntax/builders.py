@@ -2,80 +2,79 @@
 
 from __future__ import annotations
 
-from eql.syntax import NO_SPAN
-from eql.syntax import ast as A
+from eql.syntax import NO_SPAN, ast
 
 S = NO_SPAN
 
 
-def ident(name: str) -> A.Ident:
-    return A.Ident(name, S)
+def ident(name: str) -> ast.Ident:
+    return ast.Ident(name, S)
 
 
-def path(dotted: str) -> A.Path:
-    return A.Path(tuple(ident(p) for p in dotted.split(".")), S)
+def path(dotted: str) -> ast.Path:
+    return ast.Path(tuple(ident(p) for p in dotted.split(".")), S)
 
 
-def i(value: int) -> A.IntLiteral:
-    return A.IntLiteral(value, S)
+def i(value: int) -> ast.IntLiteral:
+    return ast.IntLiteral(value, S)
 
 
-def s(value: str) -> A.StringLiteral:
-    return A.StringLiteral(value, S)
+def s(value: str) -> ast.StringLiteral:
+    return ast.StringLiteral(value, S)
 
 
-def param(name: str) -> A.Param:
-    return A.Param(name, S)
+def param(name: str) -> ast.Param:
+    return ast.Param(name, S)
 
 
-def last(n: int, unit: A.TimeUnit) -> A.LastWindow:
-    return A.LastWindow(i(n), unit, S)
+def last(n: int, unit: ast.TimeUnit) -> ast.LastWindow:
+    return ast.LastWindow(i(n), unit, S)
 
 
-def days(n: int) -> A.LastWindow:
-    return last(n, A.TimeUnit.DAY)
+def days(n: int) -> ast.LastWindow:
+    return last(n, ast.TimeUnit.DAY)
 
 
 def call(
     name: str,
-    *args: A.Expr,
+    *args: ast.Expr,
     star: bool = False,
     distinct: bool = False,
-    filter: A.Expr | None = None,
-    window: A.Window | None = None,
-) -> A.Call:
-    return A.Call(ident(name), args, star, distinct, filter, window, S)
+    filter: ast.Expr | None = None,
+    window: ast.Window | None = None,
+) -> ast.Call:
+    return ast.Call(ident(name), args, star, distinct, filter, window, S)
 
 
-def cmp(op: str, left: A.Expr, right: A.Expr) -> A.Compare:
-    return A.Compare(A.CompareOp(op), left, right, S)
+def cmp(op: str, left: ast.Expr, right: ast.Expr) -> ast.Compare:
+    return ast.Compare(ast.CompareOp(op), left, right, S)
 
 
-def arith(op: str, left: A.Expr, right: A.Expr) -> A.Arith:
-    return A.Arith(A.ArithOp(op), left, right, S)
+def arith(op: str, left: ast.Expr, right: ast.Expr) -> ast.Arith:
+    return ast.Arith(ast.ArithOp(op), left, right, S)
 
 
-def and_(*operands: A.Expr) -> A.Logical:
-    return A.Logical(A.LogicalOp.AND, operands, S)
+def and_(*operands: ast.Expr) -> ast.Logical:
+    return ast.Logical(ast.LogicalOp.AND, operands, S)
 
 
-def or_(*operands: A.Expr) -> A.Logical:
-    return A.Logical(A.LogicalOp.OR, operands, S)
+def or_(*operands: ast.Expr) -> ast.Logical:
+    return ast.Logical(ast.LogicalOp.OR, operands, S)
 
 
-def not_(operand: A.Expr) -> A.Not:
-    return A.Not(operand, S)
+def not_(operand: ast.Expr) -> ast.Not:
+    return ast.Not(operand, S)
 
 
-def did(p: str, filter: A.Expr | None = None, window: A.Window | None = None) -> A.Did:
-    return A.Did(path(p), filter, window, S)
+def did(p: str, filter: ast.Expr | None = None, window: ast.Window | None = None) -> ast.Did:
+    return ast.Did(path(p), filter, window, S)
 
 
-def item(expr: A.Expr, alias: str | None = None) -> A.ReturnItem:
-    return A.ReturnItem(expr, None if alias is None else ident(alias), S)
+def item(expr: ast.Expr, alias: str | None = None) -> ast.ReturnItem:
+    return ast.ReturnItem(expr, None if alias is None else ident(alias), S)
 
 
-def find(entity: str, **clauses: object) -> A.Find:
+def find(entity: str, **clauses: object) -> ast.Find:
     fields: dict[str, object] = {
         "where": None,
         "group_by": (),
@@ -85,4 +84,4 @@ def find(entity: str, **clauses: object) -> A.Find:
         "as_of": None,
     }
     fields.update(clauses)
-    return A.Find(ident(entity), span=S, **fields)  # type: ignore[arg-type]
+    return ast.Find(ident(entity), span=S, **fields)  # type: ignore[arg-type]

@@ -11,8 +11,7 @@ from decimal import Decimal
 
 from hypothesis import strategies as st
 
-from eql.syntax import NO_SPAN
-from eql.syntax import ast as A
+from eql.syntax import NO_SPAN, ast
 from eql.syntax.build_ast import MAX_INT
 
 S = NO_SPAN
@@ -33,20 +32,20 @@ TEXT = st.one_of(
 )
 
 
-def idents() -> st.SearchStrategy[A.Ident]:
-    return st.builds(A.Ident, NAMES, st.just(S))
+def idents() -> st.SearchStrategy[ast.Ident]:
+    return st.builds(ast.Ident, NAMES, st.just(S))
 
 
-def params() -> st.SearchStrategy[A.Param]:
-    return st.builds(A.Param, SIMPLE, st.just(S))
+def params() -> st.SearchStrategy[ast.Param]:
+    return st.builds(ast.Param, SIMPLE, st.just(S))
 
 
-def paths() -> st.SearchStrategy[A.Path]:
-    return st.builds(A.Path, st.lists(idents(), min_size=1, max_size=3).map(tuple), st.just(S))
+def paths() -> st.SearchStrategy[ast.Path]:
+    return st.builds(ast.Path, st.lists(idents(), min_size=1, max_size=3).map(tuple), st.just(S))
 
 
-def ints() -> st.SearchStrategy[A.IntLiteral]:
-    return st.builds(A.IntLiteral, st.integers(0, MAX_INT), st.just(S))
+def ints() -> st.SearchStrategy[ast.IntLiteral]:
+    return st.builds(ast.IntLiteral, st.integers(0, MAX_INT), st.just(S))
 
 
 DECIMALS = st.decimals(
@@ -54,118 +53,118 @@ DECIMALS = st.decimals(
 ).map(lambda d: abs(d) + Decimal(0))
 
 
-def strings() -> st.SearchStrategy[A.StringLiteral]:
-    return st.builds(A.StringLiteral, TEXT, st.just(S))
+def strings() -> st.SearchStrategy[ast.StringLiteral]:
+    return st.builds(ast.StringLiteral, TEXT, st.just(S))
 
 
-def dates() -> st.SearchStrategy[A.DateLiteral]:
-    return st.builds(A.DateLiteral, st.dates(), st.just(S))
+def dates() -> st.SearchStrategy[ast.DateLiteral]:
+    return st.builds(ast.DateLiteral, st.dates(), st.just(S))
 
 
-def timestamps() -> st.SearchStrategy[A.TimestampLiteral]:
-    return st.builds(A.TimestampLiteral, st.datetimes(timezones=st.just(UTC)), st.just(S))
+def timestamps() -> st.SearchStrategy[ast.TimestampLiteral]:
+    return st.builds(ast.TimestampLiteral, st.datetimes(timezones=st.just(UTC)), st.just(S))
 
 
-def literals() -> st.SearchStrategy[A.Expr]:
+def literals() -> st.SearchStrategy[ast.Expr]:
     return st.one_of(
         ints(),
-        st.builds(A.DecimalLiteral, DECIMALS, st.just(S)),
+        st.builds(ast.DecimalLiteral, DECIMALS, st.just(S)),
         strings(),
-        st.builds(A.BoolLiteral, st.booleans(), st.just(S)),
-        st.just(A.NullLiteral(S)),
+        st.builds(ast.BoolLiteral, st.booleans(), st.just(S)),
+        st.just(ast.NullLiteral(S)),
         dates(),
         timestamps(),
     )
 
 
-def timepoints() -> st.SearchStrategy[A.TimePoint]:
+def timepoints() -> st.SearchStrategy[ast.TimePoint]:
     return st.one_of(strings(), dates(), timestamps(), params())
 
 
-def windows() -> st.SearchStrategy[A.Window]:
+def windows() -> st.SearchStrategy[ast.Window]:
     return st.one_of(
         st.builds(
-            A.LastWindow,
-            st.one_of(st.builds(A.IntLiteral, st.integers(0, 1000), st.just(S)), params()),
-            st.sampled_from(A.TimeUnit),
+            ast.LastWindow,
+            st.one_of(st.builds(ast.IntLiteral, st.integers(0, 1000), st.just(S)), params()),
+            st.sampled_from(ast.TimeUnit),
             st.just(S),
         ),
-        st.builds(A.RangeWindow, timepoints(), timepoints(), st.just(S)),
+        st.builds(ast.RangeWindow, timepoints(), timepoints(), st.just(S)),
     )
 
 
-def _leaves() -> st.SearchStrategy[A.Expr]:
+def _leaves() -> st.SearchStrategy[ast.Expr]:
     return st.one_of(
         literals(),
         params(),
         paths(),
         paths(),
-        st.builds(A.InSegment, idents(), st.just(S)),
-        st.builds(A.AsOfValue, paths(), timepoints(), st.just(S)),
-        st.builds(A.Did, paths(), st.none(), st.one_of(st.none(), windows()), st.just(S)),
+        st.builds(ast.InSegment, idents(), st.just(S)),
+        st.builds(ast.AsOfValue, paths(), timepoints(), st.just(S)),
+        st.builds(ast.Did, paths(), st.none(), st.one_of(st.none(), windows()), st.just(S)),
     )
 
 
-def _composites(sub: st.SearchStrategy[A.Expr]) -> st.SearchStrategy[A.Expr]:
+def _composites(sub: st.SearchStrategy[ast.Expr]) -> st.SearchStrategy[ast.Expr]:
     opt = st.one_of(st.none(), sub)
     opt_window = st.one_of(st.none(), windows())
     some = st.lists(sub, min_size=1, max_size=3).map(tuple)
     calls = st.one_of(
-        st.builds(A.Call, idents(), st.just(()), st.just(False), st.just(False), st.none(),
+        st.builds(ast.Call, idents(), st.just(()), st.just(False), st.just(False), st.none(),
                   st.none(), st.just(S)),
-        st.builds(A.Call, idents(), st.just(()), st.just(True), st.just(False), opt,
+        st.builds(ast.Call, idents(), st.just(()), st.just(True), st.just(False), opt,
                   opt_window, st.just(S)),
-        st.builds(A.Call, idents(), some, st.just(False), st.booleans(), opt, opt_window,
+        st.builds(ast.Call, idents(), some, st.just(False), st.booleans(), opt, opt_window,
                   st.just(S)),
     )  # fmt: skip
     return st.one_of(
         calls,
         st.builds(
-            A.Case,
+            ast.Case,
             opt,
-            st.lists(st.builds(A.WhenClause, sub, sub, st.just(S)), min_size=1, max_size=3).map(
+            st.lists(st.builds(ast.WhenClause, sub, sub, st.just(S)), min_size=1, max_size=3).map(
                 tuple
             ),
             opt,
             st.just(S),
         ),
-        st.builds(A.Negate, sub, st.just(S)),
-        st.builds(A.Arith, st.sampled_from(A.ArithOp), sub, sub, st.just(S)),
-        st.builds(A.Compare, st.sampled_from(A.CompareOp), sub, sub, st.just(S)),
-        st.builds(A.IsNull, sub, st.booleans(), st.just(S)),
-        st.builds(A.InList, sub, some, st.booleans(), st.just(S)),
-        st.builds(A.InParam, sub, params(), st.booleans(), st.just(S)),
-        st.builds(A.Between, sub, sub, sub, st.booleans(), st.just(S)),
-        st.builds(A.Like, sub, sub, st.booleans(), st.just(S)),
-        st.builds(A.Did, paths(), opt, opt_window, st.just(S)),
-        st.builds(A.Not, sub, st.just(S)),
+        st.builds(ast.Negate, sub, st.just(S)),
+        st.builds(ast.Arith, st.sampled_from(ast.ArithOp), sub, sub, st.just(S)),
+        st.builds(ast.Compare, st.sampled_from(ast.CompareOp), sub, sub, st.just(S)),
+        st.builds(ast.IsNull, sub, st.booleans(), st.just(S)),
+        st.builds(ast.InList, sub, some, st.booleans(), st.just(S)),
+        st.builds(ast.InParam, sub, params(), st.booleans(), st.just(S)),
+        st.builds(ast.Between, sub, sub, sub, st.booleans(), st.just(S)),
+        st.builds(ast.Like, sub, sub, st.booleans(), st.just(S)),
+        st.builds(ast.Did, paths(), opt, opt_window, st.just(S)),
+        st.builds(ast.Not, sub, st.just(S)),
         st.builds(
-            A.Logical,
-            st.sampled_from(A.LogicalOp),
+            ast.Logical,
+            st.sampled_from(ast.LogicalOp),
             st.lists(sub, min_size=2, max_size=4).map(tuple),
             st.just(S),
         ),
     )
 
 
-def exprs(max_leaves: int = 12) -> st.SearchStrategy[A.Expr]:
+def exprs(max_leaves: int = 12) -> st.SearchStrategy[ast.Expr]:
     return st.recursive(_leaves(), _composites, max_leaves=max_leaves)
 
 
-def _clauses(e: st.SearchStrategy[A.Expr]) -> dict[str, st.SearchStrategy[object]]:
+def _clauses(e: st.SearchStrategy[ast.Expr]) -> dict[str, st.SearchStrategy[object]]:
     few = st.lists(e, max_size=2).map(tuple)
     return {
         "where": st.one_of(st.none(), e),
         "group_by": few,
         "returns": st.lists(
-            st.builds(A.ReturnItem, e, st.one_of(st.none(), idents()), st.just(S)), max_size=2
+            st.builds(ast.ReturnItem, e, st.one_of(st.none(), idents()), st.just(S)), max_size=2
         ).map(tuple),
         "order_by": st.lists(
             st.builds(
-                A.OrderItem,
+                ast.OrderItem,
                 e,
-                st.sampled_from(A.SortDirection),
-                st.one_of(st.none(), st.sampled_from(A.NullsOrder)),
+                st.sampled_from(ast.SortDirection),
+                st.one_of(st.none(), st.sampled_from(ast.NullsOrder)),
                 st.just(S),
             ),
             max_size=2,
@@ -175,11 +174,11 @@ def _clauses(e: st.SearchStrategy[A.Expr]) -> dict[str, st.SearchStrategy[object
     }
 
 
-def queries(e: st.SearchStrategy[A.Expr]) -> st.SearchStrategy[A.Find | A.FindEvents]:
+def queries(e: st.SearchStrategy[ast.Expr]) -> st.SearchStrategy[ast.Find | ast.FindEvents]:
     return st.one_of(
-        st.builds(A.Find, entity=idents(), span=st.just(S), **_clauses(e)),
+        st.builds(ast.Find, entity=idents(), span=st.just(S), **_clauses(e)),
         st.builds(
-            A.FindEvents,
+            ast.FindEvents,
             stream=idents(),
             during=st.one_of(st.none(), windows()),
             span=st.just(S),
@@ -189,36 +188,36 @@ def queries(e: st.SearchStrategy[A.Expr]) -> st.SearchStrategy[A.Find | A.FindEv
 
 
 def definitions(
-    e: st.SearchStrategy[A.Expr],
-) -> st.SearchStrategy[A.DefineTag | A.DefineSegment | A.DefineClusters]:
-    features = st.lists(st.builds(A.Feature, idents(), e, st.just(S)), min_size=1, max_size=3)
+    e: st.SearchStrategy[ast.Expr],
+) -> st.SearchStrategy[ast.DefineTag | ast.DefineSegment | ast.DefineClusters]:
+    features = st.lists(st.builds(ast.Feature, idents(), e, st.just(S)), min_size=1, max_size=3)
     return st.one_of(
-        st.builds(A.DefineTag, idents(), idents(), e, st.just(S)),
-        st.builds(A.DefineSegment, idents(), idents(), e, st.just(S)),
+        st.builds(ast.DefineTag, idents(), idents(), e, st.just(S)),
+        st.builds(ast.DefineSegment, idents(), idents(), e, st.just(S)),
         st.builds(
-            A.DefineClusters, idents(), idents(), ints(), ints(), features.map(tuple), st.just(S)
+            ast.DefineClusters, idents(), idents(), ints(), ints(), features.map(tuple), st.just(S)
         ),
     )
 
 
-def statements(max_leaves: int = 8) -> st.SearchStrategy[A.Statement]:
+def statements(max_leaves: int = 8) -> st.SearchStrategy[ast.Statement]:
     e = exprs(max_leaves)
-    kinds = st.sampled_from(A.ObjectKind)
+    kinds = st.sampled_from(ast.ObjectKind)
     return st.one_of(
         queries(e),
         queries(e),
         definitions(e),
         st.builds(
-            A.Explain,
-            st.one_of(st.none(), st.sampled_from(A.ExplainStage)),
+            ast.Explain,
+            st.one_of(st.none(), st.sampled_from(ast.ExplainStage)),
             st.one_of(queries(e), definitions(e)),
             st.just(S),
         ),
         st.builds(
-            A.ExplainMembership, idents(), st.one_of(ints(), strings(), params()), st.just(S)
+            ast.ExplainMembership, idents(), st.one_of(ints(), strings(), params()), st.just(S)
         ),
-        st.builds(A.Refresh, kinds, idents(), st.just(S)),
-        st.builds(A.Drop, kinds, idents(), st.just(S)),
-        st.builds(A.Describe, kinds, idents(), st.just(S)),
-        st.builds(A.Show, kinds, st.just(S)),
+        st.builds(ast.Refresh, kinds, idents(), st.just(S)),
+        st.builds(ast.Drop, kinds, idents(), st.just(S)),
+        st.builds(ast.Describe, kinds, idents(), st.just(S)),
+        st.builds(ast.Show, kinds, st.just(S)),
     )

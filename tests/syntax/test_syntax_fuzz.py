@@ -16,8 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from eql.diagnostics import EqlError
-from eql.syntax import ast as A
-from eql.syntax import format_statement, parse, strip_spans
+from eql.syntax import ast, format_statement, parse, strip_spans
 from tests.syntax import strategies
 from tests.syntax.corpus import CORPUS
 
@@ -165,4 +164,4 @@ def test_known_nasty_inputs() -> None:
 
 def test_a_valid_statement_is_a_statement() -> None:
     stmt = parse("FIND users")
-    assert isinstance(stmt, A.Find)
+    assert isinstance(stmt, ast.Find)

@@ -11,8 +11,7 @@ from decimal import Decimal
 import pytest
 
 from eql.diagnostics import Span
-from eql.syntax import ast as A
-from eql.syntax import children, format_statement, parse, strip_spans
+from eql.syntax import ast, children, format_statement, parse, strip_spans
 from eql.syntax.build_ast import AstBuilder
 from eql.syntax.keywords import HARD_KEYWORDS, RESERVED_WORDS
 from eql.syntax.parser import KEYWORD_PRIORITY, lark_parser
@@ -20,8 +19,8 @@ from tests.syntax.corpus import CORPUS
 
 NODE_TYPES = {
     cls
-    for cls in vars(A).values()
-    if isinstance(cls, type) and dataclasses.is_dataclass(cls) and cls.__module__ == A.__name__
+    for cls in vars(ast).values()
+    if isinstance(cls, type) and dataclasses.is_dataclass(cls) and cls.__module__ == ast.__name__
 }
 PLAIN = (str, int, bool, Decimal, date, Span, type(None))
 
@@ -91,7 +90,7 @@ def test_hard_keywords_and_reserved_words_work_as_quoted_names() -> None:
         for spelling in (word, word.lower()):
             text = f"FIND users WHERE `{spelling}` = 1 RETURN x AS `{spelling}`"
             stmt = parse(text)
-            assert isinstance(stmt, A.Find)
+            assert isinstance(stmt, ast.Find)
             printed = format_statement(stmt)
             assert f"`{spelling}`" in printed
             assert strip_spans(parse(printed)) == strip_spans(stmt)

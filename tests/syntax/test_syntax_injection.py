@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from eql.diagnostics import EqlError
-from eql.syntax import ast as A
-from eql.syntax import format_statement, parse, strip_spans
+from eql.syntax import ast, format_statement, parse, strip_spans
 
 NASTY_VALUES = [
     "'; DROP TABLE users; --",
@@ -42,9 +41,9 @@ def bquote(name: str) -> str:
 @pytest.mark.parametrize("value", NASTY_VALUES)
 def test_string_literal_is_exactly_the_value(value: str) -> None:
     stmt = parse(f"FIND users WHERE name = {quote(value)} RETURN id")
-    assert isinstance(stmt, A.Find) and isinstance(stmt.where, A.Compare)
-    assert stmt.where.right == A.StringLiteral(value, stmt.where.right.span)
-    assert stmt.returns[0].expr == A.Path((A.Ident("id", stmt.returns[0].expr.span),),
+    assert isinstance(stmt, ast.Find) and isinstance(stmt.where, ast.Compare)
+    assert stmt.where.right == ast.StringLiteral(value, stmt.where.right.span)
+    assert stmt.returns[0].expr == ast.Path((ast.Ident("id", stmt.returns[0].expr.span),),
                                           stmt.returns[0].expr.span)  # fmt: skip
     again = parse(format_statement(stmt))
     assert strip_spans(again) == strip_spans(stmt)
@@ -53,9 +52,9 @@ def test_string_literal_is_exactly_the_value(value: str) -> None:
 @pytest.mark.parametrize("name", [v for v in NASTY_VALUES if v])
 def test_quoted_name_is_exactly_the_name(name: str) -> None:
     stmt = parse(f"FIND {bquote(name)} WHERE {bquote(name)}.x = 1 RETURN 1 AS {bquote(name)}")
-    assert isinstance(stmt, A.Find)
+    assert isinstance(stmt, ast.Find)
     assert stmt.entity.name == name
-    assert isinstance(stmt.where, A.Compare) and isinstance(stmt.where.left, A.Path)
+    assert isinstance(stmt.where, ast.Compare) and isinstance(stmt.where.left, ast.Path)
     assert [p.name for p in stmt.where.left.parts] == [name, "x"]
     assert stmt.returns[0].alias is not None and stmt.returns[0].alias.name == name
     assert strip_spans(parse(format_statement(stmt))) == strip_spans(stmt)
@@ -63,11 +62,11 @@ def test_quoted_name_is_exactly_the_name(name: str) -> None:
 
 def test_parameters_are_names_never_text() -> None:
     stmt = parse("FIND users WHERE city = $city AND id IN $ids LIMIT $n")
-    assert isinstance(stmt, A.Find) and isinstance(stmt.where, A.Logical)
+    assert isinstance(stmt, ast.Find) and isinstance(stmt.where, ast.Logical)
     left, right = stmt.where.operands
-    assert isinstance(left, A.Compare) and left.right == A.Param("city", left.right.span)
-    assert isinstance(right, A.InParam) and right.param.name == "ids"
-    assert isinstance(stmt.limit, A.Param) and stmt.limit.name == "n"
+    assert isinstance(left, ast.Compare) and left.right == ast.Param("city", left.right.span)
+    assert isinstance(right, ast.InParam) and right.param.name == "ids"
+    assert isinstance(stmt.limit, ast.Param) and stmt.limit.name == "n"
 
 
 @pytest.mark.parametrize(
@@ -96,16 +95,16 @@ def test_other_statements_and_splices_are_refused(text: str) -> None:
 
 def test_comment_hides_the_rest_of_the_line_only() -> None:
     stmt = parse("FIND users WHERE name = 'x' -- ' OR 1=1\nRETURN id")
-    assert isinstance(stmt, A.Find) and isinstance(stmt.where, A.Compare)
-    assert isinstance(stmt.where.right, A.StringLiteral) and stmt.where.right.value == "x"
+    assert isinstance(stmt, ast.Find) and isinstance(stmt.where, ast.Compare)
+    assert isinstance(stmt.where.right, ast.StringLiteral) and stmt.where.right.value == "x"
     assert len(stmt.returns) == 1
 
 
 def test_keywords_inside_literals_and_names_are_data() -> None:
     stmt = parse("FIND `FIND` WHERE `WHERE` = 'WHERE' RETURN `RETURN` AS `AS`")
-    assert isinstance(stmt, A.Find)
+    assert isinstance(stmt, ast.Find)
     assert stmt.entity.name == "FIND"
-    assert isinstance(stmt.where, A.Compare) and isinstance(stmt.where.right, A.StringLiteral)
+    assert isinstance(stmt.where, ast.Compare) and isinstance(stmt.where.right, ast.StringLiteral)
     assert stmt.where.right.value == "WHERE"
     assert stmt.returns[0].alias is not None and stmt.returns[0].alias.name == "AS"
 

@@ -8,8 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from eql.diagnostics import EqlError
-from eql.syntax import ast as A
-from eql.syntax import format_expr, format_statement, parse, strip_spans
+from eql.syntax import ast, format_expr, format_statement, parse, strip_spans
 from tests.syntax import strategies
 from tests.syntax.corpus import CORPUS
 
@@ -21,7 +20,7 @@ SETTINGS = settings(
 )
 
 
-def roundtrip(stmt: A.Statement) -> None:
+def roundtrip(stmt: ast.Statement) -> None:
     text = format_statement(stmt)
     try:
         again = parse(text)
@@ -38,14 +37,14 @@ def test_corpus_round_trips(name: str) -> None:
 
 @SETTINGS
 @given(strategies.statements())
-def test_generated_statements_round_trip(stmt: A.Statement) -> None:
+def test_generated_statements_round_trip(stmt: ast.Statement) -> None:
     roundtrip(stmt)
 
 
 @SETTINGS
 @given(strategies.exprs(max_leaves=20))
-def test_generated_expressions_round_trip(expr: A.Expr) -> None:
-    stmt = A.Find(A.Ident("users", strategies.S), expr, (), (), (), None, None, strategies.S)
+def test_generated_expressions_round_trip(expr: ast.Expr) -> None:
+    stmt = ast.Find(ast.Ident("users", strategies.S), expr, (), (), (), None, None, strategies.S)
     roundtrip(stmt)
     assert format_expr(expr) in format_statement(stmt)
 
@@ -86,7 +85,7 @@ def test_printer_adds_parentheses_only_where_needed() -> None:
     }
     for src, printed in cases.items():
         stmt = parse(f"FIND u WHERE {src}")
-        assert isinstance(stmt, A.Find) and stmt.where is not None
+        assert isinstance(stmt, ast.Find) and stmt.where is not None
         assert format_expr(stmt.where) == printed
 
 

@@ -6,8 +6,7 @@ from typing import Any
 
 import pytest
 
-from eql.syntax import ast as A
-from eql.syntax import children, format_expr, parse
+from eql.syntax import ast, children, format_expr, parse
 from tests.syntax.corpus import CORPUS
 
 
@@ -40,29 +39,29 @@ def test_leaf_spans_cover_exactly_their_text(name: str) -> None:
     text = CORPUS[name]
     for node in all_nodes(parse(text)):
         piece = node.span.text(text)
-        if isinstance(node, A.Ident):
+        if isinstance(node, ast.Ident):
             assert piece == node.name or piece == "`" + node.name.replace("`", "``") + "`"
-        elif isinstance(node, A.Path):
+        elif isinstance(node, ast.Path):
             parts = [p.span.text(text) for p in node.parts]
             assert piece.strip("( )") == ".".join(parts)
-        elif isinstance(node, A.Param):
+        elif isinstance(node, ast.Param):
             assert piece == "$" + node.name
-        elif isinstance(node, A.IntLiteral):
+        elif isinstance(node, ast.IntLiteral):
             assert int(piece) == node.value
-        elif isinstance(node, A.StringLiteral):
+        elif isinstance(node, ast.StringLiteral):
             assert piece == "'" + node.value.replace("'", "''") + "'"
-        elif isinstance(node, (A.Call, A.InList, A.Case, A.AsOfValue)):
+        elif isinstance(node, (ast.Call, ast.InList, ast.Case, ast.AsOfValue)):
             assert piece.endswith(")") or piece.upper().endswith("END")
-            if isinstance(node, A.Call):
+            if isinstance(node, ast.Call):
                 assert piece.startswith(node.name.span.text(text))
 
 
 def test_path_span_is_the_path_text() -> None:
     text = "FIND users\nWHERE home_store.city = 'Shanghai'"
     stmt = parse(text)
-    assert isinstance(stmt, A.Find) and isinstance(stmt.where, A.Compare)
+    assert isinstance(stmt, ast.Find) and isinstance(stmt.where, ast.Compare)
     p = stmt.where.left
-    assert isinstance(p, A.Path)
+    assert isinstance(p, ast.Path)
     assert p.span.text(text) == "home_store.city"
     assert [part.span.text(text) for part in p.parts] == ["home_store", "city"]
     assert p.span.line_col(text) == (2, 7)
@@ -79,13 +78,13 @@ def test_spans_of_composite_nodes() -> None:
         "LIMIT 5 -- trailing comment"
     )
     stmt = parse(text)
-    assert isinstance(stmt, A.Find)
+    assert isinstance(stmt, ast.Find)
     assert stmt.span.text(text) == text[: text.index(" -- trailing")]
     where = stmt.where
-    assert isinstance(where, A.Logical)
+    assert isinstance(where, ast.Logical)
     not_did, compare = where.operands
     assert not_did.span.text(text) == "NOT DID visit DURING LAST 7 DAYS"
-    assert isinstance(not_did, A.Not) and isinstance(not_did.operand, A.Did)
+    assert isinstance(not_did, ast.Not) and isinstance(not_did.operand, ast.Did)
     assert not_did.operand.window is not None
     assert not_did.operand.window.span.text(text) == "LAST 7 DAYS"
     assert compare.span.text(text) == "count(purchase WHERE amount > 10) >= 3"
@@ -100,19 +99,19 @@ def test_spans_of_composite_nodes() -> None:
 def test_parenthesised_expression_span_includes_the_parentheses() -> None:
     text = "FIND u WHERE x = ((a + b)) * c"
     stmt = parse(text)
-    assert isinstance(stmt, A.Find) and isinstance(stmt.where, A.Compare)
+    assert isinstance(stmt, ast.Find) and isinstance(stmt.where, ast.Compare)
     product = stmt.where.right
-    assert isinstance(product, A.Arith)
+    assert isinstance(product, ast.Arith)
     assert product.span.text(text) == "((a + b)) * c"
     assert product.left.span.text(text) == "((a + b))"
-    assert isinstance(product.left, A.Arith)
+    assert isinstance(product.left, ast.Arith)
     assert product.left.left.span.text(text) == "a"
 
 
 def test_expression_text_matches_printer_for_simple_expressions() -> None:
     text = "FIND u WHERE a.b >= 3 AND c IN (1, 2) AND d IS NOT NULL"
     stmt = parse(text)
-    assert isinstance(stmt, A.Find) and isinstance(stmt.where, A.Logical)
+    assert isinstance(stmt, ast.Find) and isinstance(stmt.where, ast.Logical)
     for operand in stmt.where.operands:
         assert operand.span.text(text) == format_expr(operand)
 
@@ -120,5 +119,5 @@ def test_expression_text_matches_printer_for_simple_expressions() -> None:
 def test_typed_literal_span_includes_keyword() -> None:
     text = "FIND u WHERE d = date '2026-01-01'"
     stmt = parse(text)
-    assert isinstance(stmt, A.Find) and isinstance(stmt.where, A.Compare)
+    assert isinstance(stmt, ast.Find) and isinstance(stmt.where, ast.Compare)
     assert stmt.where.right.span.text(text) == "date '2026-01-01'"
