@@ -14,7 +14,7 @@ After:   Join anti on k = k' (X, Project [k' := k'] <- R)
 Applies when the aggregate has one group key (a column) and one aggregate, `count(*)` without its
 own filter, and nothing else in the plan reads g or cN. The forms `= 0`, `<= 0` and `< 1` count.
 
-May import: `eql.planner.logical`, `eql.planner.rules.walk`.
+May import: `eql.planner.logical`, `eql.planner.rules.walk`, `eql.binder.bound` (operators).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 an expression or a plan reads, and the shape of a scan-and-filters input with its column ids
 replaced by the stored names (two such inputs with one shape read the same rows).
 
-May import: `eql.planner.logical`, the standard library.
+May import: `eql.planner.logical`, `eql.binder.bound` (operators), the standard library.
 """
 
 from __future__ import annotations
