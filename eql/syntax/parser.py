@@ -1,7 +1,13 @@
 """`parse(text) -> Statement`: the Lark LALR parser, built once, plus the input guards.
 
-The grammar is eql/grammar/eql.lark. The parser is built on first use and cached for the life of
-the process (about a second, mostly spent by strict mode proving there are no conflicts).
+The grammar is eql/grammar/eql.lark. The parser is built on first use and kept for the life of
+the process. Building it takes about half a second to a second, mostly strict mode proving that the
+grammar has no conflicts (interegular's collision check), so the analysed grammar is also kept on
+disk (lark's `cache=`) under `$EQL_CACHE_DIR`, else `$XDG_CACHE_HOME/eql`, else `~/.cache/eql`,
+and later processes load it in a few tens of milliseconds. The file's name is a digest of the
+grammar text, this module's source (the options and the keyword edit live here), lark's version and
+Python's, so any change builds (and proves) it afresh; `EQL_PARSER_CACHE=0` turns the file off, and
+`build_parser(cache=False)` always builds strictly (a test does so).
 `AstBuilder` is passed to Lark as an inline transformer, so each reduction builds an AST node
 directly and no parse tree exists. Every failure becomes an `EqlError`; Lark types stay here.
 
@@ -10,10 +16,16 @@ May import lark, eql.diagnostics, eql.grammar and eql.syntax.
 
 from __future__ import annotations
 
+import fcntl
 import functools
+import hashlib
+import os
 import re
+import sys
+from pathlib import Path
 from typing import cast
 
+import lark
 from lark import Lark
 from lark.exceptions import UnexpectedInput, UnexpectedToken
 from lark.lexer import PatternRE, TerminalDef
@@ -25,7 +37,15 @@ from eql.syntax.build_ast import AstBuilder, LiteralError
 from eql.syntax.errors import diagnostic_from_lark
 from eql.syntax.walk import first_too_deep
 
-__all__ = ["KEYWORD_PRIORITY", "MAX_DEPTH", "MAX_QUERY_CHARS", "lark_parser", "parse"]
+__all__ = [
+    "KEYWORD_PRIORITY",
+    "MAX_DEPTH",
+    "MAX_QUERY_CHARS",
+    "build_parser",
+    "lark_parser",
+    "parse",
+    "parser_cache_file",
+]
 
 MAX_QUERY_CHARS = 100_000
 MAX_DEPTH = 100  # levels of AST nesting, statement included
@@ -53,21 +73,60 @@ def _whole_word_keywords(t: TerminalDef) -> TerminalDef:
     return t
 
 
-@functools.cache
-def lark_parser() -> Lark:
-    """The one Lark parser of the process (built on first call)."""
-    return Lark(
-        grammar_text(),
-        parser="lalr",
-        lexer="contextual",
+def _cache_dir() -> Path:
+    configured = os.environ.get("EQL_CACHE_DIR")
+    if configured:
+        return Path(configured)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "eql"
+
+
+def parser_cache_file() -> Path:
+    """Where the analysed grammar is kept; its name changes whenever anything it depends on does."""
+    digest = hashlib.sha256()
+    digest.update(grammar_text().encode("utf-8"))
+    digest.update(Path(__file__).read_bytes())
+    digest.update(f"{lark.__version__} {sys.version_info[:2]}".encode())
+    return _cache_dir() / f"grammar-{digest.hexdigest()[:32]}.lark-cache"
+
+
+def build_parser(cache: bool = True) -> Lark:
+    """A new Lark parser: loaded from the cache file when `cache` and the file is there, else
+    built with `strict=True` (and, when `cache`, written to the file for the next process).
+
+    Processes take a lock file beside it, so none reads a half-written one; a file that cannot be
+    read or written only costs the build.
+    """
+    options: dict[str, object] = {
+        "parser": "lalr",
+        "lexer": "contextual",
         # Positions come straight from tokens: the inline transformer builds AST nodes, so
         # propagate_positions (which annotates lark Trees) would only add work (~15%).
-        propagate_positions=False,
-        strict=True,
-        maybe_placeholders=False,
-        edit_terminals=_whole_word_keywords,
-        transformer=AstBuilder(),
-    )
+        "propagate_positions": False,
+        "strict": True,
+        "maybe_placeholders": False,
+        "edit_terminals": _whole_word_keywords,
+        "transformer": AstBuilder(),
+    }
+    if not cache:
+        return Lark(grammar_text(), **options)
+    target = parser_cache_file()
+    try:
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        lock = open(target.with_name(target.name + ".lock"), "a+b")  # noqa: SIM115
+    except OSError:
+        return Lark(grammar_text(), **options)
+    with lock:
+        # One process builds and writes the file while the others wait, then load it; lark
+        # checks its own digest on load and rebuilds (rewriting the file) if it is unreadable.
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        return Lark(grammar_text(), cache=str(target), **options)
+
+
+@functools.cache
+def lark_parser() -> Lark:
+    """The one Lark parser of the process (built or loaded on first call)."""
+    return build_parser(cache=os.environ.get("EQL_PARSER_CACHE", "1") != "0")
 
 
 def _may_be_too_deep(text: str) -> bool:
