@@ -1,4 +1,7 @@
-"""`eql cdc run` and `eql cdc status`: binlog change data capture from MariaDB/MySQL."""
+"""`eql cdc run` and `eql cdc status`: binlog change data capture from MariaDB/MySQL.
+
+The CDC modules (and the binlog reader) are imported when a command runs, not by `eql --help`
+or by the other commands."""
 
 from __future__ import annotations
 
@@ -11,10 +14,6 @@ from typing import Annotated, Any
 import typer
 
 from eql.cli.common import EXIT_USAGE, DataDir, err, fail, open_store, out, user_errors
-from ingest.cdc_config import ConfigError, load_config
-from ingest.cdc_runner import RunOptions, run
-from ingest.cdc_state import CdcError
-from ingest.cdc_status import states, status_json, status_text
 
 cdc_app = typer.Typer(
     help="Capture changes from a MariaDB/MySQL binlog into the store, effectively once.",
@@ -27,7 +26,9 @@ cdc_app = typer.Typer(
 @cdc_app.command("run")
 def run_cmd(
     data_dir: DataDir,
-    config: Annotated[Path, typer.Option("--config", help="The CDC config file (YAML)")],
+    config: Annotated[
+        Path, typer.Option("--config", metavar="FILE", help="The CDC config file (YAML)")
+    ],
     until_caught_up: Annotated[
         bool,
         typer.Option(
@@ -45,6 +46,10 @@ def run_cmd(
     Safe to kill at any moment: each source transaction and its offset are committed together,
     and a restart resumes from the committed offset (also inside an interrupted snapshot).
     """
+    from ingest.cdc_config import ConfigError, load_config
+    from ingest.cdc_runner import RunOptions, run
+    from ingest.cdc_state import CdcError
+
     store = open_store(data_dir)
     stop = threading.Event()
 
@@ -88,6 +93,8 @@ def status_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """Position, lag, counters and snapshot progress of every connector in the store."""
+    from ingest.cdc_status import states, status_json, status_text
+
     store = open_store(data_dir, read_only=True)
     try:
         found = states(store)

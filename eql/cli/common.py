@@ -2,7 +2,8 @@
 
 Known errors exit 2 with a message and a hint; so does a full disk, wherever it shows up (an
 import, a query's output, a refresh, opening or closing the store). Anything else is a bug in
-eql: exit 70 (`internal_error`).
+eql: exit 70 (`internal_error`). Nothing heavy is imported at the top (the store, the runtime and
+the readers come in when a command opens a store), so that `eql --help` starts fast.
 """
 
 from __future__ import annotations
@@ -11,20 +12,20 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from entities import SchemaError
 from ingest.problems import disk_full_reason, is_disk_full
-from ingest.readers import FileError
-from runtime import Session
-from runtime.engine import EngineSettings
-from storage import Store, StoreError
-from storage.kv import StoreLockedError
+
+if TYPE_CHECKING:
+    from runtime import Session
+    from runtime.engine import EngineSettings
+    from storage import Store
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -36,6 +37,16 @@ EXIT_INTERNAL = 70
 DISK_FULL_HINT = "free some space, then run the command again; what was committed before is kept"
 
 
+class Format(StrEnum):
+    """What `--format` accepts (the choices show in `--help`; eql/cli/output.py writes them)."""
+
+    table = "table"
+    csv = "csv"
+    ndjson = "ndjson"
+    json = "json"
+    parquet = "parquet"
+
+
 def default_data_dir() -> Path:
     return Path(os.environ.get("EQL_DATA_DIR") or "./eql-data")
 
@@ -44,6 +55,7 @@ DataDir = Annotated[
     Path,
     typer.Option(
         "--data-dir",
+        metavar="DIR",
         help="The store's data directory [default: $EQL_DATA_DIR, else ./eql-data]",
         show_default=False,
         default_factory=default_data_dir,
@@ -64,7 +76,15 @@ def fail(message: str, hint: str = "", code: int = EXIT_USAGE) -> NoReturn:
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn the project's known errors into a message and an exit code; never a traceback."""
+    """Turn the project's known errors into a message and an exit code; never a traceback.
+
+    The error types are imported here, not at the top: a command that reaches this has the store
+    and the readers loaded anyway, and `eql --help` loads neither."""
+    from entities import SchemaError
+    from ingest.readers import FileError
+    from storage import StoreError
+    from storage.kv import StoreLockedError
+
     try:
         yield
     except typer.Exit:
@@ -101,6 +121,8 @@ T = TypeVar("T")
 
 
 def open_store(data_dir: Path, *, read_only: bool = False) -> Store:
+    from storage import Store
+
     with user_errors():
         return Store.open(data_dir, read_only=read_only)
     raise AssertionError  # unreachable: user_errors re-raises as typer.Exit
@@ -110,6 +132,8 @@ def open_session(
     data_dir: Path, *, read_only: bool = False, settings: EngineSettings | None = None
 ) -> Session:
     """A session over the store at `data_dir` (closed with it), errors said without tracebacks."""
+    from runtime import Session
+
     with user_errors():
         return Session.open(data_dir, read_only=read_only, settings=settings)
     raise AssertionError  # unreachable: user_errors re-raises as typer.Exit

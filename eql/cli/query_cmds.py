@@ -1,26 +1,29 @@
-"""`eql query` and `eql explain`: run EQL against a store from the command line."""
+"""`eql query` and `eql explain`: run EQL against a store from the command line.
+
+The query comes as an argument, from `-f FILE`, or from stdin with `-f -`. The runtime and the
+output writers are imported when the command runs, not when `eql --help` is shown.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-import io
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-import orjson
-import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 import typer
-from rich.table import Table
 
-from eql.cli.common import EXIT_USAGE, DataDir, err, fail, open_session, out
+from eql.cli.common import EXIT_USAGE, DataDir, Format, err, fail, open_session, out
 from eql.diagnostics import EqlError
-from runtime.session import parse_time
 
-FORMATS = ("table", "csv", "ndjson", "json", "parquet")
-STAGES = ("ast", "bound", "plan", "datafusion", "all")
+
+class Stage(StrEnum):
+    ast = "ast"
+    bound = "bound"
+    plan = "plan"
+    datafusion = "datafusion"
+    all = "all"
 
 
 def register(app: typer.Typer) -> None:
@@ -32,6 +35,11 @@ def _text(eql: str | None, file: Path | None) -> str:
     if (eql is None) == (file is None):
         fail("give the query as an argument or with -f FILE (one of them)")
     if file is not None:
+        if str(file) == "-":
+            try:
+                return sys.stdin.read()
+            except UnicodeDecodeError as exc:
+                fail(f"stdin: cannot read the query: {exc}")
         try:
             return file.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
@@ -53,6 +61,8 @@ def _params(pairs: list[str]) -> dict[str, Any]:
 def _now(as_of: str | None) -> dt.datetime | None:
     if as_of is None:
         return None
+    from runtime.session import parse_time
+
     try:
         return parse_time(as_of)
     except ValueError as exc:
@@ -64,13 +74,25 @@ def _report(exc: EqlError) -> None:
     raise typer.Exit(EXIT_USAGE)
 
 
-Query = Annotated[str | None, typer.Argument(help="The EQL text (or use -f FILE)")]
-QueryFile = Annotated[Path | None, typer.Option("-f", "--file", help="Read the query from FILE")]
+Query = Annotated[
+    str | None,
+    typer.Argument(metavar="EQL", help="The EQL text (or use -f FILE)", show_default=False),
+]
+QueryFile = Annotated[
+    Path | None,
+    typer.Option("-f", "--file", metavar="FILE", help="Read the query from FILE (- for stdin)"),
+]
 Params = Annotated[
-    list[str], typer.Option("--param", "-p", help="A parameter: NAME=VALUE (repeatable)")
+    list[str],
+    typer.Option(
+        "--param", "-p", metavar="NAME=VALUE", help="A parameter (repeatable)", show_default=False
+    ),
 ]
 AsOf = Annotated[
-    str | None, typer.Option("--as-of", help="Reference time when the query has no AS OF")
+    str | None,
+    typer.Option(
+        "--as-of", metavar="TIME", help="Reference time when the query has no AS OF [default: now]"
+    ),
 ]
 
 
@@ -78,19 +100,16 @@ def query(
     data_dir: DataDir,
     eql: Query = None,
     file: QueryFile = None,
-    fmt: Annotated[str, typer.Option("--format", help="table, csv, ndjson, json or parquet")] = (
-        "table"
-    ),
+    fmt: Annotated[Format, typer.Option("--format", help="How to write the result")] = Format.table,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write to FILE (parquet needs one)")
+        Path | None,
+        typer.Option("--output", "-o", metavar="FILE", help="Write to FILE (parquet needs one)"),
     ] = None,
     param: Params = [],  # noqa: B006 - typer reads the default, never mutates it
     as_of: AsOf = None,
 ) -> None:
     """Run an EQL query and print the result."""
-    if fmt not in FORMATS:
-        fail(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
-    if fmt == "parquet" and output is None:
+    if fmt is Format.parquet and output is None:
         fail("--format parquet writes a file: add --output FILE")
     text = _text(eql, file)
     params = _params(param)
@@ -113,59 +132,9 @@ def query(
     if isinstance(result, Explanation):
         out.print(result.text, markup=False)
         return
+    from eql.cli.output import write
+
     write(result.table, fmt, output)
-
-
-def write(result: pa.Table, fmt: str, output: Path | None) -> None:
-    if fmt == "parquet":
-        assert output is not None
-        pq.write_table(result, output)
-        return
-    if fmt == "csv":
-        buf = io.BytesIO()
-        pacsv.write_csv(result, buf)
-        data = buf.getvalue()
-    elif fmt in ("ndjson", "json"):
-        rows = result.to_pylist()
-        if fmt == "ndjson":
-            data = b"".join(orjson.dumps(r, default=_json_default) + b"\n" for r in rows)
-        else:
-            data = orjson.dumps(rows, default=_json_default, option=orjson.OPT_INDENT_2) + b"\n"
-    else:
-        table = Table(*result.column_names, title=f"{result.num_rows} rows")
-        for row in result.to_pylist():
-            table.add_row(*(_cell(v) for v in row.values()))
-        if output is None:
-            out.print(table)
-            return
-        with output.open("w", encoding="utf-8") as fh:
-            from rich.console import Console
-
-            Console(file=fh, width=200).print(table)
-        return
-    if output is None:
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
-    else:
-        output.write_bytes(data)
-
-
-def _cell(v: Any) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, dt.datetime):
-        return v.isoformat()
-    return str(v)
-
-
-def _json_default(v: Any) -> Any:
-    import decimal
-
-    if isinstance(v, decimal.Decimal):
-        return str(v)
-    if isinstance(v, dt.date | dt.datetime):
-        return v.isoformat()
-    raise TypeError(type(v).__name__)
 
 
 def explain(
@@ -173,22 +142,20 @@ def explain(
     eql: Query = None,
     file: QueryFile = None,
     stage: Annotated[
-        str | None,
-        typer.Option(
-            "--stage", help="ast, bound, plan, datafusion or all (default: the text's, else all)"
-        ),
+        Stage | None,
+        typer.Option("--stage", help="The stage to show [default: the text's, else all]"),
     ] = None,
     param: Params = [],  # noqa: B006
     as_of: AsOf = None,
 ) -> None:
     """Show how a query is compiled, stage by stage."""
-    if stage is not None and stage not in STAGES:
-        fail(f"--stage {stage!r}: expected one of {', '.join(STAGES)}")
     text = _text(eql, file)
     session = open_session(data_dir, read_only=True)
     try:
         try:
-            explained = session.explain(text, _params(param), _now(as_of), stage)
+            explained = session.explain(
+                text, _params(param), _now(as_of), None if stage is None else stage.value
+            )
         except EqlError as exc:
             _report(exc)
         out.print(explained.text, markup=False)

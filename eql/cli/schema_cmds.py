@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
-from rich.tree import Tree
 
-from entities import Cardinality, Schema, load_schema
 from eql.cli.common import DataDir, guarded, open_store, out
+
+if TYPE_CHECKING:
+    from entities import Schema
 
 schema_app = typer.Typer(help="Check and show entity schemas.", no_args_is_help=True)
 
 
 @schema_app.command("check")
-def check(file: Annotated[Path, typer.Argument(help="A schema file (YAML)")]) -> None:
+def check(
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="A schema file (YAML)")],
+) -> None:
     """Validate a schema file; every problem is listed with its line and key."""
+    from entities import load_schema
+
     schema = guarded(lambda: load_schema(file))
     out.print(f"{file}: ok: {len(schema.entities)} entities, {len(schema.streams)} event streams")
 
@@ -26,10 +30,13 @@ def check(file: Annotated[Path, typer.Argument(help="A schema file (YAML)")]) ->
 def show(
     data_dir: DataDir,
     file: Annotated[
-        Path | None, typer.Option("--file", help="Show this schema file instead of the store's")
+        Path | None,
+        typer.Option("--file", metavar="FILE", help="Show this schema file instead of the store's"),
     ] = None,
 ) -> None:
     """Show the store's schema (or a schema file): entities, relations and streams."""
+    from entities import load_schema
+
     if file is not None:
         schema = guarded(lambda: load_schema(file))
     else:
@@ -40,6 +47,11 @@ def show(
 
 
 def render(schema: Schema) -> None:
+    from rich.table import Table
+    from rich.tree import Tree
+
+    from entities import Cardinality
+
     tree = Tree(f"[bold]schema[/] {schema.source}")
     for ent in schema.entities:
         node = tree.add(f"[bold cyan]{ent.name}[/] key {ent.key.name}: {ent.key.type}")
