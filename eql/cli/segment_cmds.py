@@ -1,16 +1,29 @@
-"""`eql segment export|split|changes`: a segment's members out of the store, without a query."""
+"""`eql segment export|split|changes`: a segment's members out of the store, without a query.
+
+The checks are the runtime's (`runtime.audiences.versions`): a segment that is not defined, one
+never refreshed and a version it does not have are each an error (exit 2) that says what exists.
+Nothing heavy is imported at the top (the runtime, the store, pyarrow come in inside the
+commands), so that `eql --help` starts fast.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
-import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 import typer
 
 from eql.cli.common import DataDir, fail, open_store, out
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from runtime.lookup import Audiences
+    from storage import Store
+
+T = TypeVar("T")
 
 segment_app = typer.Typer(
     help="Export, split and compare materialised segments.", no_args_is_help=True
@@ -21,24 +34,40 @@ def register(app: typer.Typer) -> None:
     app.add_typer(segment_app, name="segment")
 
 
-def _audiences(data_dir: Path):  # type: ignore[no-untyped-def]
+@contextmanager
+def _audiences(data_dir: Path) -> Iterator[tuple[Store, Audiences]]:
+    """The store (read-only, closed after) and its segments as loaded for lookups."""
     from runtime.lookup import Audiences
 
     store = open_store(data_dir, read_only=True)
-    return store, Audiences(store)
-
-
-def _known(aud: object, name: str) -> None:
     try:
-        aud.size(name)  # type: ignore[attr-defined]
-    except (KeyError, ValueError, LookupError) as exc:
-        fail(f"segment {name!r}: {exc}", "REFRESH SEGMENT it first; `eql query 'SHOW SEGMENTS'`")
+        yield store, Audiences(store)
+    finally:
+        store.close()
+
+
+def _checked(name: str, read: Callable[[], T]) -> T:
+    """`read()`, with the runtime's segment and version errors said as such (exit 2)."""
+    from runtime.audiences import versions
+
+    try:
+        return read()
+    except versions.NotDefined as exc:
+        fail(str(exc), f"`eql query 'SHOW SEGMENTS'` lists them; DEFINE SEGMENT {name} ON ...")
+    except versions.NotRefreshed as exc:
+        fail(str(exc), f"`eql query 'REFRESH SEGMENT {name}'` first")
+    except versions.UnknownVersion as exc:
+        fail(str(exc), f"`eql query 'DESCRIBE SEGMENT {name}'` lists its versions")
 
 
 def _write(table: pa.Table, output: Path, fmt: str) -> None:
     if fmt == "parquet":
+        import pyarrow.parquet as pq
+
         pq.write_table(table, output)
     else:
+        import pyarrow.csv as pacsv
+
         pacsv.write_csv(table, output)
 
 
@@ -53,13 +82,11 @@ def export(
     """Write the members' keys (the latest refresh, or --version) as CSV or Parquet."""
     if fmt not in ("csv", "parquet"):
         fail(f"--format {fmt!r}: expected csv or parquet")
-    store, aud = _audiences(data_dir)
-    try:
-        _known(aud, name)
-        table = aud.members(name, version)
+    from runtime.audiences import versions
+
+    with _audiences(data_dir) as (_, aud):
+        table = _checked(name, lambda: versions.members(aud, name, version))
         _write(table, output, fmt)
-    finally:
-        store.close()
     out.print(f"{table.num_rows:,} members of {name} written to {output}")
 
 
@@ -90,14 +117,14 @@ def split(
     fmt: Annotated[str, typer.Option("--format", help="csv or parquet")] = "csv",
 ) -> None:
     """Split the members into named groups by a stable hash of key and salt (holdouts)."""
+    import pyarrow as pa
+
+    from runtime.audiences import versions
+
     shares = _groups(groups)
-    store, aud = _audiences(data_dir)
-    try:
-        _known(aud, name)
-        parts = aud.split(name, shares, salt)
-        key = store.entity(aud._seg(name).entity).key.name
-    finally:
-        store.close()
+    with _audiences(data_dir) as (store, aud):
+        d, parts = _checked(name, lambda: versions.split(aud, name, shares, salt))
+        key = store.entity(d.entity).key.name
     for label, keys in parts.items():
         out.print(f"{label}: {len(keys):,}")
     if output is not None:
@@ -117,15 +144,10 @@ def changes(
     data_dir: DataDir,
 ) -> None:
     """Who entered and who left between two refresh versions."""
-    store, aud = _audiences(data_dir)
-    try:
-        _known(aud, name)
-        try:
-            diff = aud.changes(name, since, to)
-        except (KeyError, ValueError, LookupError) as exc:
-            fail(f"segment {name!r}: {exc}", "`eql query 'DESCRIBE SEGMENT NAME'` lists versions")
-    finally:
-        store.close()
+    from runtime.audiences import versions
+
+    with _audiences(data_dir) as (_, aud):
+        diff = _checked(name, lambda: versions.changes(aud, name, since, to))
     out.print(f"entered: {len(diff.entered):,}  exited: {len(diff.exited):,}")
     for label, keys in (("entered", diff.entered), ("exited", diff.exited)):
         shown = keys.to_pylist()[:20]

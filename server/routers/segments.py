@@ -1,6 +1,11 @@
 """`/v1/segments`: list, define, describe, refresh, drop (`server.routers.audiences`);
 membership of one key or many; the change feed (SSE). Lookups need `lookup`.
 
+The change feed starts after the version `since` or `Last-Event-ID` names; a version the
+segment does not have (`since=9` on versions 1-3) is a 404 `unknown_version` whose message names
+the versions it has (the runtime's check, `runtime.audiences.versions.require`), never a feed
+that waits for it.
+
 Single membership is also served on the raw path (`server.fastpath`); batch membership parses
 its body itself (orjson, NumPy) rather than through a model, since a batch holds up to
 `max_batch_keys` keys (`BatchRequest` documents it).
@@ -14,8 +19,9 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import Response
 
+from runtime.audiences import versions as segment_versions
 from server import definitions, feed
-from server.errors import responses
+from server.errors import ApiError, ErrorBody, responses
 from server.models import BatchRequest, BatchResult, Membership
 from server.routers.audiences import LOOKUP, add_definition_routes
 from server.state import AppState
@@ -71,7 +77,12 @@ async def batch_membership(name: str, request: Request) -> Response:
     summary="Server-Sent Events: who entered and exited, version by version (resumable)",
     response_class=Response,
     responses={
-        **responses(401, 403, 404, 422, 429),
+        **responses(401, 403, 422, 429),
+        404: {
+            "model": ErrorBody,
+            "description": "no such segment (`unknown_segment`), or `since` / `Last-Event-ID` "
+            "names a version it does not have (`unknown_version`, the message names those it has)",
+        },
         200: {
             "description": "`text/event-stream` of `change` events (see docs/server.md)",
             "content": {feed.MEDIA: {"schema": {"type": "string"}}},
@@ -92,4 +103,11 @@ async def changes(
     versions = state.lookups.audiences.versions(d, 1)
     latest = versions[-1].version if versions else 0
     start = feed.position(last_event_id, since, latest, d.generation)
+    version, offset, reset = start
+    seen = version if offset else version - 1  # the version the reader says it holds (0: none)
+    if not reset and seen > latest:
+        try:
+            segment_versions.require(state.session.audiences, d, seen)
+        except segment_versions.UnknownVersion as exc:
+            raise ApiError(404, "unknown_version", str(exc)) from None
     return feed.EventStream(state, feed.changes(state, d, start))

@@ -1,5 +1,6 @@
 """Segments and tags over HTTP: define, refresh, describe, drop; membership of one key (fast path
-and FastAPI route), of many keys, the segments of a key, profiles with tags and segments.
+and FastAPI route), of many keys, the segments of a key, profiles with tags and segments; the
+change feed refuses, on a real uvicorn, a position naming a version the segment does not have.
 
 Membership answers are checked against an independent answer: the segment's condition run as an
 EQL query (`FIND users WHERE <condition> AS OF <as_of> RETURN id`), which plans and executes the
@@ -12,11 +13,12 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from storage import Store
-from tests.server.conftest import AppFactory, Keys, open_client
+from tests.server.conftest import AppFactory, Keys, live_server, open_client
 
 COND = {
     "t_spenders": "sum(purchase.amount DURING LAST 180 DAYS) > 300",
@@ -334,3 +336,50 @@ def test_batch_agrees_with_single_lookups_property(client: TestClient) -> None:
         assert members["members"] == [k for k, m in zip(keys, single, strict=True) if m]
 
     check()
+
+
+def test_feed_from_a_version_the_segment_does_not_have_is_404(
+    make_app: AppFactory, keys: Keys
+) -> None:
+    app = make_app(rate_query=0, rate_lookup=0, feed_keepalive=0.2, feed_max_seconds=5)
+    with live_server(app) as live:
+        d = keys.header("define")
+        for name, dates in (("t_versions", AS_OF), ("t_unrefreshed", [])):
+            text = f"DEFINE SEGMENT {name} ON users WHERE {COND['t_spenders']}"
+            r = httpx.post(f"{live.url}/v1/segments", json={"eql": text}, headers=d, timeout=60)
+            assert r.status_code in (200, 201), r.text
+            for as_of in dates:
+                url = f"{live.url}/v1/segments/{name}/refresh"
+                r = httpx.post(url, json={"as_of": as_of}, headers=d, timeout=60)
+                assert r.status_code == 200, r.text
+
+        def status(name: str, query: str = "", last: str | None = None) -> httpx.Response:
+            h = keys.header("lookup") | ({"Last-Event-ID": last} if last else {})
+            url = f"{live.url}/v1/segments/{name}/changes{query}"
+            with httpx.stream("GET", url, headers=h, timeout=30) as r:
+                if r.status_code != 200:  # an error: read it; a feed: leave it
+                    r.read()
+                return r
+
+        for query, last in (("?since=9", None), ("?since=4", None), ("", "9"), ("", "7:20")):
+            r = status("t_versions", query, last)
+            assert r.status_code == 404, (query, last)
+            err = r.json()["errors"][0]
+            assert err["code"] == "unknown_version"
+            assert err["message"].endswith("it has versions 1-3"), err
+        r = status("t_unrefreshed", "?since=1")
+        assert r.status_code == 404
+        assert r.json()["errors"][0]["message"].endswith("it was never refreshed")
+        # the positions that exist still open the feed
+        for name, query, last in (
+            ("t_versions", "?since=3", None),
+            ("t_versions", "?since=latest", None),
+            ("t_versions", "", "3:5"),
+            ("t_unrefreshed", "?since=0", None),
+            ("t_unrefreshed", "?since=latest", None),
+        ):
+            assert status(name, query, last).status_code == 200, (name, query, last)
+        assert status("t_nope", "?since=1").json()["errors"][0]["code"] == "unknown_segment"
+        doc = httpx.get(f"{live.url}/openapi.json", timeout=30).json()
+        described = doc["paths"]["/v1/segments/{name}/changes"]["get"]["responses"]["404"]
+        assert "unknown_version" in described["description"]
