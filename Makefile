@@ -4,6 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DATA ?= ./eql-data
 USERS ?= 10000
+SEED ?= 42
 HOST ?= 127.0.0.1
 PORT ?= 8000
 STAMP := $(VENV)/.installed
@@ -27,9 +28,30 @@ mariadb:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq mariadb-server >/dev/null; \
 	fi
 
-# The main job: the demo store, an API key, and the server on it (Ctrl-C stops it).
+# The main job: the demo store, a fresh API key, and the server on it (Ctrl-C stops it). The store
+# is built when DATA holds none; DATA/demo.params records what make demo built it for (marked
+# incomplete until the build ends), and make demo builds again only when that differs (other
+# USERS or SEED, or an interrupted build). So a second `make demo` keeps the store and every key
+# made before, and a store make demo did not build (no demo.params) is served as it is, never
+# replaced.
+DEMO_PARAMS = users=$(USERS) seed=$(SEED)
+DEMO_BUILD = mkdir -p $(DATA) && echo "$(DEMO_PARAMS) (incomplete)" > $(DATA)/demo.params && \
+	$(BIN)/eql demo --data-dir $(DATA) --users $(USERS) --seed $(SEED) && \
+	echo "$(DEMO_PARAMS)" > $(DATA)/demo.params
 demo: install
-	$(BIN)/eql demo --data-dir $(DATA) --users $(USERS) --force
+	@built="$$(cat $(DATA)/demo.params 2>/dev/null)"; \
+	if [ ! -d $(DATA)/rocks ]; then \
+	  $(DEMO_BUILD); \
+	elif [ -z "$$built" ]; then \
+	  echo "$(DATA) holds a store make demo did not build: serving it as it is" \
+	    "(for the demo store, remove $(DATA) or use make demo DATA=OTHER_DIR)"; \
+	elif [ "$$built" = "$(DEMO_PARAMS)" ]; then \
+	  echo "the demo store at $(DATA) is built ($(DEMO_PARAMS)): keeping it and its API keys"; \
+	else \
+	  echo "rebuilding the demo store at $(DATA) for $(DEMO_PARAMS) (it was built for $$built):" \
+	    "the API keys made for it go with it"; \
+	  rm -rf $(DATA) && $(DEMO_BUILD); \
+	fi
 	@echo "API key for this demo (scopes query, lookup, define; shown once):"
 	@$(BIN)/eql keys create --data-dir $(DATA) --scope query,lookup,define --name demo
 	@echo "serving http://$(HOST):$(PORT)  (OpenAPI docs at /docs)"
