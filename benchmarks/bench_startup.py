@@ -8,6 +8,8 @@ Each round runs, in a rotated order, fresh processes of:
 - `eql query "FIND stores RETURN count() AS n"` on the 2,000-user demo store (built in DIR,
   default benchmarks/.data/startup-2k, when missing);
 - `eql query` with `EQL_PARSER_CACHE=0`: the parser built afresh, as before the grammar cache.
+With `--baseline DIR` (a checkout of an earlier commit, e.g. `git worktree add DIR <commit>`),
+its `eql --help` and `eql query` run in the same rounds, from DIR, for a before/after figure.
 Prints the median and p90 wall time in seconds, each as a ratio to `python -c pass`, the goals
 (`eql --help` <= 0.3 s, `eql query` <= 1.0 s), and the 1-minute load at start and end.
 """
@@ -30,9 +32,14 @@ def _eql(*args: str) -> list[str]:
     return [sys.executable, "-m", "eql.cli.main", *args]
 
 
-def _timed(argv: list[str], env: dict[str, str]) -> float:
+Contender = tuple[list[str], dict[str, str], str | None]
+
+
+def _timed(argv: list[str], env: dict[str, str], cwd: str | None = None) -> float:
     t0 = time.perf_counter()
-    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    subprocess.run(
+        argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=cwd
+    )
     return time.perf_counter() - t0
 
 
@@ -40,6 +47,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data-dir", default="benchmarks/.data/startup-2k")
     ap.add_argument("--rounds", type=int, default=9)
+    ap.add_argument("--baseline", default=None, help="a checkout of an earlier commit")
     args, _ = ap.parse_known_args()
     data_dir = Path(args.data_dir)
     if not (data_dir / "rocks").exists():
@@ -51,15 +59,20 @@ def main() -> None:
         )
     env = dict(os.environ)
     cold = {**env, "EQL_PARSER_CACHE": "0"}
-    query = ["query", "--data-dir", str(data_dir), QUERY]
-    contenders: dict[str, tuple[list[str], dict[str, str]]] = {
-        "python -c pass": ([sys.executable, "-c", "pass"], env),
-        "eql --help": (_eql("--help"), env),
-        "eql --version": (_eql("--version"), env),
-        "import eql": ([sys.executable, "-c", "import eql"], env),
-        "eql query": (_eql(*query), env),
-        "eql query, no parser cache": (_eql(*query), cold),
+    query = ["query", "--data-dir", str(data_dir.resolve()), QUERY]
+    here = str(Path(__file__).resolve().parents[1])
+    contenders: dict[str, Contender] = {
+        "python -c pass": ([sys.executable, "-c", "pass"], env, here),
+        "eql --help": (_eql("--help"), env, here),
+        "eql --version": (_eql("--version"), env, here),
+        "import eql": ([sys.executable, "-c", "import eql"], env, here),
+        "eql query": (_eql(*query), env, here),
+        "eql query, no parser cache": (_eql(*query), cold, here),
     }
+    if args.baseline:
+        base = str(Path(args.baseline).resolve())
+        contenders["baseline: eql --help"] = (_eql("--help"), env, base)
+        contenders["baseline: eql query"] = (_eql(*query), env, base)
     _timed(*contenders["eql query"])  # writes the parser cache, warms the page cache
     samples: dict[str, list[float]] = {name: [] for name in contenders}
     names = list(contenders)
