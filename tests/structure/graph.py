@@ -78,10 +78,15 @@ def _ours(name: str, known: dict[str, Path]) -> str:
     return name.split(".")[0]
 
 
+TOP_FLOORS = ("eql.cli", "eql.client")  # the command and the library: layers apart from `eql`
+
+
 def unit(module: str) -> str:
-    """The layer a module belongs to: its top-level package, `eql.cli` apart from `eql`."""
-    if module == "eql.cli" or module.startswith("eql.cli."):
-        return "eql.cli"
+    """The layer a module belongs to: its top-level package, `eql.cli` and `eql.client` apart
+    from `eql`."""
+    for top in TOP_FLOORS:
+        if module == top or module.startswith(top + "."):
+            return top
     return module.split(".")[0]
 
 
