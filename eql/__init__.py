@@ -6,7 +6,7 @@ Stages (see ARCHITECTURE.md): `eql.syntax` (text -> AST), `eql.binder`, `eql.pla
 `import eql` stays cheap and the compiler never imports the runtime when it is imported: the one
 edge from `eql` up to `eql.client`, allowed as such by tests/structure/test_layers.py.
 
-May import eql.diagnostics, eql.syntax; eql.client only inside `__getattr__`.
+May import eql.diagnostics; eql.syntax and eql.client only inside `__getattr__`.
 """
 
 from __future__ import annotations
@@ -14,15 +14,19 @@ from __future__ import annotations
 from typing import Any
 
 from eql.diagnostics import EqlError
-from eql.syntax import parse
 
 __all__ = ["EqlError", "connect", "parse"]
 
 
 def __getattr__(name: str) -> Any:
-    """`eql.connect`, imported on first use (PEP 562)."""
+    """`eql.connect` and `eql.parse`, imported on first use (PEP 562): importing `eql`, or
+    `eql.cli` for `eql --help`, loads neither the runtime nor lark."""
     if name == "connect":
         from eql.client import connect
 
         return connect
+    if name == "parse":
+        from eql.syntax import parse
+
+        return parse
     raise AttributeError(f"module 'eql' has no attribute {name!r}")
