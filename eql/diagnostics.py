@@ -96,6 +96,27 @@ class EqlError(Exception):
     def codes(self) -> tuple[str, ...]:
         return tuple(d.code for d in self.diagnostics)
 
+    @property
+    def code(self) -> str:
+        """The first diagnostic's code (`E201`)."""
+        return self.diagnostics[0].code
+
+    @property
+    def message(self) -> str:
+        return self.diagnostics[0].message
+
+    @property
+    def position(self) -> tuple[int, int] | None:
+        """1-based (line, column) in the text where the first diagnostic starts, if it has one."""
+        span = self.diagnostics[0].span
+        return None if span is None else span.line_col(self.source)
+
+    @property
+    def hint(self) -> str | None:
+        """The first diagnostic's first hint, if any."""
+        helps = self.diagnostics[0].helps
+        return helps[0] if helps else None
+
     def render(self) -> str:
         """Caret text, one block per diagnostic, in the style of rustc."""
         return "\n\n".join(_render_one(d, self.source) for d in self.diagnostics)

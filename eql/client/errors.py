@@ -33,25 +33,6 @@ class Error(EqlError):
         super().__init__(diagnostics, source)
         self.status = status
 
-    @property
-    def code(self) -> str:
-        return self.diagnostics[0].code
-
-    @property
-    def message(self) -> str:
-        return self.diagnostics[0].message
-
-    @property
-    def position(self) -> tuple[int, int] | None:
-        """1-based (line, column) in the EQL text where the first diagnostic starts, if any."""
-        span = self.diagnostics[0].span
-        return None if span is None else span.line_col(self.source)
-
-    @property
-    def hint(self) -> str | None:
-        helps = self.diagnostics[0].helps
-        return helps[0] if helps else None
-
 
 class Truncated(UserWarning):
     """A server cut a result at its default row limit (the caller asked for no limit)."""

@@ -124,7 +124,8 @@ def _checked(aud: Audiences, name: str, *versions: int | None) -> Definition:
     see the same segment."""
     d = check(aud.aud, name, *versions)
     seg = aud.segment(d.name)
-    if seg is None or seg.generation != d.generation:
+    latest = aud.aud.refreshes(d)[-1].version
+    if seg is None or (seg.generation, seg.version) != (d.generation, latest):
         aud.reload()
     return d
 

@@ -96,3 +96,17 @@ def test_an_answer_sees_refreshes_made_after_the_audiences_loaded(
     assert aud.segment("v_late") is None  # loaded before the refresh
     got = set(versions.members(aud, "v_late", 1).column("id").to_pylist())
     assert got == _keys(session, DAYS[0])
+
+
+def test_the_latest_members_follow_a_refresh_made_after_loading(session: Session) -> None:
+    """An `Audiences` loaded before a refresh answers the new latest version, not the one it
+    had loaded (the generation is the same: only the version moved)."""
+    run(session, f"DEFINE SEGMENT v_moving ON users WHERE {WHERE}")
+    run(session, "REFRESH SEGMENT v_moving", DAYS[0])
+    loaded = Audiences(session.store)
+    assert set(versions.members(loaded, "v_moving").column("id").to_pylist()) == _keys(
+        session, DAYS[0]
+    )
+    run(session, "REFRESH SEGMENT v_moving", DAYS[1])
+    latest = set(versions.members(loaded, "v_moving").column("id").to_pylist())
+    assert latest == _keys(session, DAYS[1]) != _keys(session, DAYS[0])
