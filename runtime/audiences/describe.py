@@ -17,6 +17,31 @@ from storage.audiences import AudienceReader, Definition
 
 PLURAL = {"TAG": "TAGS", "SEGMENT": "SEGMENTS", "CLUSTERS": "CLUSTERS"}
 
+# The columns of SHOW and DESCRIBE, typed whatever the rows hold (none, or only nulls in a
+# column: a segment never refreshed), so that a result's columns depend on the statement alone.
+_TIME = pa.timestamp("us", tz="UTC")
+_REFRESH = [("as_of", _TIME), ("refreshed_at", _TIME)]
+_SHOWN = {
+    "SEGMENT": [("size", pa.int64())],
+    "TAG": [("type", pa.string()), ("non_null", pa.int64())],
+    "CLUSTERS": [("k", pa.int64())],
+}
+_DESCRIBED = {
+    "SEGMENT": [("size", pa.int64()), ("entered", pa.int64()), ("exited", pa.int64())],
+    "TAG": [("type", pa.string()), ("non_null", pa.int64()), ("top", pa.string())],
+}
+_NAMES = [("name", pa.string()), ("entity", pa.string())]
+_VERSIONS = [("definition", pa.int64()), ("version", pa.int64())]
+SHOW_SCHEMAS = {
+    kind: pa.schema(_NAMES + _VERSIONS + _REFRESH + cols) for kind, cols in _SHOWN.items()
+}
+DESCRIBE_SCHEMAS = {
+    kind: pa.schema([("version", pa.int64()), ("definition", pa.int64()), *_REFRESH, *cols]).append(
+        pa.field("text", pa.string())
+    )
+    for kind, cols in _DESCRIBED.items()
+}
+
 
 def show(engine: Engine, kind: str) -> pa.Table:
     aud = engine.audiences.view()
@@ -41,9 +66,7 @@ def show(engine: Engine, kind: str) -> pa.Table:
         else:
             row["k"] = None if r is None else int(r.info["k"])
         rows.append(row)
-    if not rows:
-        return pa.table({"name": pa.array([], pa.string()), "entity": pa.array([], pa.string())})
-    return pa.Table.from_pylist(rows)
+    return pa.Table.from_pylist(rows, schema=SHOW_SCHEMAS[kind])
 
 
 def _require(aud: AudienceReader, kind: str, name: ast.Ident, text: str) -> Definition:
@@ -110,11 +133,8 @@ def describe(engine: Engine, kind: str, ident: ast.Ident, text: str) -> pa.Table
         row["text"] = d.text if d is not None else None
         rows.append(row)
     if not rows:  # defined, never refreshed: the definitions alone
-        rows = [
-            {"version": None, "definition": d.version, "as_of": None, "text": d.text}
-            for d in defs.values()
-        ]
-    return pa.Table.from_pylist(rows)
+        rows = [{"version": None, "definition": d.version, "text": d.text} for d in defs.values()]
+    return pa.Table.from_pylist(rows, schema=DESCRIBE_SCHEMAS[kind])
 
 
 def drop(engine: Engine, kind: str, ident: ast.Ident, text: str) -> pa.Table:
