@@ -57,8 +57,11 @@ demo: install
 	@echo "serving http://$(HOST):$(PORT)  (OpenAPI docs at /docs)"
 	$(BIN)/eql serve --data-dir $(DATA) --host $(HOST) --port $(PORT)
 
+# The suite on JOBS worker processes (pytest-xdist), a test file per worker at a time, so the
+# module fixtures (demo stores, servers, MariaDB) are built once per file. JOBS=0: in-process.
+JOBS ?= 2
 test: install mariadb
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider $(if $(filter 0,$(JOBS)),,-n $(JOBS) --dist loadfile) --durations=15
 
 lint: install
 	$(BIN)/ruff check .
@@ -77,7 +80,7 @@ bench: install
 	$(BIN)/python -m benchmarks
 
 soak: install mariadb
-	$(BIN)/python -m pytest -q -m slow
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m slow $(if $(filter 0,$(JOBS)),,-n $(JOBS) --dist loadfile)
 
 clean:
 	rm -rf $(VENV) $(DATA) .mypy_cache .ruff_cache .pytest_cache
