@@ -312,3 +312,41 @@ REGISTRY: dict[str, Function] = {
 
 def lookup(name: str) -> Function | None:
     return REGISTRY.get(name.lower())
+
+
+_DAYS = (
+    "EQL has no {0}: days_since(t) counts the whole days from t to the reference time, so the days"
+    " from a to b are `days_since(a) - days_since(b)` (exact for dates)"
+)
+_NOW = (
+    "EQL has no {0}: the reference time is the query's AS OF (else the caller's time);"
+    " days_since(t) and DURING LAST ... count back from it"
+)
+# Functions of SQL dialects that people reach for, and what EQL writes instead (the hint of E205).
+SQL_NAMES: dict[str, str] = {
+    **{
+        n: _DAYS.format(n)
+        for n in ("datediff", "date_diff", "timestampdiff", "days_between", "age", "julianday")
+    },
+    **{
+        n: _NOW.format(n)
+        for n in ("now", "current_date", "current_timestamp", "getdate", "today", "sysdate")
+    },
+    **{
+        n: f"EQL has no {n}: day(t), week(t), month(t) and year(t) truncate a date or timestamp"
+        for n in ("date_trunc", "trunc", "datetrunc")
+    },
+    **{
+        n: f"EQL has no {n}: date_part('year', t) (or 'month', 'day', 'hour', 'dow', 'week')"
+        for n in ("extract", "datepart")
+    },
+    **{n: f"EQL has no {n}: coalesce(a, b)" for n in ("ifnull", "nvl", "isnull")},
+    **{n: f"EQL has no {n}: length(s)" for n in ("len", "char_length", "character_length")},
+    "substring": "EQL has no substring: substr(s, start [, length])",
+    "ceiling": "EQL has no ceiling: ceil(x)",
+    **{
+        n: f"EQL has no {n}: contains(s, part), starts_with(s, p), ends_with(s, p)"
+        for n in ("strpos", "instr", "position", "locate")
+    },
+    "count_distinct": "EQL has no count_distinct: count(DISTINCT x)",
+}

@@ -270,6 +270,9 @@ class BoundQuery:
     # the result depends on the reference time given by the caller (a window, `days_since`,
     # events before "now"); false when the text fixes it (AS OF) or nothing reads it
     reads_clock: bool = False
+    # the names (no `$`) of the parameters the query reads (every `$name` of its text): a given
+    # parameter not among them is unused (the CLI warns about such a `--param`)
+    parameters: frozenset[str] = frozenset()
 
 
 def type_of(e: BExpr) -> Type:

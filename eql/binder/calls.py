@@ -27,12 +27,14 @@ def _call(node: ast.Call, ctx: Ctx, where: Where, expected: Type | None) -> boun
         return aggregates.aggregate(ctx, node, bound.AggFunc(name), where)
     fn = functions.lookup(name)
     if fn is None:
+        elsewhere = functions.SQL_NAMES.get(name)
         options = list(functions.REGISTRY) + list(functions.AGGREGATES)
-        close = difflib.get_close_matches(name, options, n=1)
+        close = difflib.get_close_matches(name, options, n=1) if elsewhere is None else []
         return ctx.error(
             "E205",
             f"unknown function `{node.name.name}`",
             node.name.span,
+            elsewhere or "",
             f"did you mean `{close[0]}`?" if close else "",
             "see docs/eql.md for the functions",
         )

@@ -39,6 +39,8 @@ class Ctx:
     catalog: Catalog = EMPTY  # tags and segments (virtual attributes, `in segment`)
     text_reference: dt.datetime | None = None  # set by the text's own AS OF
     reads_clock: bool = False  # whether binding read the caller's reference time
+    hidden: Aliases | None = None  # RETURN's names, while a clause that cannot see them binds
+    referenced: set[str] = field(default_factory=set)  # the parameters bound (`$name`, no `$`)
 
     @property
     def reference(self) -> dt.datetime:
@@ -82,3 +84,22 @@ class Where:
     alias: str | None = None  # inside an aggregate: the source's name also names the element
     group_ok: bool = False  # group aggregates (count(), avg(x)) are allowed here
     in_group_agg: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Aliases:
+    """The names RETURN gives (`... AS spend`), kept while a clause that cannot see them is bound,
+    so that using one there (`WHERE spend > 10`) is told as such rather than as an unknown name."""
+
+    clause: str  # "WHERE", "GROUP BY", "RETURN" (another item's), "ORDER BY" (in an expression)
+    scope: bound.Scope  # the query's own rows: only a name read there can mean an alias
+    items: Mapping[str, ast.ReturnItem]
+    grouped: bool  # the query has GROUP BY
+    own: ast.ReturnItem | None = None  # the RETURN item being bound (its own name is not "other")
+
+    def find(self, name: str) -> ast.ReturnItem | None:
+        found = self.items.get(name)
+        if found is None:
+            folded = {k.lower(): v for k, v in self.items.items()}
+            found = folded.get(name.lower())
+        return None if found is self.own else found

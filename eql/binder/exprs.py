@@ -92,6 +92,10 @@ def _param(node: ast.Param, ctx: Ctx, where: Where, expected: Type | None) -> bo
 def _path(node: ast.Path, ctx: Ctx, where: Where, expected: Type | None) -> bound.BExpr:
     r = ctx.resolve(where, node.parts)
     if isinstance(r, Problem):
+        if r.code == "E202" and len(node.parts) == 1:
+            alias = _alias_used(ctx, node.parts[0], where)
+            if alias is not None:
+                return alias
         return ctx.error(r.code, r.message, r.ident.span, *r.helps)
     if isinstance(r, Value):
         return r.column
@@ -104,6 +108,36 @@ def _path(node: ast.Path, ctx: Ctx, where: Where, expected: Type | None) -> boun
         node.span,
         f"aggregate it: count({text}), sum(...), last(...); or test it: DID {r.name.name}",
     )
+
+
+def _alias_used(ctx: Ctx, ident: ast.Ident, where: Where) -> bound.BExpr | None:
+    """E202 for a name that is no name of the row but one RETURN gives, in a clause that cannot
+    see RETURN's names (`WHERE spend > 10 ... AS spend`); None when it is not that."""
+    hidden = ctx.hidden
+    if hidden is None or where.alias is not None or where.scope != hidden.scope:
+        return None
+    item = hidden.find(ident.name)
+    if item is None:
+        return None
+    name, expr = ident.name, ctx.source_text(item.expr)
+    repeat = f"write the expression itself instead of `{name}`: `{expr}`"
+    if hidden.clause == "RETURN":
+        message = f"`{name}` is the name of another RETURN item, which RETURN items cannot see"
+    elif hidden.clause == "ORDER BY":
+        spelled = item.alias.name if item.alias is not None else name
+        message = (
+            f"`{name}` is a RETURN alias: ORDER BY sorts by it as a whole key, written as RETURN"
+            f" writes it (`ORDER BY {spelled}`), but cannot use it in an expression"
+        )
+    else:
+        message = f"`{name}` is a RETURN alias, which {hidden.clause} cannot see"
+    helps = [repeat]
+    if hidden.clause == "WHERE" and hidden.grouped:
+        helps.append(
+            "WHERE filters entities before they are grouped; EQL has no HAVING, so the groups"
+            " themselves cannot be filtered"
+        )
+    return ctx.error("E202", message, ident.span, *helps)
 
 
 def _kind(s: bound.Source) -> str:
@@ -145,7 +179,7 @@ def _negate(node: ast.Negate, ctx: Ctx, where: Where, expected: Type | None) -> 
         return ctx.error("E207", f"cannot negate a {a.type}", node.span)
     if a.type.kind is Kind.NULL:
         return bound.Literal(None, types.NULL)
-    return bound.Unary(bound.UnaryOp.NEG, a, types.plain(a.type))
+    return _fits(ctx, bound.Unary(bound.UnaryOp.NEG, a, types.plain(a.type)), node.span)
 
 
 @handles(ast.IsNull)
@@ -286,10 +320,54 @@ def _arith(ctx: Ctx, op: bound.BinOp, a: bound.BExpr, b: bound.BExpr, span: Span
     t = types.widen(a.type, b.type) or types.FLOAT
     if op is bound.BinOp.MUL and a.type.kind is Kind.DECIMAL and b.type.kind is Kind.DECIMAL:
         t = types.decimal(a.type.precision + b.type.precision, a.type.scale + b.type.scale)
-    return bound.Binary(op, a, b, types.plain(t))
+    out = bound.Binary(op, a, b, types.plain(t))
+    return _fits(ctx, out, span)
+
+
+_INT64 = range(-(2**63), 2**63)
+
+
+def _constant_int(e: bound.BExpr) -> int | None:
+    """The exact value of an integer expression of literals and parameters (`+ - *` and
+    negation), None when it reads anything else."""
+    match e:
+        case bound.Literal(value=int() as v, type=t) | bound.Param(value=int() as v, type=t):
+            return v if t.kind is Kind.INT and not isinstance(v, bool) else None
+        case bound.Unary(op=bound.UnaryOp.NEG, arg=arg, type=t) if t.kind is Kind.INT:
+            inner = _constant_int(arg)
+            return None if inner is None else -inner
+        case bound.Binary(op=op, left=left, right=right, type=t) if t.kind is Kind.INT:
+            a, b = _constant_int(left), _constant_int(right)
+            if a is None or b is None:
+                return None
+            if op is bound.BinOp.ADD:
+                return a + b
+            if op is bound.BinOp.SUB:
+                return a - b
+            if op is bound.BinOp.MUL:
+                return a * b
+    return None
+
+
+def _fits(ctx: Ctx, e: bound.BExpr, span: Span) -> bound.BExpr:
+    """E303 for integer arithmetic of constants whose result leaves the 64-bit integers, found
+    here with its position rather than while running (where it is E303 too, without one)."""
+    v = _constant_int(e)
+    if v is None or v in _INT64:
+        return e
+    text = ctx.text[span.start : span.end]
+    shown = text if len(text) <= 60 else text[:57] + "..."
+    return ctx.error(
+        "E303",
+        f"integer overflow: `{shown}` is {v}, outside the 64-bit integers",
+        span,
+        f"integers run from {_INT64.start} to {_INT64.stop - 1}; a decimal holds up to 38 digits"
+        " (write one side as a decimal, e.g. `1.0`)",
+    )
 
 
 def bind_param(ctx: Ctx, node: ast.Param, expected: Type | None) -> bound.BExpr:
+    ctx.referenced.add(node.name)
     if node.name not in ctx.params:
         return ctx.error(
             "E210",
@@ -305,7 +383,7 @@ def bind_param(ctx: Ctx, node: ast.Param, expected: Type | None) -> bound.BExpr:
             value = raw
         t = values.infer_type(value)
     try:
-        value = values.convert(raw, t)
+        value = values.convert_param(raw, t)
     except ValueError as exc:
         return ctx.error(
             "E211", f"parameter ${node.name}: {exc}", node.span, f"${node.name} is used as {t} here"
@@ -314,19 +392,27 @@ def bind_param(ctx: Ctx, node: ast.Param, expected: Type | None) -> bound.BExpr:
 
 
 def _in_param(ctx: Ctx, a: bound.BExpr, p: ast.Param, neg: bool) -> bound.BExpr:
+    ctx.referenced.add(p.name)
     if p.name not in ctx.params:
         return ctx.error("E210", f"missing parameter ${p.name}", p.span, "supply a list of values")
     raw = ctx.params[p.name]
     given = raw.split(",") if isinstance(raw, str) else raw
     if not isinstance(given, list | tuple):
-        return ctx.error("E211", f"parameter ${p.name} must be a list of values", p.span)
+        return ctx.error(
+            "E211",
+            f"parameter ${p.name} must be a list of values",
+            p.span,
+            'a JSON list (["a", "b"]) or, on the command line, values separated by commas',
+        )
     t = types.plain(a.type) if a.type.kind is not Kind.NULL else types.STRING
     items: list[bound.BExpr] = []
     for v in given:
         try:
-            items.append(bound.Param(p.name, values.convert(v, t), t))
+            items.append(bound.Param(p.name, values.convert_param(v, t), t))
         except ValueError as exc:
-            return ctx.error("E211", f"parameter ${p.name}: {exc}", p.span)
+            return ctx.error(
+                "E211", f"parameter ${p.name}: {exc}", p.span, f"each value is used as {t} here"
+            )
     return bound.InList(a, tuple(items), neg, types.BOOL)
 
 

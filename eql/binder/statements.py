@@ -11,7 +11,7 @@ from entities import Schema
 from eql import types
 from eql.binder import bound, calls, virtual
 from eql.binder.aggregates import time_point, window_of
-from eql.binder.context import POISON, Ctx, Where
+from eql.binder.context import POISON, Aliases, Ctx, Where
 from eql.binder.dispatch import bind_expr, bool_expr
 from eql.binder.exprs import bind_param
 from eql.binder.resolve import Names
@@ -86,11 +86,16 @@ def _bind_query(ctx: Ctx, q: ast.Find | ast.FindEvents) -> bound.BoundQuery | No
         during = bound.Window(None, ctx.reference)
         if q.during is not None:
             during = window_of(ctx, q.during)
+    aliases = {r.alias.name: r for r in q.returns if r.alias is not None}
+    ctx.hidden = Aliases("WHERE", scope, aliases, bool(q.group_by))
     where = bool_expr(ctx, q.where, row, "WHERE") if q.where is not None else None
+    ctx.hidden = Aliases("GROUP BY", scope, aliases, bool(q.group_by))
     group = tuple(bound.Item(bind_expr(ctx, g, row), _name(ctx, g, None)) for g in q.group_by)
     before = ctx.group_aggregates
     items = _items(ctx, q, scope)
+    ctx.hidden = Aliases("ORDER BY", scope, aliases, bool(q.group_by))
     order = _order(ctx, q, scope, items)
+    ctx.hidden = None
     grouped = bool(q.group_by) or ctx.group_aggregates > before
     if grouped:
         keys = [g.expr for g in group]
@@ -118,6 +123,7 @@ def _bind_query(ctx: Ctx, q: ast.Find | ast.FindEvents) -> bound.BoundQuery | No
         ctx.text_reference or ctx.given_reference,
         grouped,
         ctx.reads_clock,
+        frozenset(ctx.referenced),
     )
 
 
@@ -132,10 +138,12 @@ def _name(ctx: Ctx, node: ast.Expr, alias: ast.Ident | None) -> str:
 def _items(ctx: Ctx, q: ast.Find | ast.FindEvents, scope: bound.Scope) -> list[bound.Item]:
     if q.returns:
         where = Where(scope, group_ok=True)
-        return [
-            bound.Item(bind_expr(ctx, r.expr, where), _name(ctx, r.expr, r.alias))
-            for r in q.returns
-        ]
+        out = []
+        names = {r.alias.name: r for r in q.returns if r.alias is not None}
+        for r in q.returns:
+            ctx.hidden = Aliases("RETURN", scope, names, bool(q.group_by), own=r)
+            out.append(bound.Item(bind_expr(ctx, r.expr, where), _name(ctx, r.expr, r.alias)))
+        return out
     if scope.kind is bound.ScopeKind.ENTITY:
         ent = ctx.schema.require_entity(scope.name)
         return [
@@ -183,12 +191,20 @@ def _limit(ctx: Ctx, node: ast.IntLiteral | ast.Param | None) -> int | None:
         value = p.value if isinstance(p, bound.Param) else None
     else:
         value = node.value
+    everything = "leave LIMIT out for all rows"
     if value is None:
         if isinstance(node, ast.Param) and ctx.params.get(node.name, 0) is None:
-            ctx.error("E211", f"parameter ${node.name}: LIMIT needs a number, not null", node.span)
+            ctx.error(
+                "E211",
+                f"parameter ${node.name}: LIMIT needs a number, not null",
+                node.span,
+                everything,
+            )
         return None
     if not isinstance(value, int) or value < 0 or value > MAX_LIMIT:
-        ctx.error("E219", f"LIMIT must be a whole number from 0 to {MAX_LIMIT:,}", node.span)
+        ctx.error(
+            "E219", f"LIMIT must be a whole number from 0 to {MAX_LIMIT:,}", node.span, everything
+        )
         return None
     return value
 

@@ -1,4 +1,5 @@
-"""Parameter values and time points: converting what users supply to EQL's types.
+"""Parameter values and time points: converting what users supply to EQL's types
+(`convert_param` for a parameter, `convert` for text and literals).
 
 Pure functions; failures raise `ValueError` with a message the binder turns into a diagnostic.
 """
@@ -73,6 +74,24 @@ def infer_type(value: Any) -> Type:
     if value is None:
         return types.NULL
     return types.STRING
+
+
+def convert_param(value: Any, t: Type) -> Any:
+    """A parameter's value as type `t`. Text (a `--param name=value`, a JSON string) is read as
+    `t` as `convert` reads it; a value with a type of its own must have `t`'s: a number is not
+    text (`{"city": 5}` for `city = $city`) and a timestamp with a time of day is not a date.
+    Raises ValueError saying what was expected."""
+    number = isinstance(value, int | float | decimal.Decimal) and not isinstance(value, bool)
+    if t.kind is Kind.STRING and number:
+        raise ValueError(f'expected text, got the number {value} (text is in quotes: "{value}")')
+    if t.kind is Kind.DATE and isinstance(value, dt.datetime):
+        utc = to_utc(value)
+        if utc.time() != dt.time(0):
+            raise ValueError(
+                f"expected a date, got the timestamp {utc.isoformat()}, which has a time of day"
+            )
+        return utc.date()
+    return convert(value, t)
 
 
 def convert(value: Any, t: Type) -> Any:

@@ -1,7 +1,8 @@
 """Emit the logical plan as DataFusion DataFrame/Expr calls: the only module importing datafusion.
 
 Columns are named c<N> after their ColumnId; only the final `Output` aliases them to the names the
-user sees. No SQL text is built or executed.
+user sees. No SQL text is built or executed. Integer `+ - *` and negation are emitted so that they
+fail (`Overflow`) rather than wrap around as DataFusion's kernels do (see `_checked`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from eql.binder.bound import AggFunc, BinOp, UnaryOp
 from eql.catalog import EntityTable, SegmentRef, StreamTable, TableRef, TagRef
 from eql.diagnostics import InternalError
 from eql.planner import logical
+from eql.planner.rules.walk import expr_children
 from eql.types import Kind, Type
 
 ARROW_TS = pa.timestamp("us", tz="UTC")
@@ -136,6 +138,8 @@ def expr(e: logical.LExpr) -> Expr:
             if impl is None:
                 raise InternalError(f"no DataFusion emitter for function {f}")
             return impl([expr(a) for a in args], [a.type for a in args])
+        case logical.LUnary() | logical.LBinary() if _int_arith(e):
+            return _checked(e)
         case logical.LUnary(op=op, arg=arg, type=t):
             return ~expr(arg) if op is UnaryOp.NOT else literal(0, t) - expr(arg)
         case logical.LBinary(op=op, left=left, right=right, type=t):
@@ -159,6 +163,133 @@ def expr(e: logical.LExpr) -> Expr:
             return expr(arg).cast(arrow_type(t))
         case _:
             assert_never(e)
+
+
+# ---- integer arithmetic that does not wrap ----------------------------------------------------
+# DataFusion's int64 `+ - *` wrap around (9223372036854775807 + 1 is -9223372036854775808). A tree
+# of integer `+ - *` and negation is emitted twice over the same operands (its "leaves"): wrapping
+# (DataFusion's own) and strict (each step in decimal, cast back to int64: a cast that fails with
+# the true value when a step leaves int64). Here, from the tree's constants (and the leaves whose
+# values are small, like `days_since`), the largest `L` is found such that no step can leave
+# int64 while every other leaf is within [-L, L] (and wrapping, arithmetic modulo 2**64, is then
+# exact), and the tree becomes
+# `CASE WHEN x < -L OR x > L OR y < -L ... THEN strict ELSE wrapping END`: two comparisons per
+# leaf on every row, the strict form only on the rows near the edge (usually none). A null leaf
+# makes its own steps null and the others are still checked, as SQL does. The expression stays
+# small, which matters as much: DataFusion plans it anew at every run. A leaf is repeated three
+# times, so a tree whose leaves hold trees that hold trees (nested through calls) is emitted
+# strict alone, to keep the expression from growing with the nesting. (DataFusion's simplifier
+# turns `x * 0` into 0 when x cannot be null, steps of x and their overflow included.)
+_INT_OPS = (BinOp.ADD, BinOp.SUB, BinOp.MUL)
+_STEP = pa.decimal128(19, 0)  # an int64 value, exactly; a sum or product of two of them fits
+_MAX = 2**63 - 1
+
+
+def _int_arith(e: logical.LExpr) -> bool:
+    match e:
+        case logical.LBinary(op=op, type=t) if op in _INT_OPS:
+            return t.kind is Kind.INT
+        case logical.LUnary(op=UnaryOp.NEG, type=t):
+            return t.kind is Kind.INT
+    return False
+
+
+def _leaves(e: logical.LExpr) -> Iterator[logical.LExpr]:
+    for c in expr_children(e):
+        if _int_arith(c):
+            yield from _leaves(c)
+        else:
+            yield c
+
+
+def _nesting(e: logical.LExpr) -> int:
+    """How many integer arithmetic trees are nested in `e` along one path, at most."""
+    if _int_arith(e):
+        return 1 + max((_nesting(x) for x in _leaves(e)), default=0)
+    return max((_nesting(c) for c in expr_children(e)), default=0)
+
+
+# functions whose int64 result is small whatever their arguments (so it needs no guard): the
+# whole days in an int64 count of microseconds (< 1.1e8), a date part (a date32's year < 5.9e6)
+_BOUNDED = {"days_since": 2**27, "date_part": 2**23}
+
+
+def _known_bound(e: logical.LExpr) -> int | None:
+    if isinstance(e, logical.LLit):
+        return abs(e.value) if isinstance(e.value, int) else 0
+    if isinstance(e, logical.LCall):
+        return _BOUNDED.get(e.func)
+    return None
+
+
+def _peak(e: logical.LExpr, limit: int) -> tuple[int, int]:
+    """(a bound on |value|, a bound on |every step|) of `e` when each leaf whose size is not
+    known (`_known_bound`) is within [-limit, limit]."""
+    if not _int_arith(e):
+        known = _known_bound(e)
+        return (limit if known is None else known), 0
+    parts = [_peak(c, limit) for c in expr_children(e)]
+    if isinstance(e, logical.LUnary):
+        value = parts[0][0]
+    elif isinstance(e, logical.LBinary) and e.op is BinOp.MUL:
+        value = parts[0][0] * parts[1][0]
+    else:
+        value = parts[0][0] + parts[1][0]
+    return value, max(value, *(step for _, step in parts))
+
+
+def _safe_limit(tree: logical.LExpr) -> int | None:
+    """The largest `L` for which no step of `tree` can leave int64 (None: not even 0)."""
+    if _peak(tree, 0)[1] > _MAX:
+        return None
+    lo, hi = 0, _MAX
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if _peak(tree, mid)[1] <= _MAX else (lo, mid - 1)
+    return lo
+
+
+def _step(op: BinOp, a: Expr, b: Expr) -> Expr:
+    return a + b if op is BinOp.ADD else a - b if op is BinOp.SUB else a * b
+
+
+def _checked(tree: logical.LExpr) -> Expr:
+    emitted: dict[int, Expr] = {}
+
+    def leaf(x: logical.LExpr) -> Expr:
+        if id(x) not in emitted:
+            emitted[id(x)] = expr(x)
+        return emitted[id(x)]
+
+    def fold(e: logical.LExpr, strict: bool) -> Expr:
+        if not _int_arith(e):
+            return leaf(e)
+        if isinstance(e, logical.LUnary):
+            arg = fold(e.arg, strict)
+            if strict:
+                return (literal(0, Type(Kind.DECIMAL, 19, 0)) - arg.cast(_STEP)).cast(pa.int64())
+            return literal(0, e.type) - arg
+        assert isinstance(e, logical.LBinary)
+        a, b = fold(e.left, strict), fold(e.right, strict)
+        if strict:
+            return _step(e.op, a.cast(_STEP), b.cast(_STEP)).cast(pa.int64())
+        return _step(e.op, a, b)
+
+    leaves = list(_leaves(tree))
+    limit = _safe_limit(tree)
+    if limit is None or max(_nesting(x) for x in leaves) >= 2:
+        return fold(tree, strict=True)
+    outside = [
+        (leaf(x) < lit(-limit)) | (leaf(x) > lit(limit))
+        for i, x in enumerate(leaves)
+        if _known_bound(x) is None and x not in leaves[:i]
+    ]
+    if not outside:  # no step can leave int64 (literals are checked by the binder)
+        return fold(tree, strict=False)
+    near = outside[0]
+    for more in outside[1:]:
+        near = near | more
+    return functions.when(near, fold(tree, strict=True)).otherwise(fold(tree, strict=False))
 
 
 def _binary(op: BinOp, left: logical.LExpr, right: logical.LExpr, t: Type) -> Expr:
@@ -336,6 +467,8 @@ class Cancelled(ExecutionFailed):
 # datafusion-common's `DataFusionError` and arrow's `ArrowError`).
 _MEMORY = ("Resources exhausted", "Not enough memory", "Memory Exhausted")
 _OVERFLOW = ("overflow", "Overflow", "Divide by zero", "divide by zero", "Division by zero")
+# a checked integer step (see `_checked`) that left int64: the cast back fails with the true value
+_OUT_OF_INT64 = re.compile(r"value of (-?[0-9]+) is out of range Int64")
 _CANCELLED = ("was cancelled", "Cancelled", "cancelled")
 
 
@@ -347,6 +480,9 @@ def failure(exc: BaseException) -> ExecutionFailed:
     text = str(exc)
     if isinstance(exc, MemoryError | pa.ArrowMemoryError) or any(m in text for m in _MEMORY):
         return OutOfMemory(message)
+    out_of_range = _OUT_OF_INT64.search(text)
+    if out_of_range is not None:
+        return Overflow(f"integer overflow: {out_of_range.group(1)} is outside the 64-bit integers")
     if isinstance(exc, OverflowError | ZeroDivisionError) or any(m in text for m in _OVERFLOW):
         return Overflow(message)
     if any(m in text for m in _CANCELLED):

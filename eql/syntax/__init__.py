@@ -12,7 +12,7 @@ from __future__ import annotations
 from eql.syntax import ast
 from eql.syntax.parser import MAX_DEPTH, MAX_QUERY_CHARS, parse
 from eql.syntax.printer import format_expr, format_statement, format_window
-from eql.syntax.walk import NO_SPAN, children, same_shape, strip_spans
+from eql.syntax.walk import NO_SPAN, children, parameters, same_shape, strip_spans
 
 __all__ = [
     "MAX_DEPTH",
@@ -23,6 +23,7 @@ __all__ = [
     "format_expr",
     "format_statement",
     "format_window",
+    "parameters",
     "parse",
     "same_shape",
     "strip_spans",

@@ -117,6 +117,23 @@ _WORD_BEFORE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*$")
 _DID_FILTER_BEFORE = re.compile(r"(?is)\bDID\s+[\w.`]+\s+WHERE\s+[^()]*$")
 # tokens that may follow a name but not a keyword such as IN or NOT: `in = 1`, `not.x`
 _AFTER_A_NAME = {"EQ", "NE", "LT", "LE", "GT", "GE", "_DOT", "_IS", "_LIKE", "_BETWEEN", "PLUS"}
+# a time point as written in a window: a string, a parameter, a DATE or TIMESTAMP literal
+_TIMEPOINT = r"(?:'(?:[^']|'')*'|\$\w+|(?:DATE|TIMESTAMP)\s*'(?:[^']|'')*')"
+_BETWEEN_AFTER = re.compile(rf"(?is)\s*({_TIMEPOINT})\s+AND\s+({_TIMEPOINT})")
+_TIMEPOINT_BEFORE = re.compile(rf"(?is)({_TIMEPOINT})\s*$")
+_TIMEPOINT_AFTER = re.compile(rf"(?is)\s*({_TIMEPOINT})")
+_UNIT_AFTER = re.compile(r"(?is)\s*(HOURS?|DAYS?|WEEKS?|MONTHS?|YEARS?)\b")
+_COUNT_UNIT_AFTER = re.compile(r"(?is)\s*([0-9]+|\$\w+)\s+(HOURS?|DAYS?|WEEKS?|MONTHS?|YEARS?)\b")
+# `, LIMIT` at the end of the text before the offending token: the clause word was read as a name
+_TRAILING_COMMA = re.compile(r"(?is),\s*(LIMIT|ORDER|GROUP|RETURN|WHERE|AS)\s*$")
+# what the depth count skips: strings, quoted names, comments
+_NESTING = re.compile(r"'(?:[^']|'')*'?|`(?:[^`]|``)*`?|--[^\n]*|/\*[\s\S]*?(?:\*/|$)|[()]")
+_DID_PATH_BEFORE = re.compile(r"(?is)\bDID\s+[\w.`]+\s*$")
+_SEQUENCES = "sequences (`DID a THEN b WITHIN ...`) are not supported yet"
+_WINDOW_FORMS = (
+    "a window is `DURING LAST 30 DAYS` (or HOURS, WEEKS, MONTHS, YEARS) or"
+    " `DURING '2026-01-01' TO '2026-02-01'` (from the start, up to but not including the end)"
+)
 
 
 def show(text: str, limit: int = 40) -> str:
@@ -253,12 +270,25 @@ def _char_diagnostic(text: str, pos: int) -> Diagnostic:
         helps.append("write NOT to negate, or != for 'not equal'")
     elif ch == "$":
         helps.append("a parameter is `$` followed by a name, e.g. $city")
+    elif ch in "[]":
+        helps.append(_bracket_help(text, pos))
     elif ch.isalpha() or unicodedata.category(ch).startswith("L"):
         helps.append("names with characters other than A-Z, 0-9 and _ go in backticks: `名字`")
     cp = f"U+{ord(ch):04X}"
     shown = show(ch)
     desc = f"`{shown}` ({cp})" if shown == ch and not ch.isspace() else cp
     return Diagnostic("E104", f"invalid character {desc}", Span(pos, pos + 1), helps=tuple(helps))
+
+
+def _bracket_help(text: str, pos: int) -> str:
+    """`IN [1, 2]` is `IN (1, 2)`: the list as the user wrote it, in parentheses."""
+    close = text.find("]", pos)
+    items = text[pos + 1 : close] if text[pos] == "[" and close > pos else ""
+    if not items.strip() or len(items) > 40 or "\n" in items or "[" in items:
+        items = "1, 2"
+    if re.search(r"(?is)\bIN\s*$", text[:pos]):
+        return f"a list is written in parentheses: `IN ({show(items)})`"
+    return f"EQL has no brackets: a list is written in parentheses, `x IN ({show(items)})`"
 
 
 def _unterminated_comment(text: str, pos: int) -> Diagnostic:
@@ -296,6 +326,8 @@ def _token_diagnostic(text: str, e: UnexpectedToken, expected: set[str] | None) 
             helps.append(
                 "a statement starts with FIND, EXPLAIN, DEFINE, REFRESH, DROP, DESCRIBE or SHOW"
             )
+        if text.rstrip().endswith(","):
+            helps.append("a list has no trailing comma: remove the last `,`")
         return Diagnostic(
             "E102",
             f"unexpected end of input; expected {describe_expected(expected)}",
@@ -312,11 +344,37 @@ def _token_diagnostic(text: str, e: UnexpectedToken, expected: set[str] | None) 
     number = _number_run(text, start)
     if number is not None:
         return _bad_number(text, number)
+    trailing = _trailing_comma(text[:start])
+    if trailing is not None:
+        return trailing
     return Diagnostic(
         "E101",
         f"unexpected {_describe_token(type_, value)}; expected {describe_expected(expected)}",
         Span(start, end),
         helps=tuple(_token_helps(text, type_, value, start, expected)),
+    )
+
+
+def _trailing_comma(before: str) -> Diagnostic | None:
+    """`RETURN id, name, LIMIT 5`: the comma made `LIMIT` an item (a name), so the parser fails
+    only at `5`; the mistake is the comma, outside any parentheses."""
+    m = _TRAILING_COMMA.search(before)
+    if m is None:
+        return None
+    depth = 0
+    for tok in _NESTING.finditer(before, 0, m.start()):
+        depth += {"(": 1, ")": -1}.get(tok.group(), 0)
+    if depth > 0:
+        return None
+    word = m.group(1).upper()
+    return Diagnostic(
+        "E101",
+        f"trailing comma before `{word}`",
+        Span(m.start(), m.start() + 1),
+        helps=(
+            f"remove the comma: a list ends at its last item, and `{word}` after a comma is"
+            " read as one more item",
+        ),
     )
 
 
@@ -345,6 +403,32 @@ def _token_helps(text: str, type_: str, value: str, start: int, expected: set[st
                 helps.append(f"did you mean `{_keyword_text(spellings[match])}`?")
     if type_ == "EQ" and before.endswith("="):
         helps.append("compare with a single `=`")
+    window_expected = {"LAST", "STRING"} <= expected
+    if window_expected:
+        helps.append(_window_help(text, type_, value, start))
+    if type_ == "_AND" and expected == {"_TO"}:
+        helps.append(_range_help(text, before, start + len(value)))
+    word = value.upper() if type_ == "NAME" else ""
+    if word == "HAVING":
+        helps.append(
+            "EQL has no HAVING: WHERE tests an entity's own aggregates, e.g."
+            " WHERE count(purchase) >= 3; the groups of GROUP BY cannot be filtered"
+        )
+    if (
+        word == "WITHIN"
+        or (type_ == "_THEN" and _DID_PATH_BEFORE.search(before))
+        or (type_ == "MINUS" and text.startswith("->", start) and _DID_PATH_BEFORE.search(before))
+    ):
+        helps.append(_SEQUENCES)
+        m = _COUNT_UNIT_AFTER.match(text, start + len(value)) if word == "WITHIN" else None
+        if m:
+            window = f"DURING LAST {m.group(1)} {m.group(2).upper()}"
+            helps.append(f"for the events of a time window write `{window}`")
+    if expected == {"INT", "PARAM"} and re.search(r"(?is)\bLIMIT\s*$", before):
+        helps.append(
+            "LIMIT takes a whole number from 0 (`LIMIT 10`) or a parameter (`LIMIT $n`);"
+            " leave LIMIT out for all rows"
+        )
     if type_ in _CLAUSES and type_ not in expected:
         if type_ == "_DURING" and _DID_FILTER_BEFORE.search(before):
             pass  # the DID hint below says it
@@ -374,10 +458,43 @@ def _token_helps(text: str, type_: str, value: str, start: int, expected: set[st
             " named events write FIND `events`"
         )
     prev = _WORD_BEFORE.search(before)
-    if prev and prev.group(1).upper() in HARD_KEYWORDS - {"DISTINCT"} and type_ in _AFTER_A_NAME:
+    if (
+        prev
+        and prev.group(1).upper() in HARD_KEYWORDS - {"DISTINCT"}
+        and type_ in _AFTER_A_NAME
+        and not window_expected  # `DURING BETWEEN`: DURING cannot be a name there
+    ):
         w = prev.group(1)
         helps.append(f"`{w}` is a keyword here; to use it as a name write `{w}` in backticks")
     return helps
+
+
+def _window_help(text: str, type_: str, value: str, start: int) -> str:
+    """Where a window must start: its two forms, in the user's own values when they are there."""
+    after = start + len(value)
+    if type_ == "_BETWEEN":
+        m = _BETWEEN_AFTER.match(text, after)
+        a, b = (m.group(1), m.group(2)) if m else ("'2026-01-01'", "'2026-02-01'")
+        return (
+            f"a window from a start to an end is written with TO, not BETWEEN: `DURING {show(a)}"
+            f" TO {show(b)}` (from the start, up to but not including the end)"
+        )
+    if type_ in ("INT", "PARAM"):
+        unit = _UNIT_AFTER.match(text, after)
+        return f"did you mean `DURING LAST {value} {unit.group(1).upper() if unit else 'DAYS'}`?"
+    return _WINDOW_FORMS
+
+
+def _range_help(text: str, before: str, after: int) -> str:
+    """`DURING '2026-01-01' AND '2026-02-01'` is `... TO ...`."""
+    m_start = _TIMEPOINT_BEFORE.search(before)
+    m_end = _TIMEPOINT_AFTER.match(text, after)
+    a = m_start.group(1) if m_start else "'2026-01-01'"
+    b = m_end.group(1) if m_end else "'2026-02-01'"
+    return (
+        f"a window from a start to an end is written with TO: `{show(a)} TO {show(b)}`"
+        " (from the start, up to but not including the end)"
+    )
 
 
 def diagnostic_from_lark(

@@ -1,4 +1,5 @@
-"""Generic helpers over AST nodes: children, depth, span stripping for structural comparison.
+"""Generic helpers over AST nodes: children, depth, the parameters a statement names, span
+stripping for structural comparison.
 
 May import only the standard library, eql.diagnostics and eql.syntax.ast.
 """
@@ -12,7 +13,7 @@ from typing import Any, TypeVar
 from eql.diagnostics import Span
 from eql.syntax import ast
 
-__all__ = ["NO_SPAN", "children", "first_too_deep", "same_shape", "strip_spans"]
+__all__ = ["NO_SPAN", "children", "first_too_deep", "parameters", "same_shape", "strip_spans"]
 
 NO_SPAN = Span(0, 0)
 
@@ -56,6 +57,19 @@ def first_too_deep(root: object, limit: int) -> Any | None:
             return node
         stack.extend((child, depth + 1) for child in children(node))
     return None
+
+
+def parameters(root: object) -> frozenset[str]:
+    """The names (without `$`) of every parameter the tree refers to, anywhere in it: a caller
+    can tell which of the values it was given the statement never reads."""
+    found: set[str] = set()
+    stack: list[object] = [root]
+    while stack:
+        node = stack.pop()
+        if type(node) is ast.Param:
+            found.add(node.name)
+        stack.extend(children(node))
+    return frozenset(found)
 
 
 def strip_spans(node: N) -> N:

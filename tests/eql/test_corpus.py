@@ -19,7 +19,7 @@ import pytest
 
 from eql.compiler import Compiled, compile_query, explain_text
 from eql.planner.explain import format_bound, format_plan
-from eql.syntax import format_statement, parse, same_shape
+from eql.syntax import format_statement, parameters, parse, same_shape
 from runtime.engine import Engine
 from tests.eql.helpers import CORPUS_DIR, NOW, SNAPSHOT_DIR, result_csv
 from tests.eql.snapshots import UPDATE, check_snapshot
@@ -92,6 +92,14 @@ def test_stage_snapshot(case: Case, stage: str, demo_engine: Engine) -> None:
         assert "__id" not in table.column_names
         actual = result_csv(table, keep_order=bool(compiled.bound.order_by))
     check_snapshot(_snapshot_path(case.name, stage), actual)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_bound_parameters_are_the_texts(case: Case) -> None:
+    """`BoundQuery.parameters` (what the binder bound) is every `$name` of the text."""
+    compiled = _compiled(case.name)
+    assert compiled.bound.parameters == parameters(compiled.statement)
+    assert compiled.bound.parameters <= set(case.params)
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)

@@ -17,6 +17,7 @@ import pytest
 from entities import Schema, parse_schema
 from eql.compiler import compile_query
 from eql.diagnostics import EqlError
+from eql.syntax import parameters, parse
 from tests.eql.helpers import NOW, RETAIL_SCHEMA
 
 
@@ -29,10 +30,26 @@ class Bad:
     text: str  # what the span covers
     params: dict[str, Any] = field(default_factory=dict)
     id: str = ""
+    message: str = ""  # a substring of the message, when the case checks it
+    help: str = ""  # a substring of one of the helps, when the case checks it
 
 
 def bad(query: str, code: str, line: int, col: int, text: str, **params: Any) -> Bad:
     return Bad(query, code, line, col, text, params, id=f"{code}-{query[:40]}")
+
+
+def hinted(
+    query: str,
+    code: str,
+    line: int,
+    col: int,
+    text: str,
+    message: str,
+    help: str,
+    params: dict[str, Any] | None = None,
+) -> Bad:
+    """A case whose message and hint are checked too."""
+    return Bad(query, code, line, col, text, params or {}, f"{code}-{query[:40]}", message, help)
 
 
 CASES = [
@@ -137,7 +154,16 @@ CASES = [
     bad("FIND users WHERE name LIKE city", "E218", 1, 28, "city"),
     bad("FIND users WHERE name LIKE 5", "E218", 1, 28, "5"),
     bad("FIND users LIMIT 99999999999", "E219", 1, 18, "99999999999"),
-    bad("FIND users LIMIT $n", "E219", 1, 18, "$n", n=-1),
+    hinted(
+        "FIND users LIMIT $n",
+        "E219",
+        1,
+        18,
+        "$n",
+        "LIMIT must be a whole number from 0",
+        "leave LIMIT out for all rows",
+        {"n": -1},
+    ),
     bad("FIND users RETURN count(purchase DURING LAST $n DAYS)", "E219", 1, 46, "$n", n=-5),
     bad("FIND users WHERE count() > 3", "E220", 1, 18, "count()"),
     bad("FIND users WHERE avg(birth_year) > 3", "E220", 1, 18, "avg(birth_year)"),
@@ -164,6 +190,148 @@ CASES = [
         1,
         20,
         "sum(members.purchase.amount WHERE amount > 3)",
+    ),
+    # ---- issue 12: what the message and the hint say -----------------------------------------
+    hinted(
+        "FIND users WHERE spend > 10 RETURN sum(purchase.amount) AS spend",
+        "E202",
+        1,
+        18,
+        "spend",
+        "`spend` is a RETURN alias, which WHERE cannot see",
+        "write the expression itself instead of `spend`: `sum(purchase.amount)`",
+    ),
+    hinted(
+        "FIND users GROUP BY region RETURN home_store.region AS region, count() AS n",
+        "E202",
+        1,
+        21,
+        "region",
+        "`region` is a RETURN alias, which GROUP BY cannot see",
+        "`home_store.region`",
+    ),
+    hinted(
+        "FIND users WHERE n > 3 GROUP BY city RETURN city, count() AS N",
+        "E202",
+        1,
+        18,
+        "n",
+        "`n` is a RETURN alias, which WHERE cannot see",
+        "EQL has no HAVING",
+    ),
+    hinted(
+        "FIND users RETURN sum(purchase.amount) AS spend, spend * 2 AS double",
+        "E202",
+        1,
+        50,
+        "spend",
+        "`spend` is the name of another RETURN item",
+        "`sum(purchase.amount)`",
+    ),
+    hinted(
+        "FIND users RETURN count(purchase) AS n ORDER BY n * 2",
+        "E202",
+        1,
+        49,
+        "n",
+        "ORDER BY sorts by it as a whole key, written as RETURN writes it (`ORDER BY n`)",
+        "`count(purchase)`",
+    ),
+    hinted(
+        "FIND users RETURN datediff(signup_date, '2026-01-01')",
+        "E205",
+        1,
+        19,
+        "datediff",
+        "unknown function `datediff`",
+        "`days_since(a) - days_since(b)`",
+    ),
+    hinted(
+        "FIND users RETURN date_trunc('month', signup_date)",
+        "E205",
+        1,
+        19,
+        "date_trunc",
+        "unknown function",
+        "month(t)",
+    ),
+    hinted(
+        "FIND users WHERE city = $city",
+        "E211",
+        1,
+        25,
+        "$city",
+        "parameter $city: expected text, got the number 5",
+        "$city is used as string here",
+        {"city": 5},
+    ),
+    hinted(
+        "FIND users WHERE $city = city",
+        "E211",
+        1,
+        18,
+        "$city",
+        "$city",
+        "string",
+        {"city": 5.5},
+    ),
+    hinted(
+        "FIND users WHERE city IN $cities",
+        "E211",
+        1,
+        26,
+        "$cities",
+        "parameter $cities: expected text, got the number 2",
+        "each value is used as string here",
+        {"cities": ["Shanghai", 2]},
+    ),
+    hinted(
+        "FIND users WHERE gender = $g",
+        "E211",
+        1,
+        27,
+        "$g",
+        "parameter $g: expected text",
+        "string",
+        {"g": 1},
+    ),
+    hinted(
+        "FIND users WHERE signup_date = $d",
+        "E211",
+        1,
+        32,
+        "$d",
+        "has a time of day",
+        "date",
+        {"d": dt.datetime(2026, 1, 1, 10, 30, tzinfo=dt.UTC)},
+    ),
+    hinted(
+        "FIND users RETURN 9223372036854775807 + 1 AS v",
+        "E303",
+        1,
+        19,
+        "9223372036854775807 + 1",
+        "integer overflow: `9223372036854775807 + 1` is 9223372036854775808",
+        "integers run from -9223372036854775808 to 9223372036854775807",
+    ),
+    hinted(
+        "FIND users RETURN -(-9223372036854775807 - 1) AS v",
+        "E303",
+        1,
+        19,
+        "-(-9223372036854775807 - 1)",
+        "integer overflow",
+        "decimal",
+    ),
+    hinted(
+        "FIND users WHERE birth_year > $a * $b",
+        "E303",
+        1,
+        31,
+        "$a * $b",
+        "is 85070591730234615847396907784232501249",
+        "decimal",
+        {"a": 2**63 - 1, "b": 2**63 - 1},
     ),
 ]
 
@@ -227,6 +395,9 @@ def test_error_code_and_span(case: Bad, retail: Schema) -> None:
     err = compile_error(case.query, retail, case.params)
     assert_diagnostic(err, case.code, case.line, case.col, case.text)
     assert err.diagnostics[0].code == case.code, f"first diagnostic is {err.codes}"
+    first = err.diagnostics[0]
+    assert case.message in first.message, first.message
+    assert not case.help or any(case.help in h for h in first.helps), first.helps
 
 
 AMBIGUOUS_SCHEMA = """\
@@ -322,3 +493,48 @@ def test_reference_time_param_accepts_datetime(retail: Schema) -> None:
         NOW,
     )
     assert c.bound.reference_time == dt.datetime(2026, 10, 1, 12, tzinfo=dt.UTC)
+
+
+def test_the_parameters_a_query_refers_to(retail: Schema) -> None:
+    """`BoundQuery.parameters` names every `$name` of the text, wherever it is; a caller can
+    tell which of the values it gave are unused (`extra` here)."""
+    c = compile_query(
+        "FIND users WHERE city = $city AND count(purchase DURING LAST $n DAYS) > 0\n"
+        "RETURN id, coalesce(name, $fallback) AS name ORDER BY id LIMIT $top AS OF $t",
+        retail,
+        {"city": "x", "n": 3, "fallback": "-", "top": 5, "t": "2026-01-01", "extra": 1},
+        NOW,
+    )
+    assert c.bound.parameters == frozenset({"city", "n", "fallback", "top", "t"})
+    assert compile_query("FIND users", retail, {"x": 1}, NOW).bound.parameters == frozenset()
+    events = compile_query(
+        "FIND EVENTS purchase DURING $a TO $b WHERE amount IN $amounts RETURN amount",
+        retail,
+        {"a": "2026-01-01", "b": "2026-02-01", "amounts": [1, 2]},
+        NOW,
+    )
+    assert events.bound.parameters == frozenset({"a", "b", "amounts"})
+    nested = compile_query(
+        "FIND users WHERE DID purchase WHERE amount > $min DURING $from TO '2026-10-01'"
+        " AND count(visit WHERE duration_min BETWEEN $lo AND $hi DURING LAST $days DAYS) > 0"
+        " RETURN CASE WHEN is_member THEN $yes ELSE upper($no) END AS m,"
+        " date_part('year', $when) AS y, days_since($since) AS d",
+        retail,
+        {
+            "min": 1,
+            "from": "2026-01-01",
+            "lo": 1,
+            "hi": 9,
+            "days": 7,
+            "yes": "y",
+            "no": "n",
+            "when": "2026-01-01",
+            "since": "2026-01-01",
+        },
+        NOW,
+    )
+    for compiled in (c, events, nested):
+        assert compiled.bound.parameters == parameters(compiled.statement)
+    # any statement, without binding it
+    assert parameters(parse("DEFINE SEGMENT s ON users WHERE city = $c")) == frozenset({"c"})
+    assert parameters(parse("EXPLAIN MEMBERSHIP s FOR $key")) == frozenset({"key"})

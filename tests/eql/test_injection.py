@@ -256,6 +256,10 @@ def test_statements_other_than_queries_are_refused(
         ("FIND users WHERE age > $n", {"n": float("nan")}),
         ("FIND users WHERE joined > $d", {"d": "2026-01-01; DROP"}),
         ("FIND users WHERE vip = $b", {"b": "true OR 1=1"}),
+        # a number for text is not text (was: silently '5', matching nothing)
+        ("FIND users WHERE name = $n", {"n": 5}),
+        ("FIND users WHERE name IN $n", {"n": [1, 2]}),
+        ("FIND users WHERE tier = $n", {"n": 1}),
     ],
 )
 def test_mistyped_parameters_are_refused(

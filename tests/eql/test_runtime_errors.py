@@ -91,20 +91,66 @@ def test_only_eql_errors_escape(query: str, params: dict[str, Any], demo_engine:
         demo_engine.query(query, params=params, now=NOW)
 
 
-@pytest.mark.xfail(
-    reason="BUG: int + int overflows silently (9223372036854775807 + 1 = -9223372036854775808); "
-    "expected an error or a non-wrapped value",
-    strict=True,
-)
+# fixed in issue 12 (was: 9223372036854775807 + 1 = -9223372036854775808, DataFusion wraps)
 def test_integer_overflow_does_not_wrap(demo_engine: Engine) -> None:
-    try:
-        t = demo_engine.query(
-            "FIND users WHERE id = 1 RETURN 9223372036854775807 + 1 AS v", now=NOW
-        )
-    except EqlError:
-        return
-    v = t.column("v").to_pylist()[0]
-    assert v is None or v > 0
+    with pytest.raises(EqlError) as info:
+        demo_engine.query("FIND users WHERE id = 1 RETURN 9223372036854775807 + 1 AS v", now=NOW)
+    assert info.value.codes == ("E303",)
+
+
+@pytest.mark.parametrize(
+    "expr",
+    [
+        "id + 9223372036854775807",
+        "9223372036854775807 + id",
+        "birth_year * 9223372036854775807",
+        "-(id - 9223372036854775807 - 2)",
+        "(id - 3) - 9223372036854775807",
+        "abs(id + 1) * 4611686018427387904",
+        "abs(abs(id + 1) * 2) * 2305843009213693952",
+        "coalesce(birth_year, 0) * 9223372036854775807 + 1",
+        # a function whose result is small still multiplies past the edge
+        "days_since(signup_date) * 9223372036854775807",
+        "date_part('year', signup_date) * 4611686018427387904",
+    ],
+)
+def test_integer_overflow_of_columns_is_e303(expr: str, demo_engine: Engine) -> None:
+    """Column arithmetic is checked while running: E303, no wrapped value (`id` is 1)."""
+    with pytest.raises(EqlError) as info:
+        demo_engine.query(f"FIND users WHERE id = 1 RETURN {expr} AS v", now=NOW)
+    assert info.value.codes == ("E303",)
+    assert "integer overflow" in info.value.diagnostics[0].message
+
+
+def test_small_function_results_are_exact(demo_engine: Engine) -> None:
+    t = demo_engine.query(
+        "FIND users WHERE id = 1 RETURN signup_date, days_since(signup_date) * 24 AS hours, "
+        "date_part('year', signup_date) * 12 + date_part('month', signup_date) AS months",
+        now=NOW,
+    )
+    row = t.to_pylist()[0]
+    signed = row["signup_date"]
+    assert row["hours"] == (NOW.date() - signed).days * 24
+    assert row["months"] == signed.year * 12 + signed.month
+
+
+def test_near_the_edge_the_exact_value(demo_engine: Engine) -> None:
+    """Values near the int64 edge (where the check computes exactly) that fit are returned."""
+    t = demo_engine.query(
+        "FIND users WHERE id = 1 RETURN id + 9223372036854775806 AS a, "
+        "(id + 9223372036854775806) - id AS b, -(id - 9223372036854775807) AS c, "
+        "(id + 3037000498) * (id + 3037000498) AS d, id * -9223372036854775807 - 1 AS e",
+        now=NOW,
+    )
+    assert t.to_pylist() == [
+        {
+            "a": 2**63 - 1,
+            "b": 2**63 - 2,
+            "c": 2**63 - 2,
+            "d": 3037000499**2,
+            "e": -(2**63),
+        }
+    ]
 
 
 def test_parameter_typed_by_function_signature(demo_engine: Engine) -> None:

@@ -104,7 +104,105 @@ CASES: dict[str, Case] = {
     "dollar_alone": Case("FIND users WHERE x = $", "E104", 1, 22, "parameter"),
     "limit_expression": Case("FIND users LIMIT 1 + 1", "E101", 1, 20),
     "decimal_too_long": Case("FIND u WHERE x = 1." + "1" * 40, "E105", 1, 18, message="38"),
+    # ---- what people bring from SQL and elsewhere (issue 12) ---------------------------------
+    "during_between": Case(
+        "FIND users WHERE count(purchase DURING BETWEEN '2026-01-01' AND '2026-02-01') > 0",
+        "E101",
+        1,
+        40,
+        "DURING '2026-01-01' TO '2026-02-01'",
+        "keyword `BETWEEN`",
+        width=7,
+    ),
+    "during_and_for_to": Case(
+        "FIND users WHERE DID purchase DURING '2026-01-01' AND '2026-02-01'",
+        "E101",
+        1,
+        51,
+        "'2026-01-01' TO '2026-02-01'",
+    ),
+    "during_not_a_window": Case(
+        "FIND users WHERE DID purchase DURING 30 DAYS",
+        "E101",
+        1,
+        38,
+        "DURING LAST 30 DAYS",
+    ),
+    "trailing_comma_before_limit": Case(
+        "FIND users RETURN id, name, LIMIT 5",
+        "E101",
+        1,
+        27,
+        "remove the comma",
+        "trailing comma before `LIMIT`",
+        width=1,
+    ),
+    "trailing_comma_before_order_by": Case(
+        "FIND users RETURN id,\n  name,\nORDER BY name",
+        "E101",
+        2,
+        7,
+        "remove the comma",
+        "trailing comma before `ORDER`",
+        width=1,
+    ),
+    "trailing_comma_at_end": Case("FIND users RETURN id, name,", "E102", 1, 28, "trailing comma"),
+    "having": Case(
+        "FIND users GROUP BY city RETURN city, count() AS n HAVING n > 3",
+        "E101",
+        1,
+        52,
+        "EQL has no HAVING",
+    ),
+    "having_after_where": Case(
+        "FIND users WHERE is_member HAVING count(purchase) > 3",
+        "E101",
+        1,
+        28,
+        "WHERE count(purchase) >= 3",
+    ),
+    "square_brackets": Case(
+        "FIND users WHERE id IN [1, 2]", "E104", 1, 24, "`IN (1, 2)`", "`[`", width=1
+    ),
+    "square_brackets_not_in": Case(
+        "FIND users WHERE city NOT IN ['a', 'b']", "E104", 1, 30, "`IN ('a', 'b')`"
+    ),
+    "within": Case(
+        "FIND users WHERE DID view WITHIN 2 HOURS",
+        "E101",
+        1,
+        27,
+        "sequences (`DID a THEN b WITHIN ...`) are not supported yet",
+    ),
+    "within_window": Case(
+        "FIND users WHERE DID view WITHIN 2 HOURS", "E101", 1, 27, "DURING LAST 2 HOURS"
+    ),
+    "sequence_then": Case(
+        "FIND users WHERE DID view THEN purchase WITHIN 1 DAY",
+        "E101",
+        1,
+        27,
+        "sequences (`DID a THEN b WITHIN ...`) are not supported yet",
+    ),
+    "sequence_arrow": Case(
+        "FIND users WHERE DID view -> purchase",
+        "E101",
+        1,
+        27,
+        "sequences (`DID a THEN b WITHIN ...`) are not supported yet",
+    ),
+    "limit_negative": Case(
+        "FIND users RETURN id LIMIT -1", "E101", 1, 28, "leave LIMIT out for all rows"
+    ),
+    "limit_all": Case("FIND users LIMIT ALL", "E101", 1, 18, "a whole number from 0"),
 }
+
+
+def test_during_keyword_is_not_offered_backticks() -> None:
+    """`DURING` cannot be a name where it stands, so writing it in backticks is no advice."""
+    with pytest.raises(EqlError) as info:
+        parse("FIND users WHERE count(purchase DURING BETWEEN '2026-01-01' AND '2026-02-01') > 0")
+    assert not any("backticks" in h for h in info.value.diagnostics[0].helps)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
