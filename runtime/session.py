@@ -35,6 +35,7 @@ from eql.compiler import Compiled, parse_cached
 from eql.diagnostics import Diagnostic, EqlError
 from eql.planner import logical
 from eql.syntax import ast
+from eql.syntax import walk as syntax_walk
 from runtime import statements
 from runtime.engine import Engine, EngineSettings
 from storage import Store
@@ -125,6 +126,12 @@ class Rows:
 
 
 Prepared = Query | Explanation | Statement
+
+
+def parameters_of(text: str) -> frozenset[str]:
+    """The names (without `$`) of the parameters the text refers to, so that a caller can tell
+    which of the values it was given are never read (EqlError when it does not parse)."""
+    return syntax_walk.parameters(parse_cached(text))
 
 
 def kind_of(text: str) -> Kind:

@@ -58,6 +58,18 @@ def _params(pairs: list[str]) -> dict[str, Any]:
     return params
 
 
+def _warn_unused(text: str, params: dict[str, Any]) -> None:
+    """A `--param` the text never reads is most likely a typo: say so (the query still runs)."""
+    from runtime.session import parameters_of
+
+    for name in sorted(set(params) - parameters_of(text)):
+        err.print(
+            f"warning: --param {name} is not used by the query (it has no ${name})",
+            markup=False,
+            highlight=False,
+        )
+
+
 def _now(as_of: str | None) -> dt.datetime | None:
     if as_of is None:
         return None
@@ -119,6 +131,7 @@ def query(
         kind = kind_of(text)
     except EqlError as exc:
         _report(exc)
+    _warn_unused(text, params)
     # a query reads the store beside a running server; a write needs it for itself (the CLI
     # runs as admin)
     session = open_session(data_dir, read_only=kind != "write")
@@ -150,11 +163,13 @@ def explain(
 ) -> None:
     """Show how a query is compiled, stage by stage."""
     text = _text(eql, file)
+    params = _params(param)
     session = open_session(data_dir, read_only=True)
     try:
         try:
+            _warn_unused(text, params)
             explained = session.explain(
-                text, _params(param), _now(as_of), None if stage is None else stage.value
+                text, params, _now(as_of), None if stage is None else stage.value
             )
         except EqlError as exc:
             _report(exc)

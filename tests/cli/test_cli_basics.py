@@ -117,3 +117,15 @@ def test_one_timestamp_format_everywhere(cli_store: Path, eql_cli: Run) -> None:
     assert csv_row == {k: str(v) for k, v in expected.items()}
     table = run("table")
     assert expected["last_time"] in table and expected["first_time"] in table
+
+
+def test_an_unused_param_is_a_warning(cli_store: Path, eql_cli: Run) -> None:
+    text = "FIND stores WHERE city = $city RETURN count() AS n"
+    done = eql_cli(
+        "query", "--data-dir", str(cli_store), "-p", "city=Shanghai", "-p", "cty=Beijing", text
+    )
+    assert done.returncode == 0, done.stderr
+    assert "warning: --param cty is not used by the query" in done.stderr
+    assert "city is not used" not in done.stderr
+    explained = eql_cli("explain", "--data-dir", str(cli_store), "-p", "zone=1", text)
+    assert "warning: --param zone is not used" in explained.stderr
