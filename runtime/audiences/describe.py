@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from entities.names import shown
 from eql import types
-from eql.binder.values import convert
+from eql.binder.values import convert, convert_param
 from eql.syntax import ast, parse
 from runtime.audiences.compute import bind_entity, entity_find, fail, run_entity
 from runtime.engine import Engine
@@ -212,6 +212,10 @@ def _key(text: str, node: ast.MembershipKey, params: dict[str, Any], t: types.Ty
         if node.name not in params:
             raise fail(text, "E210", f"missing parameter ${node.name}", node.span)
         raw = params[node.name]
+        try:
+            return convert_param(raw, t)
+        except ValueError as exc:
+            raise fail(text, "E211", f"parameter ${node.name}: {exc}", node.span) from None
     try:
         return convert(raw, t)
     except ValueError as exc:

@@ -193,6 +193,13 @@ def test_explain_membership(defined: Session) -> None:
     with pytest.raises(EqlError) as info:
         run(defined, "EXPLAIN MEMBERSHIP lapsed_vip FOR 123456789")
     assert info.value.codes[0] == "E232"
+    by_param = defined.execute(
+        "EXPLAIN MEMBERSHIP lapsed_vip FOR $k", params={"k": str(member)}, as_of=NOW
+    )
+    assert by_param.table.to_pylist() == out.to_pylist()  # type: ignore[union-attr]
+    with pytest.raises(EqlError) as info:  # a parameter of the wrong type names the parameter
+        defined.execute("EXPLAIN MEMBERSHIP lapsed_vip FOR $k", params={"k": "not a number"})
+    assert info.value.codes[0] == "E211" and "$k" in info.value.message
 
 
 TIER = (
