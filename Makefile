@@ -20,6 +20,9 @@ $(STAMP): pyproject.toml
 	@# bytecode for our own modules too (pip compiles only what it installs): a fresh `eql`
 	@# process then loads them instead of compiling ~80 modules, even with PYTHONDONTWRITEBYTECODE
 	$(BIN)/python -m compileall -q eql runtime server storage ingest entities >/dev/null
+	@# and the analysed grammar (eql/syntax/parser.py keeps it in ~/.cache/eql), so that the
+	@# first query does not spend half a second proving the grammar conflict-free
+	$(BIN)/python -c "from eql.syntax.parser import lark_parser; lark_parser()"
 	touch $(STAMP)
 
 # The CDC tests start their own throwaway mariadbd; install the server binaries when missing.
