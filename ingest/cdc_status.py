@@ -22,7 +22,8 @@ def states(store: Store) -> list[CdcState]:
 def _when(ts: float | None) -> str | None:
     if ts is None:
         return None
-    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds")
+    # RFC 3339 with `Z`, as every other time the CLI and the API print
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def status_json(state: CdcState) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 import tempfile
+from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -31,6 +32,12 @@ if TYPE_CHECKING:
     from storage import Store
 
 
+class InputFormat(StrEnum):
+    csv = "csv"
+    parquet = "parquet"
+    jsonl = "jsonl"
+
+
 def demo_schema_path() -> Path:
     return Path(str(resources.files("entities") / "examples" / "retail.yaml"))
 
@@ -44,7 +51,9 @@ def register(app: typer.Typer) -> None:
 
 def init(
     data_dir: DataDir,
-    schema: Annotated[Path, typer.Option("--schema", help="The schema file (YAML)")],
+    schema: Annotated[
+        Path, typer.Option("--schema", metavar="FILE", help="The schema file (YAML)")
+    ],
 ) -> None:
     """Create an empty store with a schema."""
     from storage import Store
@@ -75,11 +84,14 @@ def ingest(
         str | None, typer.Option("--events", help="Append to this event stream")
     ] = None,
     fmt: Annotated[
-        str | None, typer.Option("--format", help="csv, parquet or jsonl (default: by suffix)")
+        InputFormat | None,
+        typer.Option("--format", help="The files' format [default: by suffix]"),
     ] = None,
     rejects: Annotated[
         Path | None,
-        typer.Option("--rejects", help="Folder for reject files [default: DATA_DIR/rejects]"),
+        typer.Option(
+            "--rejects", metavar="DIR", help="Folder for reject files [default: DATA_DIR/rejects]"
+        ),
     ] = None,
     allow_extra_columns: Annotated[
         bool, typer.Option("--allow-extra-columns", help="Ignore columns the schema lacks")
@@ -104,7 +116,14 @@ def ingest(
     result = Imports()
     with CtrlC() as ctrl_c:
         try:
-            result = import_all(store, jobs, rejects, allow_extra_columns, fmt, ctrl_c)
+            result = import_all(
+                store,
+                jobs,
+                rejects,
+                allow_extra_columns,
+                None if fmt is None else fmt.value,
+                ctrl_c,
+            )
         finally:
             ctrl_c.held = "closing the store"  # a Ctrl-C now waits for it to be closed
             result.unclosed = close_store(store, result.disk_full)

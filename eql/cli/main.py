@@ -3,7 +3,7 @@
 Start-up is part of the interface: the command modules import only typer and our light modules at
 the top and bring in the store, the runtime, pyarrow and the CDC reader when a command runs, so
 `eql --help` and `eql --version` answer in about a tenth of a second (benchmarks/bench_startup.py
-measures it; tests/test_cli_startup.py checks what `eql --help` imports).
+measures it; tests/cli/test_cli_basics.py checks what `eql --help` imports).
 """
 
 from __future__ import annotations

@@ -74,6 +74,8 @@ def cell(value: Any) -> str:
     """One value as text, as the JSON formats write it (without quotes)."""
     if value is None:
         return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, dt.datetime):
         return rfc3339(value)
     return str(value)

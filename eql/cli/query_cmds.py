@@ -36,10 +36,10 @@ def _text(eql: str | None, file: Path | None) -> str:
         fail("give the query as an argument or with -f FILE (one of them)")
     if file is not None:
         if str(file) == "-":
-            try:
-                return sys.stdin.read()
+            try:  # the bytes, decoded strictly (the text stream would hide bad bytes)
+                return sys.stdin.buffer.read().decode("utf-8")
             except UnicodeDecodeError as exc:
-                fail(f"stdin: cannot read the query: {exc}")
+                fail(f"stdin: cannot read the query: {exc}", "send the query as UTF-8 text")
         try:
             return file.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
@@ -60,6 +61,11 @@ def _checked(name: str, read: Callable[[], T]) -> T:
         fail(str(exc), f"`eql query 'DESCRIBE SEGMENT {name}'` lists its versions")
 
 
+class FileFormat(StrEnum):
+    csv = "csv"
+    parquet = "parquet"
+
+
 def _write(table: pa.Table, output: Path, fmt: str) -> None:
     if fmt == "parquet":
         import pyarrow.parquet as pq
@@ -73,15 +79,15 @@ def _write(table: pa.Table, output: Path, fmt: str) -> None:
 
 @segment_app.command("export")
 def export(
-    name: Annotated[str, typer.Argument(help="The segment")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="The file to write")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The segment")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", metavar="FILE", help="The file to write")
+    ],
     data_dir: DataDir,
-    fmt: Annotated[str, typer.Option("--format", help="csv or parquet")] = "csv",
+    fmt: Annotated[FileFormat, typer.Option("--format", help="The file's format")] = FileFormat.csv,
     version: Annotated[int | None, typer.Option("--version", help="A refresh version")] = None,
 ) -> None:
     """Write the members' keys (the latest refresh, or --version) as CSV or Parquet."""
-    if fmt not in ("csv", "parquet"):
-        fail(f"--format {fmt!r}: expected csv or parquet")
     from runtime.audiences import versions
 
     with _audiences(data_dir) as (_, aud):
@@ -107,14 +113,15 @@ def _groups(text: str) -> dict[str, float]:
 
 @segment_app.command("split")
 def split(
-    name: Annotated[str, typer.Argument(help="The segment")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The segment")],
     groups: Annotated[str, typer.Option("--groups", help="NAME=PERCENT,... e.g. a=50,b=50")],
     salt: Annotated[str, typer.Option("--salt", help="Campaign salt: same salt, same split")],
     data_dir: DataDir,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write key,group rows to FILE")
+        Path | None,
+        typer.Option("--output", "-o", metavar="FILE", help="Write key,group rows to FILE"),
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", help="csv or parquet")] = "csv",
+    fmt: Annotated[FileFormat, typer.Option("--format", help="The file's format")] = FileFormat.csv,
 ) -> None:
     """Split the members into named groups by a stable hash of key and salt (holdouts)."""
     import pyarrow as pa
@@ -138,7 +145,7 @@ def split(
 
 @segment_app.command("changes")
 def changes(
-    name: Annotated[str, typer.Argument(help="The segment")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The segment")],
     since: Annotated[int, typer.Option("--since", help="The earlier refresh version")],
     to: Annotated[int, typer.Option("--to", help="The later refresh version")],
     data_dir: DataDir,

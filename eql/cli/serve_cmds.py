@@ -1,9 +1,13 @@
-"""`eql serve` (the HTTP server) and `eql keys create|list|revoke` (its API keys)."""
+"""`eql serve` (the HTTP server) and `eql keys create|list|revoke` (its API keys).
+
+`eql serve` takes its settings from the `EQL_*` environment (`server.settings`) and its flags on
+top: `--host`, `--port`, `--access-log` (JSON lines on stdout), `--log-level`, `--metrics-admin`.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.table import Table
@@ -21,21 +25,52 @@ def register(app: typer.Typer) -> None:
     app.add_typer(keys_app, name="keys")
 
 
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
 def serve(
     data_dir: DataDir,
     host: Annotated[str, typer.Option("--host", help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on")] = 8000,
+    access_log: Annotated[
+        bool,
+        typer.Option(
+            "--access-log",
+            help="A JSON line per request and per query on stdout (also EQL_ACCESS_LOG=1)",
+        ),
+    ] = False,
+    log_level: Annotated[
+        LogLevel | None,
+        typer.Option(
+            "--log-level",
+            help="The server's own log, on stderr (default: EQL_LOG_LEVEL, else info)",
+        ),
+    ] = None,
+    metrics_admin: Annotated[
+        bool,
+        typer.Option(
+            "--metrics-admin",
+            help="GET /metrics needs a key with scope admin (also EQL_METRICS_REQUIRE_ADMIN=1)",
+        ),
+    ] = False,
 ) -> None:
     """Serve EQL over HTTP (limits: EQL_* environment variables, see docs/server.md)."""
     import uvicorn
     from pydantic import ValidationError
 
     from server.app import create_app
-    from server.protocol import config
+    from server.protocol import config, configure_logging
     from server.settings import Settings
 
+    flags: dict[str, Any] = {}  # what the command line says on top of the environment
+    if access_log:
+        flags["access_log"] = True
+    if metrics_admin:
+        flags["metrics_require_admin"] = True
+    if log_level is not None:
+        flags["log_level"] = log_level
     try:
-        settings = Settings(data_dir=data_dir, host=host, port=port)
+        settings = Settings(data_dir=data_dir, host=host, port=port, **flags)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
@@ -48,6 +83,7 @@ def serve(
                 f"note: no API keys yet; create one with `eql keys create --data-dir {data_dir} "
                 "--scope query,lookup`"
             )
+        configure_logging(settings)
         app = create_app(settings, session=session)
         uvicorn.Server(config(app, settings)).run()
     finally:

@@ -69,6 +69,8 @@ def shell(
         else:
             for text in statements(sys.stdin):
                 state.handle(text)
+                if state.done:
+                    break
     finally:
         session.close()
     if state.failed and not sys.stdin.isatty():
@@ -105,6 +107,10 @@ class ShellState:
         except EqlError as exc:
             self.failed = True
             err.print(exc.render(), markup=False, highlight=False)
+            if exc.code == "E230":
+                err.print(
+                    "  hint: start the shell with --write to change definitions", markup=False
+                )
             return
         except typer.Exit:  # a store error, already printed by user_errors
             self.failed = True
@@ -122,14 +128,13 @@ class ShellState:
         elif name == "help":
             out.print(HELP, markup=False, highlight=False)
         elif name == "format":
+            if arg == Format.parquet:
+                self._fail("\\format parquet writes files: use `eql query --format parquet -o F`")
+                return
             try:
                 self.fmt = Format(arg)
             except ValueError:
                 self._fail(f"\\format {arg!r}: expected table, csv, ndjson or json")
-                return
-            if self.fmt is Format.parquet:
-                self.fmt = Format.table
-                self._fail("\\format parquet writes files: use `eql query --format parquet -o F`")
         elif name == "as-of":
             self._as_of(arg)
         elif name == "param":
@@ -165,20 +170,53 @@ class ShellState:
 
 
 def statements(lines: Iterable[str]) -> Iterator[str]:
-    """Statements from piped text: a line that ends with `;` ends one (comments and strings are
-    not looked into: a `;` at the end of a line inside a string ends the statement too); a
-    backslash command is a line of its own; what is left at the end is the last statement."""
-    pending: list[str] = []
+    """Statements from piped text, in order: a `;` outside strings, quoted names and comments
+    ends one; a line starting with a backslash (between statements) is a command of its own;
+    text holding only comments and blanks is no statement; what is left at the end is the last
+    statement."""
+    pending = ""
     for line in lines:
-        if not pending and line.lstrip().startswith("\\"):
+        if not _meaningful(pending) and line.lstrip().startswith("\\"):
+            pending = ""
             yield line.strip()
             continue
-        pending.append(line)
-        if line.rstrip().endswith(";"):
-            yield "".join(pending).rstrip().rstrip(";")
-            pending = []
-    if "".join(pending).strip():
-        yield "".join(pending)
+        pending += line
+        while True:
+            end = _statement_end(pending)
+            if end is None:
+                break
+            text, pending = pending[:end], pending[end + 1 :]
+            if _meaningful(text):
+                yield text.strip()
+    if _meaningful(pending):
+        yield pending.strip()
+
+
+_SCAN = re.compile(r"'(?:[^']|'')*'?|`(?:[^`]|``)*`?|--[^\n]*|/\*[\s\S]*?(?:\*/|$)|;")
+_NOISE = re.compile(r"--[^\n]*|/\*[\s\S]*?(?:\*/|$)|\s+")
+
+
+def _statement_end(text: str) -> int | None:
+    """The offset of the first `;` outside strings, quoted names and comments, if any."""
+    for match in _SCAN.finditer(text):
+        if match.group() == ";":
+            return match.start()
+    return None
+
+
+def _meaningful(text: str) -> bool:
+    """Whether `text` holds more than comments and whitespace."""
+    return bool(_NOISE.sub("", text))
+
+
+def complete(text: str) -> bool:
+    """Whether the prompt's text is ready to run: a command, or a statement ended by `;` (a
+    comment may follow it)."""
+    stripped = text.strip()
+    if not stripped or stripped.startswith("\\"):
+        return True
+    end = _statement_end(text)
+    return end is not None and not _meaningful(text[end + 1 :])
 
 
 def complete_words(session: Session) -> list[str]:
@@ -243,8 +281,7 @@ def prompt_session(words: list[str], history: Path | None, **io: Any) -> Any:
     @bindings.add("enter")
     def _enter(event: Any) -> None:
         buffer = event.current_buffer
-        text = buffer.text.strip()
-        if not text or text.endswith(";") or text.startswith("\\"):
+        if complete(buffer.text):
             buffer.validate_and_handle()
         else:
             buffer.insert_text("\n")
@@ -253,8 +290,16 @@ def prompt_session(words: list[str], history: Path | None, **io: Any) -> Any:
     def _run(event: Any) -> None:
         event.current_buffer.validate_and_handle()
 
+    kept: Any = InMemoryHistory()
+    if history is not None:
+        try:
+            with history.open("a", encoding="utf-8"):
+                pass
+            kept = FileHistory(str(history))
+        except OSError as exc:
+            err.print(f"warning: no history file ({exc}); history lasts this session", markup=False)
     return PromptSession(
-        history=FileHistory(str(history)) if history is not None else InMemoryHistory(),
+        history=kept,
         completer=completer(words),
         complete_while_typing=False,
         multiline=True,
@@ -273,7 +318,8 @@ def run_prompt(state: ShellState, prompt: Any) -> None:
             continue
         except EOFError:
             break
-        state.handle(text.strip().rstrip(";"))
+        for statement in statements(text.splitlines(keepends=True)):
+            state.handle(statement)
 
 
 def _interactive(state: ShellState, history: Path) -> None:

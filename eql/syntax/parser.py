@@ -3,7 +3,7 @@
 The grammar is eql/grammar/eql.lark. The parser is built on first use and kept for the life of
 the process. Building it takes about half a second to a second, mostly strict mode proving that the
 grammar has no conflicts (interegular's collision check), so the analysed grammar is also kept on
-disk (lark's `cache=`) under `$EQL_CACHE_DIR`, else `$XDG_CACHE_HOME/eql`, else `~/.cache/eql`,
+disk (lark's `save`/`load`) under `$EQL_CACHE_DIR`, else `$XDG_CACHE_HOME/eql`, else `~/.cache/eql`,
 and later processes load it in a few tens of milliseconds. The file's name is a digest of the
 grammar text, this module's source (the options and the keyword edit live here), lark's version and
 Python's, so any change builds (and proves) it afresh; `EQL_PARSER_CACHE=0` turns the file off, and
@@ -16,12 +16,14 @@ May import lark, eql.diagnostics, eql.grammar and eql.syntax.
 
 from __future__ import annotations
 
-import fcntl
+import contextlib
 import functools
 import hashlib
+import io
 import os
 import re
 import sys
+import time
 from pathlib import Path
 from typing import cast
 
@@ -91,11 +93,15 @@ def parser_cache_file() -> Path:
 
 
 def build_parser(cache: bool = True) -> Lark:
-    """A new Lark parser: loaded from the cache file when `cache` and the file is there, else
-    built with `strict=True` (and, when `cache`, written to the file for the next process).
+    """A new Lark parser: loaded from the cache file when `cache` and the file is there and
+    whole, else built with `strict=True` (and, when `cache`, written to the file for the next
+    process).
 
-    Processes take a lock file beside it, so none reads a half-written one; a file that cannot be
-    read or written only costs the build.
+    The file is the digest of its payload, a newline, and the payload (`Lark.save` without the
+    options given at load time): a file cut short or changed in any byte fails the digest and is
+    built again. It is written under a temporary name and renamed, so a reader never sees half of
+    one, and only into a directory of this user's that nobody else can write (it is a pickle).
+    A file that cannot be read or written only costs the build.
     """
     options: dict[str, object] = {
         "parser": "lalr",
@@ -106,21 +112,76 @@ def build_parser(cache: bool = True) -> Lark:
         "strict": True,
         "maybe_placeholders": False,
         "edit_terminals": _whole_word_keywords,
-        "transformer": AstBuilder(),
     }
-    if not cache:
-        return Lark(grammar_text(), **options)
-    target = parser_cache_file()
+    target = parser_cache_file() if cache else None
+    if target is not None and not _private_dir(target.parent):
+        target = None
+    if target is not None:
+        loaded = _load(target)
+        if loaded is not None:
+            return loaded
+    parser = Lark(grammar_text(), transformer=AstBuilder(), **options)
+    if target is not None:
+        _save(parser, target)
+    return parser
+
+
+# the options lark's own cache leaves out of the file (given again when it is loaded)
+_LOAD_OPTIONS: tuple[str, ...] = (
+    *("transformer", "postlex", "lexer_callbacks", "use_bytes", "debug", "g_regex_flags"),
+    *("regex", "propagate_positions", "tree_class", "_plugins"),
+)
+
+
+def _private_dir(directory: Path) -> bool:
+    """Create `directory` (mode 0700) when missing; whether it is ours and only ours to write."""
     try:
-        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        lock = open(target.with_name(target.name + ".lock"), "a+b")  # noqa: SIM115
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = directory.stat()
     except OSError:
-        return Lark(grammar_text(), **options)
-    with lock:
-        # One process builds and writes the file while the others wait, then load it; lark
-        # checks its own digest on load and rebuilds (rewriting the file) if it is unreadable.
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-        return Lark(grammar_text(), cache=str(target), **options)
+        return False
+    return info.st_uid == os.getuid() and not info.st_mode & 0o022
+
+
+def _load(target: Path) -> Lark | None:
+    try:
+        raw = target.read_bytes()
+    except OSError:
+        return None
+    digest, _, payload = raw.partition(b"\n")
+    if digest != hashlib.sha256(payload).hexdigest().encode():
+        return None
+    try:
+        # Lark.load() takes no options; its _load is what lark's own cache= calls with them
+        return Lark.__new__(Lark)._load(io.BytesIO(payload), transformer=AstBuilder())
+    except Exception:  # a payload of another lark version: build it again
+        return None
+
+
+def _save(parser: Lark, target: Path) -> None:
+    buffer = io.BytesIO()
+    parser.save(buffer, exclude_options=_LOAD_OPTIONS)
+    payload = buffer.getvalue()
+    scratch = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        scratch.write_bytes(hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
+        os.replace(scratch, target)
+    except OSError:
+        with contextlib.suppress(OSError):
+            scratch.unlink(missing_ok=True)
+        return
+    _forget_old(target)
+
+
+def _forget_old(kept: Path) -> None:
+    """Remove other grammar files untouched for a week (from earlier versions of eql)."""
+    week_ago = time.time() - 7 * 24 * 3600
+    for old in kept.parent.glob("grammar-*.lark-cache"):
+        try:
+            if old != kept and old.stat().st_mtime < week_ago:
+                old.unlink()
+        except OSError:
+            pass
 
 
 @functools.cache

@@ -129,3 +129,22 @@ def test_an_unused_param_is_a_warning(cli_store: Path, eql_cli: Run) -> None:
     assert "city is not used" not in done.stderr
     explained = eql_cli("explain", "--data-dir", str(cli_store), "-p", "zone=1", text)
     assert "warning: --param zone is not used" in explained.stderr
+
+
+def test_cdc_status_times_are_rfc3339_with_z() -> None:
+    from ingest.cdc_status import _when
+
+    assert _when(0) == "1970-01-01T00:00:00Z"
+    assert _when(1_790_000_000.75) == "2026-09-21T14:13:20Z"
+    assert _when(None) is None
+
+
+def test_stdin_that_is_not_utf8_says_so(cli_store: Path, eql_cli: Run) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "eql.cli.main", "query", "--data-dir", str(cli_store), "-f", "-"],
+        input=b"FIND stores WHERE city = '\xff'",
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert b"stdin: cannot read the query" in done.stderr and b"UTF-8" in done.stderr

@@ -51,7 +51,16 @@ def test_piped_statements_run_in_order_and_an_error_does_not_stop_them(
 
 def test_the_statement_splitter() -> None:
     lines = ["FIND a\n", "  RETURN b;\n", "\\q\n", "FIND c; \n", "FIND d\n"]
-    assert list(shell_cmds.statements(lines)) == ["FIND a\n  RETURN b", "\\q", "FIND c", "FIND d\n"]
+    assert list(shell_cmds.statements(lines)) == ["FIND a\n  RETURN b", "\\q", "FIND c", "FIND d"]
+    # a `;` in a string, a quoted name or a comment ends nothing; comments alone are no statement
+    lines = ["FIND a WHERE s = 'x;y'; -- one\n", "FIND `b;c` /* ; */\n", "  RETURN x;\n"]
+    lines += ["-- the end\n"]
+    assert list(shell_cmds.statements(lines)) == [
+        "FIND a WHERE s = 'x;y'",
+        "-- one\nFIND `b;c` /* ; */\n  RETURN x",
+    ]
+    assert shell_cmds.complete("FIND a; -- done") and not shell_cmds.complete("FIND a -- ;")
+    assert shell_cmds.complete("\\q") and not shell_cmds.complete("FIND a WHERE s = ';'")
 
 
 def test_the_prompt_runs_multi_line_input_and_keeps_the_session(
@@ -107,3 +116,29 @@ def test_backslash_commands_that_fail_say_why(
     assert "\\format 'xml'" in said and "\\as-of" in said and "NAME=VALUE" in said
     assert "unknown command \\frobnicate" in said
     assert state.failed and state.fmt.value == "table"
+    state.handle("\\format csv")
+    state.handle("\\format parquet")  # refused: the format stays what it was
+    assert state.fmt.value == "csv"
+
+
+def test_quit_stops_piped_input_and_a_read_only_write_hints_at_write(
+    cli_store: Path, eql_cli: Run
+) -> None:
+    text = "DEFINE SEGMENT s ON users WHERE DID purchase;\n\\q\nFIND nope;\n"
+    done = eql_cli("shell", "--data-dir", str(cli_store), stdin=text)
+    assert "E230" in done.stderr and "--write" in done.stderr
+    assert "nope" not in done.stderr  # nothing after \q ran
+
+
+def test_an_unwritable_history_file_is_a_warning(
+    session: Session, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with create_pipe_input() as pipe:
+        prompt = shell_cmds.prompt_session(
+            [], blocker / "history", input=pipe, output=DummyOutput()
+        )
+        pipe.send_text("\\q\r")
+        shell_cmds.run_prompt(shell_cmds.ShellState(session), prompt)
+    assert "warning: no history file" in capsys.readouterr().err

@@ -46,6 +46,25 @@ def test_an_unreadable_file_is_rebuilt_and_rewritten(cache_dir: Path) -> None:
     assert parser.build_parser(cache=True).source_path == "<deserialized>"
 
 
+def test_a_file_changed_in_one_byte_is_not_used(cache_dir: Path) -> None:
+    parser.build_parser(cache=True)
+    target = parser.parser_cache_file()
+    raw = bytearray(target.read_bytes())
+    at = raw.index(b"find")  # a keyword's pattern: a parser built from it would misread FIND
+    raw[at : at + 4] = b"fimd"
+    target.write_bytes(bytes(raw))
+    rebuilt = parser.build_parser(cache=True)
+    assert rebuilt.source_path != "<deserialized>"  # the digest failed: built afresh
+    assert rebuilt.parse("FIND users") == parser.build_parser(cache=False).parse("FIND users")
+    assert b"fimd" not in target.read_bytes()  # and written again, whole
+
+
+def test_a_directory_others_may_write_is_not_used(cache_dir: Path) -> None:
+    cache_dir.chmod(0o777)
+    assert parser.build_parser(cache=True).source_path != "<deserialized>"
+    assert not parser.parser_cache_file().exists()  # a pickle others could swap: never written
+
+
 def test_the_name_changes_with_the_grammar(
     cache_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
