@@ -5,6 +5,11 @@ given, which it then does not close) with the configured DataFusion memory pool,
 query so that the first request does not pay for loading the grammar, and puts an `AppState` on
 `app.state.eql`. Routers are thin (`server.routers`); limits live in `server.settings`.
 
+Every HTTP request is counted in the app's metrics (`server.metrics`: by route template, method
+and status, with its latency) and, with `access_log`, written as a JSON line (`server.logs`):
+lookups by the fast path itself, everything else by `EqlApp.__call__` around FastAPI (a request
+that no route matches is counted as `unmatched`, never by its path).
+
 The server imports `runtime` (the one door to the store and EQL), `entities` (the schema it
 documents) and `eql.diagnostics` (the errors it maps); never the compiler's stages or `storage`.
 """
@@ -15,18 +20,24 @@ import asyncio
 import gc
 import logging
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from starlette.types import Receive, Scope, Send
+from fastapi.routing import APIRoute
+from starlette.routing import Match
+from starlette.types import Message, Receive, Scope, Send
 
 from runtime import Session
 from server import errors
+from server.auth import KEY_ID
 from server.fastpath import BodyLimit, FastPath
 from server.keys import KeyFile
+from server.logs import AccessLog
 from server.lookups import Lookups
+from server.metrics import UNMATCHED, Metrics
 from server.openapi import per_entity
 from server.priority import lower_engine_threads
 from server.ratelimit import RateLimiter
@@ -37,6 +48,7 @@ from server.state import AppState
 from server.version import VERSION
 
 log = logging.getLogger("eql.server")
+ROUTES = tuple(r for router in ROUTERS for r in router.routes if isinstance(r, APIRoute))
 
 DESCRIPTION = """\
 EQL over HTTP: queries (JSON, NDJSON, Arrow IPC stream), explain, entity profiles, segments
@@ -53,7 +65,8 @@ def _build_state(settings: Settings, session: Session) -> AppState:
     if schema.entities:  # load the grammar, warm the planner, start DataFusion's runtime
         session.query(f"FIND `{schema.entities[0].name}` RETURN count() AS n")
         lower_engine_threads(settings.query_nice)
-    return AppState(
+    metrics = Metrics()
+    state = AppState(
         settings=settings,
         session=session,
         keys=KeyFile(settings.keys_path, settings.keys_recheck),
@@ -67,8 +80,12 @@ def _build_state(settings: Settings, session: Session) -> AppState:
             settings.query_nice,
             held_limit=settings.memory_limit,
         ),
-        lookups=Lookups(session, settings.max_key_chars, settings.max_batch_keys),
+        lookups=Lookups(session, settings.max_key_chars, settings.max_batch_keys, metrics.lookups),
+        metrics=metrics,
+        access=AccessLog(settings.access_log),
     )
+    metrics.watch(state.runner, lambda: state.open_feeds)
+    return state
 
 
 class EqlApp(FastAPI):
@@ -80,8 +97,42 @@ class EqlApp(FastAPI):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         fast = self.fast_path
         if fast is not None and await fast.handle(scope, send):
+            return  # counted by the fast path
+        state: AppState | None = self.state.eql if scope["type"] == "http" else None
+        if state is None:
+            await super().__call__(scope, receive, send)
             return
-        await super().__call__(scope, receive, send)
+        started = time.perf_counter()
+        status = 0
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await super().__call__(scope, receive, sending)
+        finally:
+            seconds = time.perf_counter() - started
+            route = self._template(scope)
+            method: str = scope["method"]
+            status = status or 499  # the client went away before an answer began
+            state.metrics.http.observe(route, method, status, seconds)
+            if state.access.on:
+                state.access.request(method, route, status, seconds, scope.get(KEY_ID))
+
+    def _template(self, scope: Scope) -> str:
+        """The template of the route that answered; for a request refused before routing (a body
+        limit), the route it was for; `unmatched` when none matches."""
+        path = getattr(scope.get("route"), "path", None)
+        if isinstance(path, str):
+            return path
+        for route in ROUTES:  # our routers' own routes (FastAPI wraps them once included)
+            match, _ = route.matches(scope)
+            if match is not Match.NONE:
+                return route.path
+        return UNMATCHED
 
     def openapi(self) -> dict[str, Any]:
         """The generic document; once started, with each entity's routes (`server.openapi`)."""
@@ -118,12 +169,12 @@ def create_app(settings: Settings | None = None, *, session: Session | None = No
             sys.setswitchinterval(min(switch, settings.gil_switch_interval))
             app.state.eql = state
             if app.fast_path is not None:
-                app.fast_path.state = state
+                app.fast_path.attach(state)
             try:
                 yield
             finally:
                 if app.fast_path is not None:
-                    app.fast_path.state = None
+                    app.fast_path.attach(None)
                 state.runner.shutdown()
                 app.state.eql = None
                 gc.unfreeze()  # collectable again (matters where apps come and go: tests)

@@ -2,7 +2,8 @@
 
 `authorize` is shared by FastAPI's dependency (`require`) and the raw lookup path, so both answer
 the same 401/403/429 bodies: 401 without a key or with a bad or revoked one, 403 when the key lacks
-the route's scope, 429 with `Retry-After` when the key's bucket is empty.
+the route's scope, 429 with `Retry-After` when the key's bucket is empty. The id of a key that
+was let in is put in the request's scope (`KEY_ID`) for the access log (never its secret).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from server.state import AppState
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="eql"'}
+KEY_ID = "eql.key_id"  # the ASGI scope's entry for the accepted key's id
 
 
 def bearer_token(authorization: str | None, api_key: str | None) -> str | None:
@@ -75,6 +77,8 @@ def require(*scopes: str, limit: str) -> Callable[..., Awaitable[ApiKey]]:
     ) -> ApiKey:
         token = bearer_token(None if bearer is None else f"Bearer {bearer.credentials}", header)
         state: AppState = request.app.state.eql
-        return authorize(state, token, scopes, limit)
+        key = authorize(state, token, scopes, limit)
+        request.scope[KEY_ID] = key.id
+        return key
 
     return dependency

@@ -7,6 +7,11 @@ structures are reloaded and the change feeds are woken (`AppState.changed`). A n
 nothing is a 404 (`unknown_segment`, `unknown_tag`), checked at once and again once the write
 holds its slot (another write may have come first); a text that is not a DEFINE of the resource
 is a 422 (`wrong_statement`).
+
+Refreshes are counted in the metrics (`eql_refreshes_total`, and for one that succeeded its work's
+duration, as the runtime measured it): those of the routes (a refresh, a define with `refresh`),
+and a `REFRESH` statement of `/v1/query` that succeeded (its answer is a refresh's facts; a
+statement that failed is counted with the queries).
 """
 
 from __future__ import annotations
@@ -17,8 +22,11 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import pyarrow as pa
+
 from runtime import definitions as resources
 from server.errors import ApiError
+from server.metrics import code_of
 
 if TYPE_CHECKING:
     from server.state import AppState
@@ -89,16 +97,41 @@ async def define(
             out["refreshed"] = facts
         return (201 if d.version == 1 else 200), out
 
-    return await write(state, work)
+    if not refresh:
+        return await write(state, work)
+    try:
+        status, out = await write(state, work)
+    except BaseException as exc:
+        state.metrics.refreshed(resources.noun(kinds), code_of(exc))
+        raise
+    _refreshed(state, out["refreshed"])
+    return status, out
+
+
+def _refreshed(state: AppState, facts: dict[str, Any]) -> None:
+    state.metrics.refreshed(str(facts["kind"]), None, float(facts["elapsed_ms"]) / 1000)
+
+
+def count_refresh(state: AppState, table: pa.Table) -> None:
+    """Count a statement's refresh: its answer is the refresh's facts (one row with
+    `elapsed_ms`); other statements' answers are not."""
+    if table.num_rows == 1 and {"kind", "elapsed_ms"} <= set(table.column_names):
+        _refreshed(state, table.to_pylist()[0])
 
 
 async def refresh(
     state: AppState, kinds: resources.Kinds, name: str, as_of: dt.datetime | None
 ) -> dict[str, Any]:
     """Materialise the latest definition at `as_of` (default now): the new version's facts."""
-    current(state, kinds, name)  # 404 at once, without waiting for the write slot
+    d = current(state, kinds, name)  # 404 at once, without waiting for the write slot
     now = as_of or dt.datetime.now(dt.UTC)
-    return await write(state, resources.refresh, state.session, kinds, name, now)
+    try:
+        facts = await write(state, resources.refresh, state.session, kinds, name, now)
+    except BaseException as exc:
+        state.metrics.refreshed(d.kind, code_of(exc))
+        raise
+    _refreshed(state, facts)
+    return facts
 
 
 async def drop(state: AppState, kinds: resources.Kinds, name: str) -> None:

@@ -6,6 +6,8 @@ lookup itself): `EqlApp.__call__` offers each request to it first. It uses the s
 and the same handler as the FastAPI route, with the same bodies and statuses. Anything else (other
 paths, other methods, malformed paths) goes on to FastAPI. The lookups served so: an entity's
 profile, the segments of one key, and single membership (`GET /v1/segments/{name}/members/{key}`).
+Each answer is counted in the app's metrics under its FastAPI route's template (the same labels
+whether the fast path is on or off) and, with the access log on, logged (`server.logs`).
 
 `BodyLimit` refuses requests whose headers together exceed `max_header_bytes` (431) or that carry
 two `Authorization` or two `X-API-Key` headers (400; the fast path checks the same), reads a
@@ -17,6 +19,7 @@ answer waits for) pass through.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 from urllib.parse import unquote_to_bytes
@@ -25,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.auth import authorize, bearer_token
 from server.errors import ApiError, error_bytes
+from server.metrics import RouteCounts
 
 if TYPE_CHECKING:
     from server.state import AppState
@@ -32,8 +36,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("eql.server")
 
 # (path prefix, the path's segments after it: None where a value goes, else the literal
-#  segment; scopes; rate bucket; handler(state, *values) -> JSON body)
-Lookup = tuple[bytes, tuple[bytes | None, ...], tuple[str, ...], str, Callable[..., bytes]]
+#  segment; scopes; rate bucket; handler(state, *values) -> JSON body; the route's template)
+Lookup = tuple[bytes, tuple[bytes | None, ...], tuple[str, ...], str, Callable[..., bytes], str]
 
 _JSON = (b"content-type", b"application/json")
 
@@ -42,10 +46,20 @@ def _lookups() -> tuple[Lookup, ...]:
     from server.routers import entities, segments
 
     scopes = ("lookup",)
+    profile = "/v1/entities/{entity}/{key:path}"
+    of_key = "/v1/entities/{entity}/{key:path}/segments"
+    member = "/v1/segments/{name}/members/{key:path}"
     return (
-        (b"/v1/entities/", (None, None), scopes, "lookup", entities.profile),
-        (b"/v1/entities/", (None, None, b"segments"), scopes, "lookup", entities.segments_of),
-        (b"/v1/segments/", (None, b"members", None), scopes, "lookup", segments.membership),
+        (b"/v1/entities/", (None, None), scopes, "lookup", entities.profile, profile),
+        (
+            b"/v1/entities/",
+            (None, None, b"segments"),
+            scopes,
+            "lookup",
+            entities.segments_of,
+            of_key,
+        ),
+        (b"/v1/segments/", (None, b"members", None), scopes, "lookup", segments.membership, member),
     )
 
 
@@ -70,11 +84,34 @@ def _twice() -> tuple[int, bytes]:
     return 400, error_bytes([{"code": "duplicate_credentials", "message": message}])
 
 
+class _Route:
+    """A lookup route's template and its counts in the served app's metrics."""
+
+    __slots__ = ("counts", "template")
+
+    def __init__(self, template: str, counts: RouteCounts) -> None:
+        self.template = template
+        self.counts = counts
+
+
+# a lookup as served: the `Lookup`, its template replaced by its `_Route`
+_Served = tuple[bytes, tuple[bytes | None, ...], tuple[str, ...], str, Callable[..., bytes], _Route]
+
+
 class FastPath:
     def __init__(self, max_header_bytes: int) -> None:
-        self.state: AppState | None = None  # set by the app's lifespan
+        self.state: AppState | None = None  # set by the app's lifespan (`attach`)
         self.max_header_bytes = max_header_bytes
         self.lookups = _lookups()
+        self.served: tuple[_Served, ...] = ()
+
+    def attach(self, state: AppState | None) -> None:
+        """Serve `state` (None: nothing, at shutdown); its metrics count the lookups' routes."""
+        self.state = state
+        if state is not None:
+            self.served = tuple(
+                (*lk[:5], _Route(lk[5], state.metrics.http.route(lk[5]))) for lk in self.lookups
+            )
 
     async def handle(self, scope: Scope, send: Send) -> bool:
         """Answer the request if it is a lookup; False: not ours, FastAPI answers it."""
@@ -84,12 +121,12 @@ class FastPath:
         state = self.state
         if state is None:
             return False
-        for prefix, pattern, scopes, limit, handler in self.lookups:
+        for prefix, pattern, scopes, limit, handler, route in self.served:
             if raw.startswith(prefix):
                 parts = raw[len(prefix) :].split(b"/")
                 if _match(parts, pattern):
                     values = [p for p, want in zip(parts, pattern, strict=True) if want is None]
-                    await self._answer(state, scope, send, values, scopes, limit, handler)
+                    await self._answer(state, scope, send, values, scopes, limit, handler, route)
                     return True
         return False
 
@@ -102,8 +139,11 @@ class FastPath:
         scopes: tuple[str, ...],
         limit: str,
         handler: Callable[..., bytes],
+        route: _Route,
     ) -> None:
+        started = time.perf_counter()
         headers: list[tuple[bytes, bytes]] = []
+        key_id = None
         try:
             authorization = api_key = None
             size = 0
@@ -121,7 +161,7 @@ class FastPath:
             elif twice:
                 status, body = _twice()
             else:
-                authorize(state, bearer_token(authorization, api_key), scopes, limit)
+                key_id = authorize(state, bearer_token(authorization, api_key), scopes, limit).id
                 args = [(unquote_to_bytes(p) if b"%" in p else p).decode("utf-8") for p in parts]
                 status, body = 200, handler(state, *args)
         except ApiError as exc:
@@ -137,6 +177,11 @@ class FastPath:
         headers += [_JSON, (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+        # counted once answered (a client gone in the middle of the answer raised above)
+        seconds = time.perf_counter() - started
+        route.counts.observe_get(status, seconds)
+        if state.access.on:
+            state.access.request("GET", route.template, status, seconds, key_id)
 
 
 class BodyLimit:

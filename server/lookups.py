@@ -10,7 +10,8 @@ rows. Each method takes the path's text, answers JSON bytes, and raises `ApiErro
 - `batch(segment, body)`: many keys at once (`{"keys": [...]}`), vectorised with NumPy.
 
 Keys are typed by the schema: an int key is a whole number (in the path, its digits), a string key
-is any text up to `max_key_chars`.
+is any text up to `max_key_chars`. Each lookup answered is counted (`server.metrics.LookupCounts`:
+plain integers, the single lookups run on the event loop).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from runtime import Session
 from runtime.lookup import Audiences, Segment
 from server.encoding import dumps
 from server.errors import ApiError
+from server.metrics import LookupCounts
 
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -51,8 +53,15 @@ class _Shape:
 
 
 class Lookups:
-    def __init__(self, session: Session, max_key_chars: int, max_batch: int) -> None:
+    def __init__(
+        self,
+        session: Session,
+        max_key_chars: int,
+        max_batch: int,
+        counts: LookupCounts | None = None,
+    ) -> None:
         schema = session.store.schema
+        self.counts = counts if counts is not None else LookupCounts()
         self.max_key_chars = max_key_chars
         self.max_batch = max_batch
         self.shapes = {
@@ -121,17 +130,21 @@ class Lookups:
             "tags": aud.tags_of(entity, key),
             "segments": aud.segments_of(entity, key),
         }
-        return dumps(doc)
+        body = dumps(doc)
+        self.counts.profile += 1
+        return body
 
     def membership(self, segment: str, key_text: str) -> bytes:
         seg = self.segment(segment)
         _, key = self.parse_key(seg.entity, key_text)
         doc = {"segment": seg.name, "key": key, "member": seg.contains(key), "version": seg.version}
+        self.counts.membership += 1
         return orjson.dumps(doc)
 
     def segments_of(self, entity: str, key_text: str) -> bytes:
         _, key = self.parse_key(entity, key_text)
         segments = self.audiences.segments_of(entity, key)
+        self.counts.segments_of += 1
         return orjson.dumps({"entity": entity, "key": key, "segments": segments})
 
     def batch(self, segment: str, body: bytes) -> bytes:
@@ -154,7 +167,9 @@ class Lookups:
                 doc["members"] = [k for k, f in zip(typed, flags.tolist(), strict=True) if f]
         else:
             doc["members"] = flags
-        return orjson.dumps(doc, option=_NUMPY)
+        body = orjson.dumps(doc, option=_NUMPY)
+        self.counts.batch(len(keys))
+        return body
 
     def _batch_body(self, body: bytes) -> tuple[list[Any], str]:
         try:

@@ -9,7 +9,10 @@ it answers 408 and closes. The body is
 not timed here: the app reads it (`server.fastpath.BodyLimit`) under the request's own limits.
 
 `config(app, settings)` is the one place that builds the uvicorn config, for `eql serve` and for
-the tests' real servers alike.
+the tests' real servers alike: uvicorn's log at `settings.log_level`, and its access log off
+(the app writes its own, as JSON lines: `server.logs`). `configure_logging(settings)` sets up
+the log of a process that serves (`eql serve`): the server's messages in uvicorn's format on
+stderr, the JSON lines on stdout.
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ import asyncio
 from typing import Any
 
 import uvicorn
+from uvicorn.logging import DefaultFormatter
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from server import logs
 from server.errors import error_bytes
 from server.settings import Settings
 
@@ -88,10 +93,17 @@ def config(app: Any, settings: Settings, **overrides: Any) -> uvicorn.Config:
     options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
-        "log_level": "info",
-        "access_log": False,
+        "log_level": settings.log_level,
+        "access_log": False,  # ours is the app's (server.logs), one JSON line per request
         "http": protocol(settings.header_timeout),
         "timeout_graceful_shutdown": 5,  # open change feeds end then; readers resume
     }
     options.update(overrides)
     return uvicorn.Config(app, **options)
+
+
+def configure_logging(settings: Settings) -> None:
+    """The log of a serving process: `eql.*` and asyncio's reports at `settings.log_level` on
+    stderr, as uvicorn's own lines are; with `settings.access_log`, the JSON lines on stdout."""
+    formatter = DefaultFormatter("%(levelprefix)s %(name)s: %(message)s")
+    logs.configure(settings.log_level, settings.access_log, formatter)

@@ -7,6 +7,10 @@ encoded on the pool (`server.runner`). Rows are cut at the request's `limit` (de
 (every error has its own status). NDJSON and Arrow answers wait for the first chunk (so early
 errors have their own status too), then stream; a later error, the deadline or the end is said by
 the stream's trailer (see `server.encoding`).
+
+Each query's end is said once (`QueryRecord`): when its answer is complete (a stream's last
+byte) or refused, with its error code, to the metrics (`eql_queries_total`, its duration) and,
+with the access log on, as a JSON line (its text, its parameters' names, never their values).
 """
 
 from __future__ import annotations
@@ -22,10 +26,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 
 from runtime import Explanation, NotPermitted, Permissions, Query, Statement
-from server import definitions, encoding
+from server import definitions, encoding, metrics
 from server.errors import ApiError
 from server.models import ExplainRequest, QueryRequest
-from server.runner import Run
+from server.runner import Run, retrieve
 from server.state import AppState
 
 log = logging.getLogger("eql.server")
@@ -33,6 +37,35 @@ log = logging.getLogger("eql.server")
 
 class ClientGone(Exception):
     """The client disconnected; the query was stopped."""
+
+
+def code_of(exc: BaseException) -> str:
+    return "cancelled" if isinstance(exc, ClientGone) else metrics.code_of(exc)
+
+
+class QueryRecord:
+    """One query's end, said once: to the metrics and, when on, to the access log."""
+
+    def __init__(self, state: AppState, kind: str, body: QueryRequest, key_id: str | None) -> None:
+        self.state = state
+        self.kind = kind  # query, explain or statement (known once prepared)
+        self.body = body
+        self.key_id = key_id
+        self.rows: int | None = None
+        self.started = time.perf_counter()
+        self._said = False
+
+    def end(self, code: str | None) -> None:
+        if self._said:
+            return
+        self._said = True
+        seconds = time.perf_counter() - self.started
+        self.state.metrics.query(self.kind, code, seconds)
+        access = self.state.access
+        if access.on:
+            text, params = self.body.query, list(self.body.params or ())
+            label = metrics.outcome(code)
+            access.query(self.kind, text, params, label, code, self.rows, seconds, self.key_id)
 
 
 class Cursor:
@@ -151,11 +184,35 @@ def _encode_table(table: Any, media: str, started: float) -> bytes:
 
 
 async def run_query(
-    state: AppState, body: QueryRequest, accept: str | None, receive: Receive, can_write: bool
+    state: AppState,
+    body: QueryRequest,
+    accept: str | None,
+    receive: Receive,
+    can_write: bool,
+    key_id: str | None = None,
 ) -> Response:
     """Any EQL text: a query's rows, an explanation, or a statement's answer table. Statements
     that change definitions need scope define (403) and run one at a time, like the segment and
     tag routes."""
+    record = QueryRecord(state, "query", body, key_id)
+    try:
+        response = await _run_query(state, body, accept, receive, can_write, record)
+    except BaseException as exc:
+        record.end(code_of(exc))
+        raise
+    if not isinstance(response, QueryStream):  # a stream says its end itself
+        record.end("cancelled" if response.status_code == 499 else None)
+    return response
+
+
+async def _run_query(
+    state: AppState,
+    body: QueryRequest,
+    accept: str | None,
+    receive: Receive,
+    can_write: bool,
+    record: QueryRecord,
+) -> Response:
     media = encoding.negotiate(accept)
     if media is None:
         raise ApiError(406, "not_acceptable", "answers are " + ", ".join(encoding.MEDIA_TYPES))
@@ -164,6 +221,7 @@ async def run_query(
     permissions = Permissions(writes=can_write)
     run = await state.runner.start(deadline, state.settings.memory_limit)
     gone = asyncio.ensure_future(_wait_disconnect(receive))
+    gone.add_done_callback(retrieve)  # a receive that failed is a disconnect like any other
     streaming = False
     try:
         try:
@@ -181,15 +239,19 @@ async def run_query(
                 403, "forbidden", "this statement changes definitions: scope define"
             ) from None
         if isinstance(prepared, Explanation):
+            record.kind = "explain"
             run.finish("completed")
             return JSONResponse({"explain": {"stage": prepared.stage, "text": prepared.text}})
         if isinstance(prepared, Statement):
+            record.kind = "statement"
             if prepared.writes:
                 run.finish("completed")  # a write takes a slot of its own, one at a time
                 table = await definitions.write(state, prepared.run)
+                definitions.count_refresh(state, table)
             else:
                 table = await run.call(prepared.run)
                 run.finish("completed")
+            record.rows = table.num_rows
             return Response(_encode_table(table, media, started), media_type=media)
         encoder: encoding.Encoder
         if media == encoding.JSON:
@@ -205,12 +267,13 @@ async def run_query(
         pieces, done = await cursor.pull()
         if media != encoding.JSON:
             streaming = True
-            return QueryStream(run, cursor, pieces, done, gone)
+            return QueryStream(run, cursor, pieces, done, gone, record)
         parts = pieces
         while not done:
             pieces, done = await cursor.pull()
             parts += pieces
         run.finish("completed")
+        record.rows = cursor.rows
         return Parts(parts, encoding.JSON)
     except ClientGone:
         run.finish("cancelled")
@@ -232,16 +295,24 @@ async def _raced(run: Run, gone: asyncio.Future[Any], fn: Any, *args: Any) -> An
         raise
 
 
-async def run_explain(state: AppState, body: ExplainRequest) -> dict[str, Any]:
-    deadline, _ = _limits(state, body)
-    run = await state.runner.start(deadline, state.settings.memory_limit)
+async def run_explain(
+    state: AppState, body: ExplainRequest, key_id: str | None = None
+) -> dict[str, Any]:
+    record = QueryRecord(state, "explain", body, key_id)
     try:
-        args = (body.query, body.params, body.reference_time(), body.stage)
-        explained = await run.call(state.session.explain, *args)
+        deadline, _ = _limits(state, body)
+        run = await state.runner.start(deadline, state.settings.memory_limit)
+        try:
+            args = (body.query, body.params, body.reference_time(), body.stage)
+            explained = await run.call(state.session.explain, *args)
+        except BaseException as exc:
+            run.finish(_outcome(exc))
+            raise
+        run.finish("completed")
     except BaseException as exc:
-        run.finish(_outcome(exc))
+        record.end(code_of(exc))
         raise
-    run.finish("completed")
+    record.end(None)
     return {"explain": {"stage": explained.stage, "text": explained.text}}
 
 
@@ -274,7 +345,13 @@ class QueryStream(Response):
     """The streamed rest of an NDJSON or Arrow answer."""
 
     def __init__(
-        self, run: Run, cursor: Cursor, first: list[bytes], done: bool, gone: asyncio.Future[Any]
+        self,
+        run: Run,
+        cursor: Cursor,
+        first: list[bytes],
+        done: bool,
+        gone: asyncio.Future[Any],
+        record: QueryRecord,
     ) -> None:
         super().__init__(None, 200, media_type=cursor.encoder.media_type)
         self.run = run
@@ -282,6 +359,7 @@ class QueryStream(Response):
         self.first = first
         self.done = done
         self.gone = gone
+        self.record = record
 
     async def _send(self, send: Send, message: Message) -> None:
         # a reader that stops reading holds a worker; the deadline bounds that too
@@ -295,6 +373,7 @@ class QueryStream(Response):
             (b"x-content-type-options", b"nosniff"),
         ]
         outcome = "completed"
+        code: str | None = None  # what the query ended with (the record's code)
         try:
             start = {"type": "http.response.start", "status": 200, "headers": headers}
             await self._send(send, start)
@@ -304,26 +383,28 @@ class QueryStream(Response):
                 try:
                     pieces, done = await self.cursor.pull()
                 except ApiError as exc:
-                    outcome = _outcome(exc)
+                    outcome, code = _outcome(exc), exc.code
                     await self._body(send, [encoder.error_trailer(exc.items())], more=False)
                     return
                 await self._body(send, pieces, more=not done)
         except (ClientGone, OSError):  # uvicorn raises an OSError when sending to a closed peer
-            outcome = "cancelled"
+            outcome, code = "cancelled", "cancelled"
         except TimeoutError:  # a send blocked past the deadline: give up on this client
-            outcome = "timed_out"
+            outcome, code = "timed_out", "deadline_exceeded"
         except Exception:
-            outcome = "failed"
+            outcome, code = "failed", "internal"
             log.exception("a streamed query failed")
             item = {"code": "internal", "message": "internal error while streaming; this is a bug"}
             with contextlib.suppress(Exception):
                 await self._body(send, [encoder.error_trailer([item])], more=False)
         except BaseException:
-            outcome = "cancelled"
+            outcome, code = "cancelled", "cancelled"
             raise
         finally:
             self.gone.cancel()
             self.run.finish(outcome)
+            self.record.rows = self.cursor.rows
+            self.record.end(code)
 
     async def _body(self, send: Send, pieces: list[bytes], *, more: bool) -> None:
         """Each piece as one body message (the last says whether more follows)."""

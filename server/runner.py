@@ -11,7 +11,9 @@
   milliseconds (see `eql.planner.to_datafusion.astream` for the exceptions). Encoding on the pool
   checks `Run.check` between slices (`server.encoding.Pace`), so it stops within a slice too; a
   compile cannot be interrupted, but the response is answered at the deadline anyway, and the
-  slot is given back once the step has ended and the stream is closed.
+  slot is given back once the step has ended and the stream is closed. What a stopped step
+  raised is retrieved then (`retrieve`): its query was answered already, and asyncio would
+  otherwise log "Future exception was never retrieved" for every failed query.
 - Result memory: a JSON document is kept whole until its last piece; the bytes of all documents
   being built are held against `memory_limit` (`Run.hold`; a query that would pass it fails with
   `memory_limit`). After a query that encoded more than `RELEASE_AFTER` bytes, the allocators
@@ -50,6 +52,7 @@ class Stats:
     outcomes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
     started: int = 0
     running: int = 0  # slots held (including queries whose worker is still finishing a step)
+    queued: int = 0  # queries waiting for a slot
     stop_latency: collections.deque[float] = field(
         default_factory=lambda: collections.deque(maxlen=256)
     )  # seconds from "stop" to the worker being free and the stream closed
@@ -137,6 +140,7 @@ class QueryRunner:
         """A run holding a slot; 429 if none frees up in time."""
         if self.slots.locked():
             wait = min(self.queue_timeout, deadline - time.monotonic())
+            self.stats.queued += 1
             try:
                 if wait <= 0:
                     raise TimeoutError
@@ -149,6 +153,8 @@ class QueryRunner:
                     f"all {self.workers} query workers are busy; retry shortly",
                     headers={"Retry-After": "1"},
                 ) from None
+            finally:
+                self.stats.queued -= 1
         else:
             await self.slots.acquire()  # free: no waiting
         self.stats.started += 1
@@ -309,6 +315,7 @@ class Run:
                     pending if isinstance(pending, asyncio.Future) else asyncio.wrap_future(pending)
                 )
                 await asyncio.wait({waited})  # a pool step ends; a cancelled pull unwinds
+                retrieve(waited)
             batches, self.batches = self.batches, None
             if batches is not None:
                 await batches.aclose()  # drops DataFusion's stream: its tasks are aborted
@@ -321,6 +328,14 @@ class Run:
             self.runner._release(latency)
         if max(self.encoded, self.pulled) >= RELEASE_AFTER:  # held is part of encoded
             await asyncio.to_thread(release_memory)
+
+
+def retrieve(fut: asyncio.Future[Any]) -> None:
+    """Mark a finished future's exception as seen. A stopped step's failure was answered already
+    (or nobody listens any more); an exception never retrieved is logged by asyncio when the
+    future is collected (`Future exception was never retrieved`), once per failed query."""
+    if fut.done() and not fut.cancelled():
+        fut.exception()
 
 
 async def _next(batches: AsyncGenerator[pa.RecordBatch, None]) -> pa.RecordBatch | None:

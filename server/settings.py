@@ -7,6 +7,7 @@ command line's values on top. Sizes are bytes, times seconds, rates requests per
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -67,6 +68,11 @@ class Settings(BaseSettings):
     # lookups (profiles, membership) on a raw ASGI path in front of FastAPI's router
     fast_lookups: bool = True
     docs: bool = True  # serve /docs and /openapi.json
+
+    # observability (server.metrics, server.logs)
+    metrics_require_admin: bool = False  # GET /metrics needs a key with scope admin
+    access_log: bool = False  # a JSON line per request and per query on stdout
+    log_level: Literal["debug", "info", "warning", "error"] = "info"  # the server's own log
 
     @model_validator(mode="after")
     def _rows(self) -> Settings:

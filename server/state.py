@@ -1,5 +1,6 @@
 """What one app holds while it runs: settings, the session (store and engine), keys, limits, the
-runner, the lookup structures, the write lock and the signal that wakes the change feeds."""
+runner, the lookup structures, the metrics and the access log, the write lock and the signal that
+wakes the change feeds."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from dataclasses import dataclass, field
 
 from runtime import Session
 from server.keys import KeyFile
+from server.logs import AccessLog
 from server.lookups import Lookups
+from server.metrics import Metrics
 from server.ratelimit import RateLimiter
 from server.runner import QueryRunner
 from server.settings import Settings
@@ -41,6 +44,8 @@ class AppState:
     limits: dict[str, RateLimiter]  # "query" (query, explain, writes), "lookup" (the rest)
     runner: QueryRunner
     lookups: Lookups
+    metrics: Metrics
+    access: AccessLog
     writes: asyncio.Lock = field(
         default_factory=asyncio.Lock
     )  # define, refresh, drop: one at a time

@@ -1,11 +1,12 @@
-"""Thin routers, one per resource, all under /v1. `ROUTERS` is what `create_app` mounts; the
-lookups among their routes are also served on the raw path (`server.fastpath`)."""
+"""Thin routers, one per resource, all under /v1 (but `/metrics`, where Prometheus looks).
+`ROUTERS` is what `create_app` mounts; the lookups among their routes are also served on the raw
+path (`server.fastpath`)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from server.routers import admin, entities, health, query, schema, segments, tags
+from server.routers import admin, entities, health, metrics, query, schema, segments, tags
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.router,
@@ -15,4 +16,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     segments.router,
     tags.router,
     admin.router,
+    metrics.router,
 )

@@ -43,6 +43,7 @@ async def run_query(
         request.headers.get("accept"),
         request.receive,
         key.allows("define"),
+        key.id,
     )
 
 
@@ -55,6 +56,6 @@ async def run_query(
 async def explain(
     body: ExplainRequest,
     request: Request,
-    _: Any = Depends(require("query", limit="query")),  # noqa: B008
+    key: ApiKey = Depends(require("query", limit="query")),  # noqa: B008
 ) -> dict[str, Any]:
-    return await queries.run_explain(request.app.state.eql, body)
+    return await queries.run_explain(request.app.state.eql, body, key.id)

@@ -50,7 +50,7 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None, str, str]] = [
     ("DELETE", "/v1/tags/matrix_doomed", None, "lookup", "define"),
 ]
 RECHECK = 0.15  # a running server looks at the keys file every 0.1 s (keys_recheck)
-PUBLIC = [("GET", "/v1/health"), ("GET", "/openapi.json"), ("GET", "/docs")]
+PUBLIC = [("GET", "/v1/health"), ("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/metrics")]
 
 
 def _define_doomed(c: TestClient, keys: Keys) -> None:

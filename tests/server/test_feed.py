@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from tests.server.conftest import AppFactory, Keys, Live, live_server
@@ -192,7 +193,7 @@ def test_disconnect_ends_the_feed(live: Live, keys: Keys) -> None:
         events = _events(r)  # kept: a dropped generator closes the response
         next(events)
         assert feeds() == 1
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30  # a bound for a broken server: the loop ends at 0 feeds
     while feeds() and time.monotonic() < deadline:
         time.sleep(0.02)
     assert feeds() == 0
@@ -246,3 +247,24 @@ def test_lookups_answer_during_refreshes(live: Live, keys: Keys) -> None:
     assert len(seen) > 20 and all(status == 200 for status, _ in seen)
     versions = [v for _, v in seen]
     assert versions == sorted(versions) and versions[-1] == last
+
+
+def test_a_position_beyond_the_latest_version_is_refused(live: Live, keys: Keys) -> None:
+    """A reader cannot stand past the last version (its id comes from another store, or was
+    made up): accepting it would idle, and skip versions up to it as they came. The answer is a
+    404 naming the versions there are (tests/server/test_segments.py has the plain ids and
+    `since`; these are the ids with their generation, as the feed itself gives them)."""
+    last = _read(live, keys)[-1]["id"]  # gG.3: the latest version, complete
+    generation = last[1:].partition(".")[0]
+    url = f"{live.url}/v1/segments/{NAME}/changes"
+    h = keys.header("lookup")
+    for resume in (f"g{generation}.4", f"g{generation}.9:40", f"g{generation}.1000000"):
+        with httpx.stream("GET", url, headers={**h, "Last-Event-ID": resume}, timeout=30) as r:
+            assert r.status_code == 404, (resume, r.read())
+            error = orjson.loads(r.read())["errors"][0]
+        assert error["code"] == "unknown_version", error
+        assert error["message"].endswith("it has versions 1-3"), error
+    # the latest version itself, or a place inside it, is where a caught-up reader stands
+    assert _read(live, keys, headers={"Last-Event-ID": last}) == []
+    inside = _read(live, keys, headers={"Last-Event-ID": f"{last}:1"})
+    assert inside and inside[0]["json"]["version"] == 3

@@ -155,9 +155,11 @@ def test_deadline_while_streaming_rows(make_app: AppFactory, keys: Keys) -> None
         took = time.monotonic() - t0
         assert r.status_code == 408, r.text
         assert r.json()["errors"][0]["code"] == "deadline_exceeded"
-        assert took < 1.5
+        # the stream is endless: only the deadline ends it (the bounds leave a loaded machine
+        # ten times the deadline)
+        assert took < 5
         _wait(lambda: len(engine.closed) == 1)
-        assert engine.closed[0] - t0 < 1.5  # the work stopped
+        assert engine.closed[0] - t0 < 5  # the work stopped
         yielded = engine.yielded
         time.sleep(0.3)
         assert engine.yielded == yielded
@@ -168,79 +170,138 @@ def test_deadline_while_streaming_rows(make_app: AppFactory, keys: Keys) -> None
 def test_deadline_during_one_long_step(make_app: AppFactory, keys: Keys) -> None:
     """A step on the query pool cannot be interrupted: the answer comes at the deadline anyway;
     the slot is held until the worker is really free (so the cap on concurrent queries stays
-    true). DataFusion's own steps can be: see test_cancel.py."""
+    true). DataFusion's own steps can be: see test_cancel.py. The step is held at the test's
+    gate: it ends when the test says, however slow the machine."""
     app = make_app(rate_query=0, query_workers=1, query_queue_timeout=0.1)
     with open_client(app) as c:
-        slow(app)
-        t0 = time.monotonic()
-        r = c.post(
-            "/v1/query",
-            json={"query": "FIND users RETURN id -- stall 1.5", "timeout": 0.3},
-            headers=keys.header("query"),
-        )
-        assert r.status_code == 408 and time.monotonic() - t0 < 1.0
-        busy = c.post("/v1/query", json={"query": "FIND stores"}, headers=keys.header("query"))
-        assert busy.status_code == 429 and busy.headers["retry-after"] == "1"
-        assert busy.json()["errors"][0]["code"] == "busy"
-        _wait(lambda: app.state.eql.runner.stats.running == 0, 5)
-        assert time.monotonic() - t0 > 1.4  # freed when the stalled step ended, not before
+        engine = slow(app)
+        runner = app.state.eql.runner
+        try:
+            r = c.post(
+                "/v1/query",
+                json={"query": "FIND users RETURN id -- hold", "timeout": 0.3},
+                headers=keys.header("query"),
+            )
+            assert r.status_code == 408  # answered while the step still runs
+            assert engine.gate.waiting == 1 and runner.stats.running == 1
+            h = keys.header("query")
+            busy = c.post("/v1/query", json={"query": "FIND stores"}, headers=h)
+            assert busy.status_code == 429 and busy.headers["retry-after"] == "1"
+            assert busy.json()["errors"][0]["code"] == "busy"
+            assert runner.stats.running == 1  # not freed before the step ended
+        finally:
+            engine.gate.open()
+        _wait(lambda: runner.stats.running == 0)  # freed when it ended
         ok = c.post("/v1/query", json={"query": "FIND stores"}, headers=keys.header("query"))
         assert ok.status_code == 200
 
 
 def test_deadline_while_waiting_for_the_first_batch(make_app: AppFactory, keys: Keys) -> None:
-    """A wait for a batch is cancelled at the deadline: the stream is closed and the slot free."""
+    """A wait for a batch is cancelled at the deadline: the stream is closed and the slot free.
+    The batch waits at a gate the test never opens: only the stop can end that wait."""
     app = make_app(rate_query=0, query_workers=1, query_queue_timeout=0)
     with open_client(app) as c:
         engine = slow(app)
-        t0 = time.monotonic()
-        r = c.post(
-            "/v1/query",
-            json={"query": "FIND users RETURN id -- block 5", "timeout": 0.3},
-            headers=keys.header("query"),
-        )
-        assert r.status_code == 408
-        _wait(lambda: len(engine.closed) == 1 and app.state.eql.runner.stats.running == 0, 1)
-        assert engine.closed[0] - t0 < 0.6
-        assert max(app.state.eql.runner.stats.stop_latency) < 0.2
-        ok = c.post("/v1/query", json={"query": "FIND stores"}, headers=keys.header("query"))
-        assert ok.status_code == 200
+        runner = app.state.eql.runner
+        try:
+            r = c.post(
+                "/v1/query",
+                json={"query": "FIND users RETURN id -- gate", "timeout": 0.3},
+                headers=keys.header("query"),
+            )
+            assert r.status_code == 408
+            _wait(lambda: len(engine.closed) == 1 and runner.stats.running == 0)
+            assert engine.gate.waiting == 0  # the wait was cancelled, the gate still closed
+            # from the stop to the slot free: a cancelled wait and a closed stream
+            assert max(runner.stats.stop_latency) < 0.5
+            h = keys.header("query")
+            ok = c.post("/v1/query", json={"query": "FIND stores"}, headers=h)
+            assert ok.status_code == 200
+        finally:
+            engine.gate.open()
 
 
 def test_concurrency_cap_queues_then_429(make_app: AppFactory, keys: Keys) -> None:
+    """Both workers held by queries the test holds at its gate (not for a time): a third query
+    waits its `query_queue_timeout` in the queue, then is a 429, while both still run; once the
+    test lets them go, both complete."""
     app = make_app(rate_query=0, query_workers=2, query_queue_timeout=0.3)
     with live_server(app) as live:
-        slow(app)
+        engine = slow(app)
+        runner = app.state.eql.runner
         results: list[int] = []
 
         def heavy() -> None:
             r = httpx.post(
                 f"{live.url}/v1/query",
-                json={"query": "FIND users RETURN id -- block 1.0"},
+                json={"query": "FIND users RETURN id -- gate"},
                 headers=keys.header("query"),
-                timeout=10,
+                timeout=60,
             )
             results.append(r.status_code)
 
         threads = [threading.Thread(target=heavy) for _ in range(2)]
-        for t in threads:
-            t.start()
-        _wait(lambda: app.state.eql.runner.stats.running == 2)
-        t0 = time.monotonic()
-        r = httpx.post(
-            f"{live.url}/v1/query",
-            json={"query": "FIND stores"},
-            headers=keys.header("query"),
-        )
-        waited = time.monotonic() - t0
-        assert r.status_code == 429 and 0.25 < waited < 1.0
-        for t in threads:
-            t.join()
+        try:
+            for t in threads:
+                t.start()
+            _wait(lambda: engine.gate.waiting == 2)
+            assert runner.stats.running == 2
+            t0 = time.monotonic()
+            r = httpx.post(
+                f"{live.url}/v1/query",
+                json={"query": "FIND stores"},
+                headers=keys.header("query"),
+                timeout=60,
+            )
+            waited = time.monotonic() - t0
+            assert r.status_code == 429 and r.json()["errors"][0]["code"] == "busy"
+            assert waited >= 0.29  # it queued for the queue timeout first (a lower bound)
+            assert results == [] and runner.stats.running == 2  # both still held
+            assert runner.stats.queued == 0
+        finally:
+            engine.gate.open()
+            for t in threads:
+                t.join()
         assert results == [200, 200]
-        assert app.state.eql.runner.stats.outcomes["rejected"] == 1
+        assert runner.stats.outcomes["rejected"] == 1
 
 
-def _wait(cond: object, timeout: float = 3.0) -> None:
+def test_a_queued_query_runs_when_a_worker_frees(make_app: AppFactory, keys: Keys) -> None:
+    """The queue, deterministically: the one worker is held at the gate, a second query is seen
+    waiting in the queue (`queued`), the test frees the worker, the queued query is answered."""
+    app = make_app(rate_query=0, query_workers=1, query_queue_timeout=60)
+    with live_server(app) as live:
+        engine = slow(app)
+        runner = app.state.eql.runner
+        results: dict[str, int] = {}
+
+        def post(name: str, text: str) -> None:
+            r = httpx.post(
+                f"{live.url}/v1/query",
+                json={"query": text},
+                headers=keys.header("query"),
+                timeout=60,
+            )
+            results[name] = r.status_code
+
+        held = threading.Thread(target=post, args=("held", "FIND users RETURN id -- gate"))
+        queued = threading.Thread(target=post, args=("queued", "FIND stores RETURN id"))
+        try:
+            held.start()
+            _wait(lambda: engine.gate.waiting == 1)
+            queued.start()
+            _wait(lambda: runner.stats.queued == 1)
+            assert results == {} and runner.stats.running == 1
+        finally:
+            engine.gate.open()
+            held.join()
+            queued.join()
+        assert results == {"held": 200, "queued": 200}
+        assert runner.stats.queued == 0 and runner.stats.outcomes["rejected"] == 0
+
+
+def _wait(cond: object, timeout: float = 30.0) -> None:
+    """Until the server is in a state (`timeout` only bounds a broken server)."""
     assert callable(cond)
     t0 = time.monotonic()
     while not cond():
@@ -341,16 +402,20 @@ def test_no_queue_wait(make_app: AppFactory, keys: Keys) -> None:
     with live_server(app) as live:
         h = keys.header("query")
         assert httpx.post(f"{live.url}/v1/query", json={"query": "FIND stores"}, headers=h)
-        slow(app)
+        engine = slow(app)
         t = threading.Thread(
             target=httpx.post,
             args=(f"{live.url}/v1/query",),
-            kwargs={"json": {"query": "FIND users -- block 0.8"}, "headers": h, "timeout": 10},
+            kwargs={"json": {"query": "FIND users -- gate"}, "headers": h, "timeout": 60},
         )
-        t.start()
-        _wait(lambda: app.state.eql.runner.stats.running == 1)
-        r = httpx.post(f"{live.url}/v1/query", json={"query": "FIND stores"}, headers=h)
-        assert r.status_code == 429
-        t.join()
+        try:
+            t.start()
+            _wait(lambda: engine.gate.waiting == 1)
+            r = httpx.post(f"{live.url}/v1/query", json={"query": "FIND stores"}, headers=h)
+            assert r.status_code == 429
+            assert app.state.eql.runner.stats.running == 1  # the held query has the worker
+        finally:
+            engine.gate.open()
+            t.join()
         r = httpx.post(f"{live.url}/v1/query", json={"query": "FIND stores"}, headers=h)
         assert r.status_code == 200
