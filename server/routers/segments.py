@@ -1,10 +1,10 @@
 """`/v1/segments`: list, define, describe, refresh, drop (`server.routers.audiences`);
 membership of one key or many; the change feed (SSE). Lookups need `lookup`.
 
-The change feed starts after the version `since` or `Last-Event-ID` names; a version the
-segment does not have (`since=9` on versions 1-3) is a 404 `unknown_version` whose message names
-the versions it has (the runtime's check, `runtime.audiences.versions.require`), never a feed
-that waits for it.
+The change feed starts after the version `since` or `Last-Event-ID` names; a position beyond the
+latest version (`since=9` on versions 1-3) is a 400 `unknown_version` whose message names the
+versions it has (the runtime's check, `runtime.audiences.versions.require`) and whose `latest`
+gives the latest version to resume from, never a feed that waits for it.
 
 Single membership is also served on the raw path (`server.fastpath`); batch membership parses
 its body itself (orjson, NumPy) rather than through a model, since a batch holds up to
@@ -77,11 +77,11 @@ async def batch_membership(name: str, request: Request) -> Response:
     summary="Server-Sent Events: who entered and exited, version by version (resumable)",
     response_class=Response,
     responses={
-        **responses(401, 403, 422, 429),
-        404: {
+        **responses(401, 403, 404, 422, 429),
+        400: {
             "model": ErrorBody,
-            "description": "no such segment (`unknown_segment`), or `since` / `Last-Event-ID` "
-            "names a version it does not have (`unknown_version`, the message names those it has)",
+            "description": "`since` / `Last-Event-ID` is beyond the latest version "
+            "(`unknown_version`: the message names the versions there are, `latest` the latest)",
         },
         200: {
             "description": "`text/event-stream` of `change` events (see docs/server.md)",
@@ -109,5 +109,5 @@ async def changes(
         try:
             segment_versions.require(state.session.audiences, d, seen)
         except segment_versions.UnknownVersion as exc:
-            raise ApiError(404, "unknown_version", str(exc)) from None
+            raise ApiError(400, "unknown_version", str(exc), latest=latest) from None
     return feed.EventStream(state, feed.changes(state, d, start))

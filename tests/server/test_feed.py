@@ -252,7 +252,7 @@ def test_lookups_answer_during_refreshes(live: Live, keys: Keys) -> None:
 def test_a_position_beyond_the_latest_version_is_refused(live: Live, keys: Keys) -> None:
     """A reader cannot stand past the last version (its id comes from another store, or was
     made up): accepting it would idle, and skip versions up to it as they came. The answer is a
-    404 naming the versions there are (tests/server/test_segments.py has the plain ids and
+    400 naming the versions there are and the latest (tests/server/test_segments.py has the plain ids and
     `since`; these are the ids with their generation, as the feed itself gives them)."""
     last = _read(live, keys)[-1]["id"]  # gG.3: the latest version, complete
     generation = last[1:].partition(".")[0]
@@ -260,9 +260,10 @@ def test_a_position_beyond_the_latest_version_is_refused(live: Live, keys: Keys)
     h = keys.header("lookup")
     for resume in (f"g{generation}.4", f"g{generation}.9:40", f"g{generation}.1000000"):
         with httpx.stream("GET", url, headers={**h, "Last-Event-ID": resume}, timeout=30) as r:
-            assert r.status_code == 404, (resume, r.read())
+            assert r.status_code == 400, (resume, r.read())
             error = orjson.loads(r.read())["errors"][0]
         assert error["code"] == "unknown_version", error
+        assert error["latest"] == 3, error
         assert error["message"].endswith("it has versions 1-3"), error
     # the latest version itself, or a place inside it, is where a caught-up reader stands
     assert _read(live, keys, headers={"Last-Event-ID": last}) == []

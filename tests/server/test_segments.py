@@ -363,12 +363,12 @@ def test_feed_from_a_version_the_segment_does_not_have_is_404(
 
         for query, last in (("?since=9", None), ("?since=4", None), ("", "9"), ("", "7:20")):
             r = status("t_versions", query, last)
-            assert r.status_code == 404, (query, last)
+            assert r.status_code == 400, (query, last)
             err = r.json()["errors"][0]
-            assert err["code"] == "unknown_version"
+            assert err["code"] == "unknown_version" and err["latest"] == 3, err
             assert err["message"].endswith("it has versions 1-3"), err
         r = status("t_unrefreshed", "?since=1")
-        assert r.status_code == 404
+        assert r.status_code == 400 and r.json()["errors"][0]["latest"] == 0
         assert r.json()["errors"][0]["message"].endswith("it was never refreshed")
         # the positions that exist still open the feed
         for name, query, last in (
@@ -381,5 +381,5 @@ def test_feed_from_a_version_the_segment_does_not_have_is_404(
             assert status(name, query, last).status_code == 200, (name, query, last)
         assert status("t_nope", "?since=1").json()["errors"][0]["code"] == "unknown_segment"
         doc = httpx.get(f"{live.url}/openapi.json", timeout=30).json()
-        described = doc["paths"]["/v1/segments/{name}/changes"]["get"]["responses"]["404"]
+        described = doc["paths"]["/v1/segments/{name}/changes"]["get"]["responses"]["400"]
         assert "unknown_version" in described["description"]
