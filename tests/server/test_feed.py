@@ -252,8 +252,8 @@ def test_lookups_answer_during_refreshes(live: Live, keys: Keys) -> None:
 def test_a_position_beyond_the_latest_version_is_refused(live: Live, keys: Keys) -> None:
     """A reader cannot stand past the last version (its id comes from another store, or was
     made up): accepting it would idle, and skip versions up to it as they came. The answer is a
-    400 naming the versions there are and the latest (tests/server/test_segments.py has the plain ids and
-    `since`; these are the ids with their generation, as the feed itself gives them)."""
+    400 naming the versions there are and the latest (tests/server/test_segments.py has the
+    plain ids and `since`; these are the ids with their generation, as the feed gives them)."""
     last = _read(live, keys)[-1]["id"]  # gG.3: the latest version, complete
     generation = last[1:].partition(".")[0]
     url = f"{live.url}/v1/segments/{NAME}/changes"
