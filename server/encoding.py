@@ -15,7 +15,7 @@ Values in JSON: timestamps ISO 8601 in UTC with `Z`, dates `YYYY-MM-DD`, decimal
 (exact), enums as their text, non-finite floats as null. Streams end with a trailer: in NDJSON a
 last line `{"@eql": {"rows": N, "truncated": false}}` (or `{"@eql": {"error": {...}}}`); in
 Arrow a last, empty record batch whose custom metadata holds `eql.rows` and `eql.truncated` (or
-`eql.error`).
+`eql.error`), and each field of the schema its EQL type as `eql.type` metadata.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 import orjson
@@ -202,17 +202,28 @@ class ArrowEncoder:
 
     media_type = ARROW
 
-    def __init__(self, schema_fn: Callable[[], pa.Schema]) -> None:
+    def __init__(
+        self, schema_fn: Callable[[], pa.Schema], types: Sequence[str] | None = None
+    ) -> None:
         self.schema_fn = schema_fn
+        self.types = tuple(types) if types is not None else None
         self.schema: pa.Schema | None = None
 
     def head(self) -> bytes:
         return b""
 
     def _start(self, schema: pa.Schema) -> bytes:
-        """The schema message, the first time; nothing after."""
+        """The schema message, the first time; nothing after. Each field carries its EQL type
+        as `eql.type` metadata (`enum[female, male]`, `decimal(12,2)`), which Arrow's own types
+        do not say."""
         if self.schema is not None:
             return b""
+        if self.types is not None and len(self.types) == len(schema):
+            fields = [
+                f.with_metadata({**(f.metadata or {}), b"eql.type": t.encode()})
+                for f, t in zip(schema, self.types, strict=True)
+            ]
+            schema = pa.schema(fields, metadata=schema.metadata)
         self.schema = schema
         head = _stream(schema, [])
         return _bytes(head.slice(0, head.size - len(_EOS)))

@@ -260,7 +260,7 @@ async def _run_query(
         elif media == encoding.NDJSON:
             encoder = encoding.NdjsonEncoder()
         else:
-            encoder = encoding.ArrowEncoder(prepared.schema)
+            encoder = encoding.ArrowEncoder(prepared.schema, [c.type for c in prepared.columns])
         max_bytes = state.settings.max_result_bytes
         cursor = Cursor(run, prepared, encoder, limit, gone, max_bytes)
         await _raced(run, gone, cursor.open)
