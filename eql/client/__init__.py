@@ -44,10 +44,14 @@ def connect(
     read_only: bool | None = None,
     timeout: float = 60.0,
 ) -> Connection:
-    """A connection to `target`: a store directory (`read_only=True` to read alongside another
-    process that writes, e.g. a server; default: writable), or a server's URL (`http://...`,
+    """A connection to `target`: a store directory, or a server's URL (`http://...`,
     `https://...`) with an API key (`eql keys create`; its scopes decide what it may do, and
-    `timeout` bounds each request in seconds)."""
+    `timeout` bounds each request in seconds).
+
+    A store connection is writable by default, and then holds the store (no other process may
+    write it meanwhile). `read_only=True` reads alongside a process that writes (a server, an
+    `eql ingest`): it sees the store as committed when it was opened, and nothing committed
+    later until `db.refresh()` reopens it (or a new connection is made)."""
     text = os.fspath(target)
     if text.startswith(("http://", "https://")):
         if read_only is not None:

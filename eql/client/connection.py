@@ -10,12 +10,18 @@ handles of definitions it hands out, `Segment` and `Tag`.
                      .describe(), .refresh(as_of=None), .drop()
     db.tag("tier").describe(), .versions(), .refresh(), .drop()
     db.segments(), db.tags(), db.schema()  plain data (the server's JSON shapes; times as datetimes)
+    db.refresh()                           a read-only store connection reopens the store, to see
+                                           what other processes committed since it was opened
     with eql.connect(...) as db: ...       closes the store (or the HTTP client) at the end
 
 A subclass (`eql.client.local`, `eql.client.remote`) implements the underscored primitives.
 Writes (define, refresh, drop, and statements that change definitions) need a writable store
 connection or, over HTTP, a key of scope `define`; a read-only connection refuses them with
 E230 before anything runs. A segment's members and changes are sorted by key in both modes.
+
+The arguments are checked here, the same way for both modes: `limit` is a whole number of at
+least 1 and a segment version a whole number (not a bool), else `invalid_request`; NumPy scalars
+(a key or a parameter value from a DataFrame: `np.int64(2)`, `np.str_`) are taken as Python's.
 
 May import pyarrow, eql.client.{errors, result}.
 """
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import abc
 import datetime as dt
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -38,7 +45,17 @@ AsOf = dt.datetime | dt.date | str | None
 Params = Mapping[str, Any] | None
 HISTORY = 1000  # versions a description lists at most (the server's maximum)
 
-__all__ = ["AsOf", "Changes", "Connection", "Segment", "Tag", "time_text"]
+__all__ = [
+    "AsOf",
+    "Changes",
+    "Connection",
+    "Segment",
+    "Tag",
+    "check_limit",
+    "plain",
+    "plain_params",
+    "time_text",
+]
 
 
 def time_text(as_of: AsOf) -> str | None:
@@ -46,6 +63,60 @@ def time_text(as_of: AsOf) -> str | None:
     if as_of is None or isinstance(as_of, str):
         return as_of
     return as_of.isoformat()
+
+
+def plain(value: Any) -> Any:
+    """Python's own value for a NumPy scalar of a number, a bool or a text (`np.int64(2)` -> 2,
+    `np.str_("a")` -> "a"); a list, tuple or set of values as a list of them; anything else
+    as it is."""
+    if isinstance(value, list | tuple | set | frozenset):
+        return [plain(v) for v in value]
+    if type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0:
+        kind = getattr(getattr(value, "dtype", None), "kind", None)
+        if kind in ("b", "i", "u", "f", "U"):
+            return value.item()
+    return value
+
+
+def plain_params(params: Params) -> dict[str, Any]:
+    """`params` with NumPy scalars as Python's (`plain`)."""
+    return {name: plain(value) for name, value in (params or {}).items()}
+
+
+def _whole(value: Any) -> int | None:
+    """`value` as an int when it is a whole number (an int or NumPy integer, not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        return None  # NumPy's bool is no Integral; its integers are
+    return int(value)
+
+
+def check_limit(limit: Any) -> int | None:
+    """`limit` (rows at most) checked: None, or a whole number of at least 1."""
+    if limit is None:
+        return None
+    n = _whole(limit)
+    if n is None or n < 1:
+        raise error(
+            "invalid_request",
+            f"limit must be a whole number of rows, at least 1, not {limit!r}",
+            "leave limit out for every row (over HTTP: the server's default row limit)",
+        )
+    return n
+
+
+def check_version(version: Any) -> int | None:
+    """A segment version checked: None (the latest) or a whole number (not a bool)."""
+    if version is None:
+        return None
+    n = _whole(version)
+    if n is None:
+        raise error(
+            "invalid_request",
+            f"a segment version is a whole number (1, 2, ...), not {version!r} "
+            f"({type(version).__name__})",
+            "db.segment(name).versions() lists its versions",
+        )
+    return n
 
 
 def read_only_error() -> Error:
@@ -130,6 +201,16 @@ class Connection(abc.ABC):
         shape of the server's `GET /v1/schema`."""
         self._live()
         return self._schema()
+
+    # ---- seeing newer commits ----------------------------------------------------------------
+    def refresh(self) -> None:
+        """See what was committed since the connection was opened (or last refreshed). A
+        read-only store connection sees the store as it was when it was opened: this reopens it
+        (read-only again; results not yet read then read the reopened store). A writable store
+        connection holds the store, so no other process commits to it, and a server answers
+        from its latest state: for them there is nothing to do. This is not REFRESH SEGMENT
+        (that is `db.segment(name).refresh()`)."""
+        self._live()
 
     # ---- closing -----------------------------------------------------------------------------
     def close(self) -> None:
@@ -225,17 +306,21 @@ class Segment(_Handle):
         entity's key. An unknown segment, one never refreshed and a version it does not have
         are errors (`unknown_segment`, `not_refreshed`, `unknown_version`)."""
         self.db._live()
-        return self.db._members(self.name, version)
+        return self.db._members(self.name, check_version(version))
 
     def is_member(self, key: Any) -> bool:
-        """Whether `key` is in the latest version (an unknown key is not)."""
+        """Whether `key` is in the latest version (an unknown key is not). A key of the
+        entity's key type: an int (or NumPy integer) or a str (or NumPy str)."""
         self.db._live()
-        return self.db._is_member(self.name, key)
+        return self.db._is_member(self.name, plain(key))
 
     def changes(self, since: int, to: int) -> Changes:
         """The keys that entered and exited from version `since` to version `to`."""
         self.db._live()
-        return self.db._changes(self.name, since, to)
+        a, b = check_version(since), check_version(to)
+        if a is None or b is None:
+            raise error("invalid_request", "changes(since, to) needs two version numbers")
+        return self.db._changes(self.name, a, b)
 
 
 class Tag(_Handle):

@@ -5,7 +5,14 @@ the runtime's checks: an unknown segment, one never refreshed, a version it does
 
 The runtime's errors become the library's (`eql.client.errors.Error`): EQL diagnostics as they
 are; a store held by another process `store_locked`; a missing store `no_store`; the resource
-errors with the server's codes (`unknown_segment`, `not_refreshed`, `unknown_version`, ...).
+errors with the server's codes (`unknown_segment`, `not_refreshed`, `unknown_version`, ...);
+an unknown segment's message names the defined ones whichever call met it (the runtime's
+`versions.NotDefined`).
+
+A read-only connection opens RocksDB read-only: it sees the store as committed when it was
+opened, whole commits only, and nothing committed later (by an `eql ingest`, a server, CDC)
+until `refresh()` reopens it. A result not yet read when the connection is refreshed runs on the
+reopened store; one read after `close()` is the `closed` error.
 
 May import runtime, storage, entities, pyarrow, eql.diagnostics, eql.client.
 """
@@ -26,6 +33,8 @@ from eql.client.connection import (
     Connection,
     Kind,
     Params,
+    check_limit,
+    plain_params,
     read_only_error,
     time_text,
 )
@@ -60,13 +69,20 @@ def _resource_error(exc: LookupError) -> Error:
     return error(code, str(exc), _HINTS.get(code))
 
 
-def _checked(fn: Callable[[], T]) -> T:
-    """`fn()`, with the runtime's errors as the library's."""
+def _checked(fn: Callable[[], T], session: Session | None = None, segment: str = "") -> T:
+    """`fn()`, with the runtime's errors as the library's; an unknown `segment` (a resource
+    call about one, given its `session`) said as `versions.NotDefined` says it."""
     try:
         return fn()
     except EqlError as exc:
         raise from_eql(exc) from None
     except (resources.Unknown, versions.NotRefreshed) as exc:
+        if (
+            session is not None
+            and not isinstance(exc, versions.NotDefined)
+            and getattr(exc, "what", None) == "segment"
+        ):
+            exc = versions.NotDefined(segment, session.audiences.view().names("SEGMENT"))
         raise _resource_error(exc) from None
     except resources.WrongStatement as exc:
         raise error("wrong_statement", str(exc)) from None
@@ -99,22 +115,36 @@ def _table_columns(table: pa.Table) -> tuple[Column, ...]:
     return tuple(Column(f.name, arrow_type_name(f.type)) for f in table.schema)
 
 
+def _open(path: str | Path, read_only: bool) -> Session:
+    try:
+        return Session.open(path, read_only=read_only)
+    except StoreLockedError as exc:
+        raise error(
+            "store_locked",
+            str(exc),
+            "connect with read_only=True, or to the server that holds it "
+            "(eql.connect('http://...', key=...))",
+        ) from None
+    except StoreError as exc:
+        raise error("no_store", str(exc)) from None
+
+
 class Local(Connection):
     def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
-        try:
-            self.session = Session.open(path, read_only=read_only)
-        except StoreLockedError as exc:
-            raise error(
-                "store_locked",
-                str(exc),
-                "connect with read_only=True, or to the server that holds it "
-                "(eql.connect('http://...', key=...))",
-            ) from None
-        except StoreError as exc:
-            raise error("no_store", str(exc)) from None
+        self.session = _open(path, read_only)
         self.path = Path(path)
         self.read_only = read_only
         self._aud: Audiences | None = None
+
+    def refresh(self) -> None:
+        """A read-only connection reopens the store (a new session; the old one is closed),
+        seeing every commit made so far; a writable one already sees them all."""
+        self._live()
+        if not self.read_only:
+            return
+        old, self.session = self.session, _open(self.path, True)
+        self._aud = None
+        old.close()
 
     def __repr__(self) -> str:
         mode = "read-only" if self.read_only else "read-write"
@@ -126,7 +156,9 @@ class Local(Connection):
         from `query`, a hint to use `execute`; from a read-only connection, E230)."""
         self._live()
         try:
-            return self.session.prepare(text, params, _at(as_of), WRITE if writes else READ)
+            return self.session.prepare(
+                text, plain_params(params), _at(as_of), WRITE if writes else READ
+            )
         except NotPermitted as exc:
             if self.read_only:
                 raise read_only_error() from None
@@ -139,25 +171,44 @@ class Local(Connection):
     def query(
         self, text: str, params: Params = None, as_of: AsOf = None, limit: int | None = None
     ) -> Result:
+        limit = check_limit(limit)
         prepared = self._prepare(text, params, as_of, writes=False)
-        return self._result(prepared, text, params, as_of, limit)
+        return self._result(prepared, text, params, as_of, limit, writes=False)
 
     def execute(self, text: str, params: Params = None, as_of: AsOf = None) -> Result:
-        prepared = self._prepare(text, params, as_of, writes=not self.read_only)
-        result = self._result(prepared, text, params, as_of, None)
+        writes = not self.read_only
+        prepared = self._prepare(text, params, as_of, writes=writes)
+        result = self._result(prepared, text, params, as_of, None, writes=writes)
         result.to_arrow()
         return result
 
     def _result(
-        self, prepared: Any, text: str, params: Params, as_of: AsOf, limit: int | None
+        self,
+        prepared: Any,
+        text: str,
+        params: Params,
+        as_of: AsOf,
+        limit: int | None,
+        writes: bool,
     ) -> Result:
         def explain(stage: str | None) -> Explanation:
             return self.explain(text, params, as_of, stage)
 
+        session = self.session
+
+        def current() -> Any:
+            """What was prepared, on the session the connection has now (prepared again after a
+            `refresh()`); the `closed` error after `close()`."""
+            nonlocal prepared, session
+            self._live()
+            if session is not self.session:
+                prepared, session = self._prepare(text, params, as_of, writes), self.session
+            return prepared
+
         if isinstance(prepared, Query):
-            return Result(_QuerySource(text, prepared, limit, explain))
+            return Result(_QuerySource(text, prepared, current, limit, explain))
         if isinstance(prepared, Statement):
-            return Result(_StatementSource(text, prepared, limit))
+            return Result(_StatementSource(text, current, limit))
         table = pa.table({"explain": [prepared.text]})
         return Result.of_table(text, table, (Column("explain", "string"),), explain)
 
@@ -168,7 +219,7 @@ class Local(Connection):
         if stage is not None and stage not in STAGES:
             raise error("invalid_request", f"stage {stage!r}: expected one of {', '.join(STAGES)}")
         try:
-            explained = self.session.explain(text, params, _at(as_of), stage)
+            explained = self.session.explain(text, plain_params(params), _at(as_of), stage)
         except EqlError as exc:
             raise from_eql(exc) from None
         except ValueError as exc:
@@ -183,7 +234,11 @@ class Local(Connection):
         return resources.listing(self.session, _KINDS[kind])
 
     def _detail(self, kind: Kind, name: str, history: int) -> dict[str, Any]:
-        return _checked(lambda: resources.detail(self.session, _KINDS[kind], name, history))
+        return _checked(
+            lambda: resources.detail(self.session, _KINDS[kind], name, history),
+            self.session,
+            name,
+        )
 
     def _define(self, text: str, refresh: bool, as_of: AsOf) -> dict[str, Any]:
         now = _now(as_of)
@@ -208,10 +263,12 @@ class Local(Connection):
 
     def _refresh(self, kind: Kind, name: str, as_of: AsOf) -> dict[str, Any]:
         now = _now(as_of)
-        return _checked(lambda: resources.refresh(self.session, _KINDS[kind], name, now))
+        return _checked(
+            lambda: resources.refresh(self.session, _KINDS[kind], name, now), self.session, name
+        )
 
     def _drop(self, kind: Kind, name: str) -> None:
-        _checked(lambda: resources.drop(self.session, _KINDS[kind], name))
+        _checked(lambda: resources.drop(self.session, _KINDS[kind], name), self.session, name)
 
     # ---- segments ----------------------------------------------------------------------------
     def _audiences(self) -> Audiences:
@@ -256,10 +313,15 @@ def _check_key(schema: Schema, entity: str, key: Any) -> None:
 
 class _QuerySource(Source):
     def __init__(
-        self, text: str, query: Query, limit: int | None, explain: Callable[..., Explanation]
+        self,
+        text: str,
+        query: Query,
+        current: Callable[[], Any],
+        limit: int | None,
+        explain: Callable[..., Explanation],
     ) -> None:
         self.text = text
-        self._query = query
+        self._current = current  # the query, on the connection's session now
         self._limit = limit
         self._explain = explain
         self._columns = tuple(Column(c.name, c.type) for c in query.columns)
@@ -268,7 +330,9 @@ class _QuerySource(Source):
         return self._columns
 
     def open(self) -> Run:
-        return _QueryRun(self._query, self._limit, self._columns)
+        query = self._current()
+        self._columns = tuple(Column(c.name, c.type) for c in query.columns)
+        return _QueryRun(query, self._limit, self._columns)
 
     def explain(self, stage: str | None) -> Explanation:
         return self._explain(stage)
@@ -299,13 +363,14 @@ class _QueryRun(Run):
 class _StatementSource(Source):
     """A statement that reads (SHOW, DESCRIBE, EXPLAIN MEMBERSHIP), run when read."""
 
-    def __init__(self, text: str, statement: Statement, limit: int | None) -> None:
+    def __init__(self, text: str, current: Callable[[], Any], limit: int | None) -> None:
         self.text = text
-        self._statement = statement
+        self._current = current  # the statement, on the connection's session now
         self._limit = limit
 
     def open(self) -> Run:
-        table = _checked(self._statement.run)
+        statement: Statement = self._current()
+        table = _checked(statement.run)
         return _TableRun(table, self._limit)
 
     def explain(self, stage: str | None) -> Explanation:

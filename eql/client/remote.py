@@ -16,9 +16,15 @@ interface as a store connection, results as Arrow.
   its members, each later version what entered and exited), read up to the version asked for;
   the version is first checked against the segment's description.
 
+Parameter values go as JSON: a `date` as `YYYY-MM-DD`, a `datetime` in UTC (a naive one is
+UTC), as `YYYY-MM-DD` when it is midnight, else as an ISO timestamp: the server then reads them as
+a store connection does (a midnight datetime is a date; one with a time of day is no date, E211).
+
 Errors: a response's `{"errors": [...]}` becomes an `Error` with the same codes, spans (into the
 text sent), notes and helps (`eql.client.errors.from_items`); a server that cannot be reached
-is `unreachable`. Times in descriptions (`as_of`, `refreshed_at`, `defined_at`) are datetimes.
+is `unreachable`. An unknown segment is said as a store connection says it, naming the defined
+segments (from `GET /v1/segments`). Times in descriptions (`as_of`, `refreshed_at`,
+`defined_at`) are datetimes.
 
 The only importer of httpx. May import httpx, pyarrow, eql.client.
 """
@@ -37,7 +43,17 @@ import httpx
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
-from eql.client.connection import HISTORY, AsOf, Changes, Connection, Kind, Params, time_text
+from eql.client.connection import (
+    HISTORY,
+    AsOf,
+    Changes,
+    Connection,
+    Kind,
+    Params,
+    check_limit,
+    plain_params,
+    time_text,
+)
 from eql.client.errors import Error, error, from_items
 from eql.client.result import Column, Explanation, Result, Run, Source, eql_type
 
@@ -45,10 +61,17 @@ ARROW = "application/vnd.apache.arrow.stream"
 _TIMES = ("as_of", "refreshed_at", "defined_at")
 _KEY_TYPES = {"int": pa.int64(), "string": pa.string()}
 _PATHS: dict[Kind, str] = {"segment": "/v1/segments", "tag": "/v1/tags"}
+_LISTED = 10  # defined segments an unknown_segment message names (runtime.audiences.versions)
+_SEGMENT_HINT = "db.segments() lists the segments"
 
 
 def _json_default(value: Any) -> Any:
-    if isinstance(value, dt.datetime | dt.date):
+    if isinstance(value, dt.datetime):
+        utc = value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+        if utc.time() == dt.time(0):
+            return utc.date().isoformat()  # a date too, as the binder takes a midnight datetime
+        return utc.isoformat()
+    if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, decimal.Decimal):
         return str(value)
@@ -83,6 +106,23 @@ def _times(value: Any) -> Any:
                 out[k] = _times(v)
         return out
     return value
+
+
+def _shown(name: str) -> str:
+    """A name as a message shows it (`entities.names.shown`)."""
+    cut = name if len(name) <= 80 else name[:77] + "..."
+    if cut.isprintable():
+        return cut
+    return cut.encode("unicode_escape", "backslashreplace").decode("ascii")
+
+
+def _not_defined(name: str, defined: list[str]) -> str:
+    """What `runtime.audiences.versions.NotDefined` says of a segment not defined."""
+    if not defined:
+        return f"segment {_shown(name)} is not defined (no segment is defined yet)"
+    listed = ", ".join(_shown(n) for n in defined[:_LISTED])
+    more = f" and {len(defined) - _LISTED} more" if len(defined) > _LISTED else ""
+    return f"segment {_shown(name)} is not defined (defined segments: {listed}{more})"
 
 
 def _versions_text(versions: list[int]) -> str:
@@ -157,7 +197,7 @@ class Remote(Connection):
     def _body(
         self, text: str, params: Params, as_of: AsOf, limit: int | None = None
     ) -> dict[str, Any]:
-        body: dict[str, Any] = {"query": text, "params": dict(params or {})}
+        body: dict[str, Any] = {"query": text, "params": plain_params(params)}
         if as_of is not None:
             body["as_of"] = time_text(as_of)
         if limit is not None:
@@ -169,6 +209,7 @@ class Remote(Connection):
         self, text: str, params: Params = None, as_of: AsOf = None, limit: int | None = None
     ) -> Result:
         self._live()
+        limit = check_limit(limit)
         return Result(_RemoteSource(self, text, self._body(text, params, as_of, limit), params))
 
     def execute(self, text: str, params: Params = None, as_of: AsOf = None) -> Result:
@@ -197,9 +238,27 @@ class Remote(Connection):
         items: list[dict[str, Any]] = _times(self._request("GET", _PATHS[kind])["items"])
         return items
 
+    def _named(
+        self, kind: Kind, name: str, method: str, path: str, body: Any = None, **q: Any
+    ) -> Any:
+        """`_request` about the definition `name`; an unknown segment said as a store connection
+        says it (the defined segments named, when the key may list them)."""
+        try:
+            return self._request(method, path, body, **q)
+        except Error as exc:
+            if kind != "segment" or exc.code != "unknown_segment":
+                raise
+            try:
+                defined = [str(item["name"]) for item in self._listing("segment")]
+            except Error:
+                raise exc from None
+            raise error(
+                "unknown_segment", _not_defined(name, defined), _SEGMENT_HINT, exc.status
+            ) from None
+
     def _detail(self, kind: Kind, name: str, history: int) -> dict[str, Any]:
         detail: dict[str, Any] = _times(
-            self._request("GET", self._path(kind, name), history=history)
+            self._named(kind, name, "GET", self._path(kind, name), history=history)
         )
         return detail
 
@@ -224,16 +283,17 @@ class Remote(Connection):
     def _refresh(self, kind: Kind, name: str, as_of: AsOf) -> dict[str, Any]:
         body = {} if as_of is None else {"as_of": time_text(as_of)}
         facts: dict[str, Any] = _times(
-            self._request("POST", self._path(kind, name, "refresh"), body)
+            self._named(kind, name, "POST", self._path(kind, name, "refresh"), body)
         )
         return facts
 
     def _drop(self, kind: Kind, name: str) -> None:
-        self._request("DELETE", self._path(kind, name))
+        self._named(kind, name, "DELETE", self._path(kind, name))
 
     # ---- segments ----------------------------------------------------------------------------
     def _is_member(self, name: str, key: Any) -> bool:
-        answer = self._request("POST", self._path("segment", name, "members"), {"keys": [key]})
+        path = self._path("segment", name, "members")
+        answer = self._named("segment", name, "POST", path, {"keys": [key]})
         return bool(answer["members"][0])
 
     def _versions(self, name: str, *wanted: int | None) -> tuple[dict[str, Any], list[int]]:

@@ -22,9 +22,12 @@ May import pyarrow, pandas and polars (optional), eql.client.{display, errors}.
 from __future__ import annotations
 
 import abc
+import os
+import sys
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from types import FrameType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pyarrow as pa
@@ -38,6 +41,21 @@ if TYPE_CHECKING:
     import polars
 
 __all__ = ["Column", "Explanation", "Result", "Run", "Source", "eql_type"]
+
+_LIBRARY = os.path.dirname(os.path.abspath(__file__))  # eql/client/
+
+
+def _caller() -> int:
+    """The `stacklevel` of the first frame outside the library, for a warning raised in the
+    function that calls this: `len(res)`, `list(res)`, `res.to_pandas()`, a loop over
+    `to_batches()`, `db.execute(...)` all warn at the caller's line."""
+    level = 1
+    frame: FrameType | None = sys._getframe(1)  # the function that warns: level 1
+    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == (
+        _LIBRARY
+    ):
+        level, frame = level + 1, frame.f_back
+    return level
 
 
 class Column(NamedTuple):
@@ -169,7 +187,7 @@ class Result:
                 f"the server cut this result at its default row limit; pass limit=N to "
                 f"query() for more rows (at most its EQL_MAX_ROWS): {self.text[:60]!r}",
                 Truncated,
-                stacklevel=3,
+                stacklevel=_caller(),
             )
 
     def to_pandas(self) -> pandas.DataFrame:

@@ -14,7 +14,9 @@ and raise, for the CLI, the server and Python callers alike:
   the message names the defined ones;
 - `NotRefreshed`: the segment is defined but has no version yet (REFRESH SEGMENT it);
 - `UnknownVersion` (a `runtime.definitions.Unknown`, what "version"): the segment has no such
-  version; the message names those it has ("segment lapsed_vip has versions 1-3").
+  version; the message names those it has ("segment lapsed_vip has versions 1-3");
+- `TypeError`: a version that is not a whole number (`"1"`, `True`, `1.0`), which no segment has
+  (rather than "no version 1: it has version 1").
 
 `require(reader, d, version)` is the check alone, for a caller holding a definition (the
 server's change feed checks the position a reader resumes from with it). Tags have no version
@@ -94,9 +96,20 @@ def definition(reader: AudienceReader, name: str) -> Definition:
     return d
 
 
+def number(version: object) -> int:
+    """`version` if it is a version number (an int, not a bool); TypeError saying so else."""
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise TypeError(
+            f"a segment version is a whole number (1, 2, ...), not {version!r} "
+            f"({type(version).__name__})"
+        )
+    return version
+
+
 def require(reader: AudienceReader, d: Definition, version: int) -> Refresh:
     """The refresh `version` of `d`; `UnknownVersion` when it has no such version (none at all
     included)."""
+    number(version)
     refreshes = reader.refreshes(d)
     for r in refreshes:
         if r.version == version:
@@ -106,7 +119,10 @@ def require(reader: AudienceReader, d: Definition, version: int) -> Refresh:
 
 def check(reader: AudienceReader, name: str, *versions: int | None) -> Definition:
     """The segment `name`, refreshed at least once and holding each of `versions` (None: the
-    latest, which any refreshed segment has)."""
+    latest, which any refreshed segment has); TypeError for a version that is no number."""
+    for v in versions:
+        if v is not None:
+            number(v)
     d = definition(reader, name)
     refreshes = reader.refreshes(d)
     if not refreshes:

@@ -5,12 +5,14 @@ batch (an error in its trailer after the first batch), and the server's row limi
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
@@ -70,8 +72,7 @@ def test_the_same_rows_and_types_as_a_store_connection(
     assert a.num_rows == b.num_rows > 0
     assert a.schema.equals(b.schema)  # every Arrow type, dictionaries included
     assert plain(a).equals(plain(b))
-    enums = {k: "enum" for k, v in here.schema.items() if v.startswith("enum[")}
-    assert there.schema == {**here.schema, **enums}  # Arrow does not carry the enum's values
+    assert there.schema == here.schema  # the server sends each EQL type (`eql.type`), enums too
     assert there.truncated is False
 
 
@@ -248,6 +249,187 @@ def test_tags_over_http_as_in_the_store(server: Served, remote: Any) -> None:
 def test_closing(server: Served) -> None:
     with eql.connect(server.url, key=server.query_key) as db:
         assert len(db.query("FIND stores RETURN id", limit=1000)) > 0
+        db.refresh()  # a server answers from its latest state: nothing to reopen
+        assert len(db.query("FIND stores RETURN id", limit=1000)) > 0
     with pytest.raises(eql.EqlError) as info:
         db.query("FIND stores RETURN id")
     assert info.value.code == "closed"
+    with pytest.raises(eql.EqlError) as info:
+        db.refresh()
+    assert info.value.code == "closed"
+
+
+# ---- the two modes agree on the caller's values ------------------------------------------------
+def both(remote: Any, local: Any, call: Any) -> list[tuple[str, Any]]:
+    """`call(db)` in each mode, read whole: ("ok", rows) or ("error", (code, message, position))."""
+    out = []
+    for db in (remote, local):
+        try:
+            out.append(("ok", call(db).to_arrow().to_pylist()))
+        except eql.EqlError as e:
+            out.append(("error", (e.code, e.message, e.position)))
+    return out
+
+
+@pytest.mark.parametrize("limit", [-1, 0, True, 2.5, "3"], ids=repr)
+def test_a_limit_is_a_whole_number_of_rows_in_both_modes(
+    remote: Any, local: Any, limit: Any
+) -> None:
+    for db in (remote, local):
+        with pytest.raises(eql.EqlError) as info:
+            db.query("FIND users RETURN id", limit=limit)  # refused before anything runs
+        assert info.value.code == "invalid_request"
+        assert info.value.message == (
+            f"limit must be a whole number of rows, at least 1, not {limit!r}"
+        )
+    for db in (remote, local):
+        assert len(db.query("FIND users RETURN id", limit=np.int64(2))) == 2
+
+
+SIGNED_UP = "FIND users WHERE signup_date >= $d RETURN count() AS n"
+UTC8 = dt.timezone(dt.timedelta(hours=8))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        dt.date(2025, 1, 1),
+        dt.datetime(2025, 1, 1),
+        dt.datetime(2025, 1, 1, tzinfo=dt.UTC),
+        dt.datetime(2025, 1, 1, 8, tzinfo=UTC8),  # midnight UTC
+        "2025-01-01",
+    ],
+    ids=["date", "naive-midnight", "utc-midnight", "utc8-midnight-utc", "text"],
+)
+def test_a_date_parameter_reads_the_same_in_both_modes(
+    remote: Any, local: Any, duck: Any, value: Any
+) -> None:
+    there, here = both(remote, local, lambda db: db.query(SIGNED_UP, params={"d": value}))
+    expected = duck_rows(duck, "SELECT count(*) FROM users WHERE signup_date >= DATE '2025-01-01'")
+    assert there == here == ("ok", [{"n": expected[0][0]}])
+
+
+@pytest.mark.parametrize(
+    "value",
+    [dt.datetime(2025, 1, 1, 10, 30), dt.datetime(2025, 1, 1, tzinfo=UTC8)],
+    ids=["time-of-day", "utc8-midnight"],
+)
+def test_a_timestamp_with_a_time_of_day_is_no_date_in_both_modes(
+    remote: Any, local: Any, value: Any
+) -> None:
+    there, here = both(remote, local, lambda db: db.query(SIGNED_UP, params={"d": value}))
+    assert there[0] == here[0] == "error"
+    (code, message, position), (code2, message2, position2) = there[1], here[1]
+    assert code == code2 == "E211" and position == position2 == (1, 33)
+    assert message.startswith("parameter $d: expected a date")
+    assert message2.startswith("parameter $d: expected a date")
+
+
+def test_a_midnight_datetime_is_still_a_timestamp_where_one_is_used(
+    remote: Any, local: Any
+) -> None:
+    text = "FIND EVENTS purchase WHERE ts >= $t RETURN count() AS n"
+    for value in (dt.datetime(2026, 10, 1), dt.date(2026, 10, 1), dt.datetime(2026, 10, 1, 12)):
+        there, here = both(remote, local, lambda db, v=value: db.query(text, params={"t": v}))
+        assert there == here and there[0] == "ok", value
+
+
+def test_numpy_parameters_and_keys_in_both_modes(server: Served, remote: Any, local: Any) -> None:
+    text = "FIND users WHERE home_store.city = $city AND id <= $n RETURN id ORDER BY id"
+    values = {"city": np.str_("Shanghai"), "n": np.int64(150)}
+    there, here = both(remote, local, lambda db: db.query(text, params=values, limit=1000))
+    assert there == here and there[0] == "ok" and len(there[1]) > 0
+    seg = remote.define(
+        "DEFINE SEGMENT np_spenders ON users WHERE sum(purchase.amount) > 800",
+        refresh=True,
+        as_of=NOW,
+    )
+    hot = remote.define(
+        "DEFINE SEGMENT np_hot ON products WHERE count(purchase) >= 5", refresh=True, as_of=NOW
+    )
+    try:
+        with eql.connect(server.data_dir, read_only=True) as fresh:  # sees the definitions
+            member = seg.members().column("id")[0].as_py()
+            sku = hot.members().column("sku")[0].as_py()
+            for db in (remote, fresh):
+                assert db.segment("np_spenders").is_member(np.int64(member)) is True
+                assert db.segment("np_hot").is_member(np.str_(sku)) is True
+                assert db.segment("np_spenders").members(np.int64(1)).num_rows > 0
+                for name, key in (("np_spenders", np.str_("1")), ("np_hot", np.int64(1))):
+                    with pytest.raises(eql.EqlError) as info:
+                        db.segment(name).is_member(key)
+                    assert info.value.code == "invalid_key"
+            for version in ("1", True, 1.0):
+                messages = set()
+                for db in (remote, fresh):
+                    for call in (
+                        lambda s, v=version: s.members(v),
+                        lambda s, v=version: s.changes(v, 1),
+                    ):
+                        with pytest.raises(eql.EqlError) as info:
+                            call(db.segment("np_spenders"))
+                        assert info.value.code == "invalid_request"
+                        messages.add(info.value.message)
+                assert len(messages) == 1 and "whole number" in messages.pop()
+    finally:
+        seg.drop()
+        hot.drop()
+
+
+def test_an_unknown_segment_is_said_as_a_store_connection_says_it(
+    store_dir: Path, tmp_path: Path
+) -> None:
+    """Whatever the call, over HTTP as in the store: the message names the defined segments."""
+    calls = (
+        lambda s: s.members(),
+        lambda s: s.members(1),
+        lambda s: s.is_member(1),
+        lambda s: s.changes(1, 2),
+        lambda s: s.describe(),
+        lambda s: s.versions(),
+        lambda s: s.refresh(as_of=NOW),
+        lambda s: s.drop(),
+    )
+    data_dir = Path(shutil.copytree(store_dir, tmp_path / "store"))
+    with serve(data_dir) as own, eql.connect(own.url, key=own.define_key) as remote:
+        for defined, expected in (
+            ((), "segment nope is not defined (no segment is defined yet)"),
+            (
+                ("zz_last", "Aa_first"),
+                "segment nope is not defined (defined segments: Aa_first, zz_last)",
+            ),
+        ):
+            for name in defined:
+                remote.define(f"DEFINE SEGMENT {name} ON users WHERE is_member")
+            with (
+                eql.connect(data_dir, read_only=True) as local,
+                pytest.raises(eql.EqlError) as here,
+            ):
+                local.segment("nope").members()
+            assert here.value.message == expected
+            for call in calls:
+                with pytest.raises(eql.EqlError) as there:
+                    call(remote.segment("nope"))
+                e = there.value
+                assert (e.code, e.message, e.hint) == ("unknown_segment", expected, here.value.hint)
+                assert e.status == 404
+
+
+def test_a_cut_warns_at_the_callers_line(remote: Any) -> None:
+    text = "FIND EVENTS purchase RETURN order_id"  # more rows than the server's default 100
+    calls = {
+        "len": lambda: len(remote.query(text, as_of=NOW)),
+        "list": lambda: list(remote.query(text, as_of=NOW)),
+        "to_arrow": lambda: remote.query(text, as_of=NOW).to_arrow(),
+        "to_pandas": lambda: remote.query(text, as_of=NOW).to_pandas(),
+        "repr": lambda: repr(remote.query(text, as_of=NOW)),
+        "to_batches": lambda: [b for b in remote.query(text, as_of=NOW).to_batches()],
+        "execute": lambda: remote.execute(text, as_of=NOW),
+    }
+    for name, call in calls.items():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            call()
+        cuts = [w for w in caught if issubclass(w.category, eql.client.Truncated)]
+        assert len(cuts) == 1, name
+        assert Path(cuts[0].filename) == Path(__file__), (name, cuts[0].filename)

@@ -8,9 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 import eql
+from runtime.audiences import versions
+from runtime.lookup import Audiences
 from tests.eql.helpers import duck_rows
 
 BIG = "DEFINE SEGMENT big ON users WHERE sum(purchase.amount) > 1000"
@@ -168,3 +171,56 @@ def test_tags(db: Any, duck: Any) -> None:
     assert high.to_arrow().column("id").to_pylist() == big_members(duck, SECOND)
     tier.drop()
     assert db.tags() == []
+
+
+@pytest.mark.parametrize("version", ["1", True, 1.0], ids=["str", "bool", "float"])
+def test_a_version_is_a_whole_number(db: Any, version: Any) -> None:
+    """Not `segment big has no version 1: it has versions 1-2` for `members("1")`."""
+    seg = db.segment("big")
+    for call in (
+        lambda: seg.members(version),
+        lambda: seg.changes(version, 2),
+        lambda: seg.changes(1, version),
+    ):
+        with pytest.raises(eql.EqlError) as info:
+            call()
+        assert info.value.code == "invalid_request"
+        assert info.value.message == (
+            f"a segment version is a whole number (1, 2, ...), not {version!r} "
+            f"({type(version).__name__})"
+        )
+    with pytest.raises(TypeError, match="a segment version is a whole number"):
+        versions.check(Audiences(db.session.store).aud, "big", version)  # the CLI's, the API's
+
+
+def test_numpy_scalars_are_taken_as_pythons(db: Any, duck: Any) -> None:
+    seg = db.segment("big")
+    members = big_members(duck, SECOND)
+    assert seg.is_member(np.int64(members[0])) is True
+    assert seg.is_member(np.int32(10**6)) is False
+    assert seg.members(np.int64(1)).equals(seg.members(1))
+    diff = seg.changes(np.int64(1), np.uint8(2))
+    assert diff.entered.equals(seg.changes(1, 2).entered)
+    with pytest.raises(eql.EqlError) as info:
+        seg.is_member(np.str_(str(members[0])))  # users have int keys
+    assert info.value.code == "invalid_key"
+    with pytest.raises(eql.EqlError) as info:
+        seg.is_member(np.bool_(True))
+    assert info.value.code == "invalid_key"
+
+
+def test_an_unknown_segment_names_the_defined_ones_whatever_the_call(db: Any) -> None:
+    expected = "segment nothing is not defined (defined segments: big)"
+    for call in (
+        lambda s: s.members(),
+        lambda s: s.is_member(1),
+        lambda s: s.changes(1, 2),
+        lambda s: s.describe(),
+        lambda s: s.versions(),
+        lambda s: s.refresh(as_of=SECOND),
+        lambda s: s.drop(),
+    ):
+        with pytest.raises(eql.EqlError) as info:
+            call(db.segment("nothing"))
+        assert (info.value.code, info.value.message) == ("unknown_segment", expected)
+        assert info.value.hint == "db.segments() lists the segments"
