@@ -203,7 +203,8 @@ def _make_aggregate(
             return ctx.error(
                 "E208", f"{func.value}(...) needs an event stream or relation to order by", span
             )
-    return bound.Aggregate(func, source, arg, flt, window, distinct, out, order)
+    text = ctx.text[span.start : span.end]
+    return bound.Aggregate(func, source, arg, flt, window, distinct, out, order, text)
 
 
 def _group_aggregate(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, assert_never
 
 from eql.catalog import Virtual
@@ -155,6 +155,9 @@ class Aggregate:
     distinct: bool
     type: Type
     order_column: str | None = None  # first/last: the element column that orders them
+    # what the user wrote for it, to name it in a message while running (an integer sum that
+    # leaves int64); not part of its identity: `SUM(x)` and `sum(x)` are one aggregate
+    text: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)

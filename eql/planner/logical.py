@@ -106,6 +106,9 @@ class LAgg:
     filter: LExpr | None
     order_by: LExpr | None  # first/last
     type: Type
+    # an integer sum whose value may leave int64: the text naming it in the error the emitter
+    # raises then (`eql.planner.overflow`); None: nothing to check
+    overflow: str | None = None
 
 
 # ---- relations -----------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from eql.catalog import (
 from eql.diagnostics import InternalError
 from eql.planner import logical
 from eql.planner.join_kinds import Existence, classify
+from eql.planner.overflow import sum_check
 from eql.types import Type
 
 
@@ -234,7 +235,9 @@ class Lowerer:
                 else None
             )
             cid = self.new_id()
-            lagg.append((logical.LAgg(a.func, arg, a.distinct, cond, order, a.type), cid))
+            lagg.append(
+                (logical.LAgg(a.func, arg, a.distinct, cond, order, a.type, sum_check(a)), cid)
+            )
             env.aggregates[a] = cid
             env.types[cid] = a.type
         agg = logical.Aggregate(

@@ -8,6 +8,7 @@ from eql.binder import bound
 from eql.planner import logical
 from eql.planner.join_kinds import classify
 from eql.planner.lower import Lowerer, all_of
+from eql.planner.overflow import sum_check
 from eql.planner.rules import RULES, Rule
 
 
@@ -76,7 +77,9 @@ def _plan(q: bound.BoundQuery, schema: Schema) -> logical.Plan:
             if a.order_column:
                 order = logical.LCol(env.columns[(bound.ROOT, a.order_column)], types.TIMESTAMP)
             cid = lw.new_id()
-            lagg.append((logical.LAgg(a.func, arg, a.distinct, flt, order, a.type), cid))
+            lagg.append(
+                (logical.LAgg(a.func, arg, a.distinct, flt, order, a.type, sum_check(a)), cid)
+            )
         rel = logical.Aggregate(rel, tuple(group_items), tuple(lagg))
         # after grouping, expressions see only group keys and group aggregates
         subst: dict[bound.BExpr, logical.ColumnId] = {}

@@ -1,8 +1,9 @@
 """Emit the logical plan as DataFusion DataFrame/Expr calls: the only module importing datafusion.
 
 Columns are named c<N> after their ColumnId; only the final `Output` aliases them to the names the
-user sees. No SQL text is built or executed. Integer `+ - *` and negation are emitted so that they
-fail (`Overflow`) rather than wrap around as DataFusion's kernels do (see `_checked`).
+user sees. No SQL text is built or executed. Integer `+ - *`, negation and `sum` are emitted so
+that they fail (`Overflow`) rather than wrap around as DataFusion's kernels do (see `_checked`,
+`_aggregated` and `eql.planner.overflow`).
 """
 
 from __future__ import annotations
@@ -30,8 +31,7 @@ from datafusion.record_batch import RecordBatchStream
 from eql.binder.bound import AggFunc, BinOp, UnaryOp
 from eql.catalog import EntityTable, SegmentRef, StreamTable, TableRef, TagRef
 from eql.diagnostics import InternalError
-from eql.planner import logical
-from eql.planner.rules.walk import expr_children
+from eql.planner import logical, overflow
 from eql.types import Kind, Type
 
 ARROW_TS = pa.timestamp("us", tz="UTC")
@@ -138,7 +138,7 @@ def expr(e: logical.LExpr) -> Expr:
             if impl is None:
                 raise InternalError(f"no DataFusion emitter for function {f}")
             return impl([expr(a) for a in args], [a.type for a in args])
-        case logical.LUnary() | logical.LBinary() if _int_arith(e):
+        case logical.LUnary() | logical.LBinary() if overflow.int_arith(e):
             return _checked(e)
         case logical.LUnary(op=op, arg=arg, type=t):
             return ~expr(arg) if op is UnaryOp.NOT else literal(0, t) - expr(arg)
@@ -165,88 +165,8 @@ def expr(e: logical.LExpr) -> Expr:
             assert_never(e)
 
 
-# ---- integer arithmetic that does not wrap ----------------------------------------------------
-# DataFusion's int64 `+ - *` wrap around (9223372036854775807 + 1 is -9223372036854775808). A tree
-# of integer `+ - *` and negation is emitted twice over the same operands (its "leaves"): wrapping
-# (DataFusion's own) and strict (each step in decimal, cast back to int64: a cast that fails with
-# the true value when a step leaves int64). Here, from the tree's constants (and the leaves whose
-# values are small, like `days_since`), the largest `L` is found such that no step can leave
-# int64 while every other leaf is within [-L, L] (and wrapping, arithmetic modulo 2**64, is then
-# exact), and the tree becomes
-# `CASE WHEN x < -L OR x > L OR y < -L ... THEN strict ELSE wrapping END`: two comparisons per
-# leaf on every row, the strict form only on the rows near the edge (usually none). A null leaf
-# makes its own steps null and the others are still checked, as SQL does. The expression stays
-# small, which matters as much: DataFusion plans it anew at every run. A leaf is repeated three
-# times, so a tree whose leaves hold trees that hold trees (nested through calls) is emitted
-# strict alone, to keep the expression from growing with the nesting. (DataFusion's simplifier
-# turns `x * 0` into 0 when x cannot be null, steps of x and their overflow included.)
-_INT_OPS = (BinOp.ADD, BinOp.SUB, BinOp.MUL)
+# ---- integer arithmetic that does not wrap (how, and why so: `eql.planner.overflow`) ---------
 _STEP = pa.decimal128(19, 0)  # an int64 value, exactly; a sum or product of two of them fits
-_MAX = 2**63 - 1
-
-
-def _int_arith(e: logical.LExpr) -> bool:
-    match e:
-        case logical.LBinary(op=op, type=t) if op in _INT_OPS:
-            return t.kind is Kind.INT
-        case logical.LUnary(op=UnaryOp.NEG, type=t):
-            return t.kind is Kind.INT
-    return False
-
-
-def _leaves(e: logical.LExpr) -> Iterator[logical.LExpr]:
-    for c in expr_children(e):
-        if _int_arith(c):
-            yield from _leaves(c)
-        else:
-            yield c
-
-
-def _nesting(e: logical.LExpr) -> int:
-    """How many integer arithmetic trees are nested in `e` along one path, at most."""
-    if _int_arith(e):
-        return 1 + max((_nesting(x) for x in _leaves(e)), default=0)
-    return max((_nesting(c) for c in expr_children(e)), default=0)
-
-
-# functions whose int64 result is small whatever their arguments (so it needs no guard): the
-# whole days in an int64 count of microseconds (< 1.1e8), a date part (a date32's year < 5.9e6)
-_BOUNDED = {"days_since": 2**27, "date_part": 2**23}
-
-
-def _known_bound(e: logical.LExpr) -> int | None:
-    if isinstance(e, logical.LLit):
-        return abs(e.value) if isinstance(e.value, int) else 0
-    if isinstance(e, logical.LCall):
-        return _BOUNDED.get(e.func)
-    return None
-
-
-def _peak(e: logical.LExpr, limit: int) -> tuple[int, int]:
-    """(a bound on |value|, a bound on |every step|) of `e` when each leaf whose size is not
-    known (`_known_bound`) is within [-limit, limit]."""
-    if not _int_arith(e):
-        known = _known_bound(e)
-        return (limit if known is None else known), 0
-    parts = [_peak(c, limit) for c in expr_children(e)]
-    if isinstance(e, logical.LUnary):
-        value = parts[0][0]
-    elif isinstance(e, logical.LBinary) and e.op is BinOp.MUL:
-        value = parts[0][0] * parts[1][0]
-    else:
-        value = parts[0][0] + parts[1][0]
-    return value, max(value, *(step for _, step in parts))
-
-
-def _safe_limit(tree: logical.LExpr) -> int | None:
-    """The largest `L` for which no step of `tree` can leave int64 (None: not even 0)."""
-    if _peak(tree, 0)[1] > _MAX:
-        return None
-    lo, hi = 0, _MAX
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        lo, hi = (mid, hi) if _peak(tree, mid)[1] <= _MAX else (lo, mid - 1)
-    return lo
 
 
 def _step(op: BinOp, a: Expr, b: Expr) -> Expr:
@@ -262,7 +182,7 @@ def _checked(tree: logical.LExpr) -> Expr:
         return emitted[id(x)]
 
     def fold(e: logical.LExpr, strict: bool) -> Expr:
-        if not _int_arith(e):
+        if not overflow.int_arith(e):
             return leaf(e)
         if isinstance(e, logical.LUnary):
             arg = fold(e.arg, strict)
@@ -275,14 +195,14 @@ def _checked(tree: logical.LExpr) -> Expr:
             return _step(e.op, a.cast(_STEP), b.cast(_STEP)).cast(pa.int64())
         return _step(e.op, a, b)
 
-    leaves = list(_leaves(tree))
-    limit = _safe_limit(tree)
-    if limit is None or max(_nesting(x) for x in leaves) >= 2:
+    leaves = overflow.leaves(tree)
+    limit = overflow.safe_limit(tree)
+    if limit is None or max(overflow.nesting(x) for x in leaves) >= 2:
         return fold(tree, strict=True)
     outside = [
         (leaf(x) < lit(-limit)) | (leaf(x) > lit(limit))
         for i, x in enumerate(leaves)
-        if _known_bound(x) is None and x not in leaves[:i]
+        if overflow.known_bound(x) is None and x not in leaves[:i]
     ]
     if not outside:  # no step can leave int64 (literals are checked by the binder)
         return fold(tree, strict=False)
@@ -366,6 +286,71 @@ def aggregate(a: logical.LAgg) -> Expr:
             assert_never(a.func)
 
 
+# ---- integer sums that do not wrap (the reasoning is in `eql.planner.overflow`) ---------------
+_SUM29 = Type(Kind.DECIMAL, 29, 0)  # what DataFusion sums decimal(19, 0) values into
+
+
+def _aggregated(
+    df: DataFrame,
+    group: tuple[tuple[logical.LExpr, logical.ColumnId], ...],
+    aggs: tuple[tuple[logical.LAgg, logical.ColumnId], ...],
+) -> DataFrame:
+    """`df` aggregated; each integer sum that may leave int64 (`LAgg.overflow`) is checked in a
+    projection after the aggregate, with the sums it needs computed beside it. An aggregate
+    with no such sum is emitted as it was (no projection, nothing more to compute)."""
+    keys = [expr(e).alias(str(cid)) for e, cid in group]
+    measures: list[Expr] = []
+    checks: dict[str, Expr] = {}
+    for a, cid in aggs:
+        name = str(cid)
+        if a.overflow is None:
+            measures.append(aggregate(a).alias(name))
+            continue
+        assert a.arg is not None
+        arg = expr(a.arg)
+        flt = expr(a.filter) if a.filter is not None else None
+        if a.distinct:
+            exact = functions.sum(arg.cast(_STEP), distinct=True, filter=flt)
+            measures.append(exact.alias(name))
+            checks[name] = _fits(col(name), a.overflow)
+            continue
+        measures.append(functions.sum(arg, filter=flt).alias(name))
+        measures.append(functions.sum(arg.cast(pa.float64()), filter=flt).alias(f"{name}_f"))
+        checks[name] = _sum_checked(col(name), col(f"{name}_f"), a.overflow)
+    out = df.aggregate(keys, measures)
+    if not checks:
+        return out
+    names = [str(cid) for _, cid in group] + [str(cid) for _, cid in aggs]
+    return out.select(*[checks[n].alias(n) if n in checks else col(n) for n in names])
+
+
+def _sum_checked(wrapped: Expr, approx: Expr, label: str) -> Expr:
+    """The int64 sum `wrapped`, or a failure when `approx` (the float sum) shows it wrapped.
+    (Each node costs DataFusion planning time at every run: the true value is worked out from
+    the two sums when the error is read, not here.)"""
+    wrapped_around = functions.abs(approx - wrapped.cast(pa.float64())) > lit(overflow.SUM_GAP)
+    return functions.when(wrapped_around, _fail(label, wrapped, approx)).otherwise(wrapped)
+
+
+def _fits(exact: Expr, label: str) -> Expr:
+    """The decimal sum `exact` as int64, or a failure when it is outside int64."""
+    outside = (exact < literal(overflow.MIN, _SUM29)) | (exact > literal(overflow.MAX, _SUM29))
+    return functions.when(outside, _fail(label, exact, exact)).otherwise(exact.cast(pa.int64()))
+
+
+def _fail(label: str, wrapped: Expr, approx: Expr) -> Expr:
+    """An int64 that fails while running, with `label` and the two sums in DataFusion's error (a
+    cast of their text to int64: see `overflow.SUM_MARKER`); evaluated only on the rows that
+    fail."""
+    text = functions.concat(
+        lit(f"{overflow.SUM_MARKER}{label} is "),
+        wrapped.cast(pa.string()),
+        lit(" ~ "),
+        approx.cast(pa.string()),
+    )
+    return text.cast(pa.int64())
+
+
 def emit(plan: logical.Plan, ctx: SessionContext) -> DataFrame:
     """The DataFrame computing `plan` over the tables registered in `ctx`."""
     match plan:
@@ -385,10 +370,7 @@ def emit(plan: logical.Plan, ctx: SessionContext) -> DataFrame:
                 coalesce_duplicate_keys=False,
             )
         case logical.Aggregate(input=inp, group=group, aggs=aggs):
-            return emit(inp, ctx).aggregate(
-                [expr(e).alias(str(cid)) for e, cid in group],
-                [aggregate(a).alias(str(cid)) for a, cid in aggs],
-            )
+            return _aggregated(emit(inp, ctx), group, aggs)
         case logical.Sort(input=inp, keys=keys):
             return emit(inp, ctx).sort(
                 *[expr(e).sort(ascending=not desc, nulls_first=nf) for e, desc, nf in keys]
@@ -455,7 +437,12 @@ class OutOfMemory(ExecutionFailed):
 
 
 class Overflow(ExecutionFailed):
-    """Arithmetic that has no answer in its type: an overflow, a division by zero."""
+    """Arithmetic that has no answer in its type: an overflow, a division by zero; `hint` says
+    what to do about this one (None: nothing more than the code's general hint)."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
 
 
 class Cancelled(ExecutionFailed):
@@ -469,6 +456,12 @@ _MEMORY = ("Resources exhausted", "Not enough memory", "Memory Exhausted")
 _OVERFLOW = ("overflow", "Overflow", "Divide by zero", "divide by zero", "Division by zero")
 # a checked integer step (see `_checked`) that left int64: the cast back fails with the true value
 _OUT_OF_INT64 = re.compile(r"value of (-?[0-9]+) is out of range Int64")
+# a checked sum that left int64 (see `_fail`): the cast of its text fails with the text
+_SUM_FAILED = re.compile(
+    f"Cannot cast string '{re.escape(overflow.SUM_MARKER)}"
+    r"(.*) is (-?[0-9]+) ~ ([-+.e0-9a-zA-Z]+)' to value of Int64",
+    re.DOTALL,
+)
 _CANCELLED = ("was cancelled", "Cancelled", "cancelled")
 
 
@@ -480,11 +473,27 @@ def failure(exc: BaseException) -> ExecutionFailed:
     text = str(exc)
     if isinstance(exc, MemoryError | pa.ArrowMemoryError) or any(m in text for m in _MEMORY):
         return OutOfMemory(message)
+    summed = _SUM_FAILED.search(text)
+    if summed is not None:
+        label, wrapped, approx = summed.groups()
+        message = overflow.sum_message(label, int(wrapped), float(approx))
+        return Overflow(message, overflow.SUM_HINT)
     out_of_range = _OUT_OF_INT64.search(text)
     if out_of_range is not None:
-        return Overflow(f"integer overflow: {out_of_range.group(1)} is outside the 64-bit integers")
+        value = out_of_range.group(1)
+        return Overflow(
+            f"integer overflow: {value} is outside the 64-bit integers", overflow.INT_HINT
+        )
     if isinstance(exc, OverflowError | ZeroDivisionError) or any(m in text for m in _OVERFLOW):
-        return Overflow(message)
+        # int64 overflows are cast errors or name Int64 (abs); the others are decimals'
+        hint = (
+            overflow.INT_HINT
+            if "Int64" in text
+            else overflow.DECIMAL_HINT
+            if "verflow" in text
+            else None
+        )
+        return Overflow(message, hint)
     if any(m in text for m in _CANCELLED):
         return Cancelled(message)
     return ExecutionFailed(message)
