@@ -260,6 +260,8 @@ def runtime_error(compiled: Compiled, failure: to_datafusion.ExecutionFailed) ->
     """A failure while running, by its type: E302 memory, E303 arithmetic, E304 cancelled, E301
     anything else; each with DataFusion's words."""
     code, what, hint = _FAILURES.get(type(failure), _FAILURES[to_datafusion.ExecutionFailed])
+    if isinstance(failure, to_datafusion.Overflow) and failure.hint:
+        hint = failure.hint  # the operation's own advice (an integer step, a sum, a decimal)
     return EqlError(
         [Diagnostic(code, f"{what}: {failure}", None, helps=(hint,))],
         compiled.text,
@@ -279,8 +281,8 @@ _FAILURES: dict[type[to_datafusion.ExecutionFailed], tuple[str, str, str]] = {
     ),
     to_datafusion.Overflow: (
         "E303",
-        "a value does not fit its type, or is divided by zero",
-        "check the arithmetic: integers are 64-bit; guard a division with CASE WHEN ... <> 0",
+        "a value does not fit its type",
+        "check the arithmetic: integers are 64-bit (write one side as a decimal, e.g. `x * 1.0`)",
     ),
     to_datafusion.Cancelled: (
         "E304",

@@ -389,3 +389,14 @@ def _check(engine: Engine, text: str, expected: dict[int, int | None]) -> None:
         return
     assert not overflow, f"{text}: expected E303, got {rows}"
     assert {r["k"]: r["s"] for r in rows} == expected, text
+
+
+def test_the_error_hint_fits_the_operation(engine: Engine) -> None:
+    """The engine's E303 carries the failing operation's own hint, not the code's general one."""
+    with pytest.raises(EqlError) as summed:
+        engine.query("FIND stores RETURN sum(size) AS s", now=TINY_REF)
+    with pytest.raises(EqlError) as stepped:
+        engine.query("FIND stores RETURN size + id AS s", now=TINY_REF)
+    assert summed.value.hint is not None and "sum(" in summed.value.hint
+    assert stepped.value.hint is not None and "`x * 1.0`" in stepped.value.hint
+    assert summed.value.hint != stepped.value.hint
