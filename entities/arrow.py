@@ -48,3 +48,32 @@ def entity_schema(entity: Entity, *, with_id: bool = True) -> pa.Schema:
 
 def stream_schema(schema: Schema, stream: str) -> pa.Schema:
     return pa.schema([field(a) for a in schema.stream_columns(stream)])
+
+
+def eql_type_name(t: pa.DataType) -> str:
+    """The EQL name of an Arrow type (`int`, `decimal(12,2)`, `timestamp`, ...), for results
+    whose EQL types are known only from Arrow: statement results (SHOW, DESCRIBE) and a server's
+    Arrow stream without `eql.type` metadata. A dictionary column is `enum` (its values unknown
+    here); one vocabulary with query results, never Arrow's own (`int64`, `timestamp[us, ...]`).
+    """
+    if pa.types.is_dictionary(t):
+        return "enum"
+    if pa.types.is_integer(t):
+        return "int"
+    if pa.types.is_floating(t):
+        return "float"
+    if pa.types.is_decimal(t):
+        return f"decimal({t.precision},{t.scale})"
+    if pa.types.is_boolean(t):
+        return "bool"
+    if pa.types.is_date(t):
+        return "date"
+    if pa.types.is_timestamp(t):
+        return "timestamp"
+    if pa.types.is_duration(t):
+        return "duration"
+    if pa.types.is_null(t):
+        return "null"
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return f"list[{eql_type_name(t.value_type)}]"
+    return "string"

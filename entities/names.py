@@ -72,6 +72,31 @@ def shown(name: str) -> str:
     return cut.encode("unicode_escape", "backslashreplace").decode("ascii")
 
 
+LISTED = 10  # the defined names a "not defined" message lists
+
+
+def not_defined(kind: str, name: str, defined: list[str]) -> str:
+    """`segment nope is not defined (defined segments: a, b)`: what a name none has says (the
+    runtime's and the library's remote mode's words are the same)."""
+    if not defined:
+        return f"{kind} {shown(name)} is not defined (no {kind} is defined yet)"
+    listed = ", ".join(shown(n) for n in defined[:LISTED])
+    more = f" and {len(defined) - LISTED} more" if len(defined) > LISTED else ""
+    return f"{kind} {shown(name)} is not defined (defined {kind}s: {listed}{more})"
+
+
+def versions_text(versions: list[int]) -> str:
+    """`versions 1-3`, `version 1`, `versions 1-3, 5`."""
+    runs: list[list[int]] = []
+    for v in sorted(versions):
+        if runs and v == runs[-1][1] + 1:
+            runs[-1][1] = v
+        else:
+            runs.append([v, v])
+    text = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+    return ("version " if len(versions) == 1 else "versions ") + text
+
+
 def fold(name: str) -> str:
     """The form two names are compared in: regardless of case (Unicode case folding)."""
     return name.casefold()

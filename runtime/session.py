@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
+from entities.arrow import eql_type_name
 from eql import types
 from eql.binder.values import parse_time as parse_time  # for callers too: ISO date or time
 from eql.compiler import Compiled, parse_cached
@@ -170,34 +171,8 @@ def type_name(t: types.Type) -> str:
     return str(t)
 
 
-def arrow_type_name(t: pa.DataType) -> str:
-    """The EQL name of an Arrow type, for statement results (SHOW, DESCRIBE): one vocabulary
-    with query results, never Arrow's own (`int64`, `timestamp[us, tz=UTC]`)."""
-    if pa.types.is_dictionary(t):
-        return arrow_type_name(t.value_type)
-    if pa.types.is_integer(t):
-        return "int"
-    if pa.types.is_floating(t):
-        return "float"
-    if pa.types.is_decimal(t):
-        return f"decimal({t.precision},{t.scale})"
-    if pa.types.is_boolean(t):
-        return "bool"
-    if pa.types.is_date(t):
-        return "date"
-    if pa.types.is_timestamp(t):
-        return "timestamp"
-    if pa.types.is_duration(t):
-        return "duration"
-    if pa.types.is_null(t):
-        return "null"
-    if pa.types.is_list(t) or pa.types.is_large_list(t):
-        return f"list[{arrow_type_name(t.value_type)}]"
-    return "string"
-
-
 def _table_columns(table: pa.Table) -> tuple[Column, ...]:
-    return tuple(Column(f.name, arrow_type_name(f.type)) for f in table.schema)
+    return tuple(Column(f.name, eql_type_name(f.type)) for f in table.schema)
 
 
 class Session:

@@ -27,6 +27,7 @@ from typing import Any, NoReturn, TypeVar
 import pyarrow as pa
 
 from entities import Attribute, Schema, TypeKind
+from entities.arrow import eql_type_name
 from eql.client.connection import (
     AsOf,
     Changes,
@@ -45,7 +46,7 @@ from runtime import READ, WRITE, NotPermitted, Query, Session, Statement
 from runtime import definitions as resources
 from runtime.audiences import versions
 from runtime.lookup import Audiences
-from runtime.session import arrow_type_name, parse_time
+from runtime.session import parse_time
 from storage import StoreError
 from storage.kv import StoreLockedError
 
@@ -112,7 +113,7 @@ def _now(as_of: AsOf) -> dt.datetime:
 
 
 def _table_columns(table: pa.Table) -> tuple[Column, ...]:
-    return tuple(Column(f.name, arrow_type_name(f.type)) for f in table.schema)
+    return tuple(Column(f.name, eql_type_name(f.type)) for f in table.schema)
 
 
 def _open(path: str | Path, read_only: bool) -> Session:

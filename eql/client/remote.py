@@ -26,7 +26,7 @@ is `unreachable`. An unknown segment is said as a store connection says it, nami
 segments (from `GET /v1/segments`). Times in descriptions (`as_of`, `refreshed_at`,
 `defined_at`) are datetimes.
 
-The only importer of httpx. May import httpx, pyarrow, eql.client.
+The only importer of httpx. May import httpx, pyarrow, entities.names, eql.client.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ import httpx
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
+from entities.names import not_defined, versions_text
 from eql.client.connection import (
     HISTORY,
     AsOf,
@@ -61,7 +62,6 @@ ARROW = "application/vnd.apache.arrow.stream"
 _TIMES = ("as_of", "refreshed_at", "defined_at")
 _KEY_TYPES = {"int": pa.int64(), "string": pa.string()}
 _PATHS: dict[Kind, str] = {"segment": "/v1/segments", "tag": "/v1/tags"}
-_LISTED = 10  # defined segments an unknown_segment message names (runtime.audiences.versions)
 _SEGMENT_HINT = "db.segments() lists the segments"
 
 
@@ -106,35 +106,6 @@ def _times(value: Any) -> Any:
                 out[k] = _times(v)
         return out
     return value
-
-
-def _shown(name: str) -> str:
-    """A name as a message shows it (`entities.names.shown`)."""
-    cut = name if len(name) <= 80 else name[:77] + "..."
-    if cut.isprintable():
-        return cut
-    return cut.encode("unicode_escape", "backslashreplace").decode("ascii")
-
-
-def _not_defined(name: str, defined: list[str]) -> str:
-    """What `runtime.audiences.versions.NotDefined` says of a segment not defined."""
-    if not defined:
-        return f"segment {_shown(name)} is not defined (no segment is defined yet)"
-    listed = ", ".join(_shown(n) for n in defined[:_LISTED])
-    more = f" and {len(defined) - _LISTED} more" if len(defined) > _LISTED else ""
-    return f"segment {_shown(name)} is not defined (defined segments: {listed}{more})"
-
-
-def _versions_text(versions: list[int]) -> str:
-    """`versions 1-3`, `version 1`, `versions 1-3, 5`."""
-    runs: list[list[int]] = []
-    for v in sorted(versions):
-        if runs and v == runs[-1][1] + 1:
-            runs[-1][1] = v
-        else:
-            runs.append([v, v])
-    text = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
-    return ("version " if len(versions) == 1 else "versions ") + text
 
 
 class Remote(Connection):
@@ -253,7 +224,7 @@ class Remote(Connection):
             except Error:
                 raise exc from None
             raise error(
-                "unknown_segment", _not_defined(name, defined), _SEGMENT_HINT, exc.status
+                "unknown_segment", not_defined("segment", name, defined), _SEGMENT_HINT, exc.status
             ) from None
 
     def _detail(self, kind: Kind, name: str, history: int) -> dict[str, Any]:
@@ -315,7 +286,7 @@ class Remote(Connection):
             if v not in have:
                 raise error(
                     "unknown_version",
-                    f"segment {shown} has no version {v}: it has {_versions_text(have)}",
+                    f"segment {shown} has no version {v}: it has {versions_text(have)}",
                     "db.segment(name).versions() lists its versions",
                 )
             out.append(v)

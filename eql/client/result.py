@@ -16,7 +16,7 @@ A `Source` (the connection's) does the work: `open()` gives a `Run`, an iterator
 pandas and polars are optional (`pip install 'eql[pandas]'`, `'eql[polars]'`); without them
 `to_pandas()` / `to_polars()` raise an ImportError that says so.
 
-May import pyarrow, pandas and polars (optional), eql.client.{display, errors}.
+May import pyarrow, entities.arrow, pandas and polars (optional), eql.client.{display, errors}.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from entities.arrow import eql_type_name
 from eql.client import display
 from eql.client.errors import Truncated
 
@@ -311,28 +312,4 @@ def eql_type(field: pa.Field) -> str:
     named = meta.get(b"eql.type")
     if named:
         return bytes(named).decode()
-    return _arrow_name(field.type)
-
-
-def _arrow_name(t: pa.DataType) -> str:
-    if pa.types.is_dictionary(t):
-        return "enum"
-    if pa.types.is_integer(t):
-        return "int"
-    if pa.types.is_floating(t):
-        return "float"
-    if pa.types.is_decimal(t):
-        return f"decimal({t.precision},{t.scale})"
-    if pa.types.is_boolean(t):
-        return "bool"
-    if pa.types.is_date(t):
-        return "date"
-    if pa.types.is_timestamp(t):
-        return "timestamp"
-    if pa.types.is_duration(t):
-        return "duration"
-    if pa.types.is_null(t):
-        return "null"
-    if pa.types.is_list(t) or pa.types.is_large_list(t):
-        return f"list[{_arrow_name(t.value_type)}]"
-    return "string"
+    return eql_type_name(field.type)

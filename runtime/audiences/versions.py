@@ -30,19 +30,17 @@ from collections.abc import Mapping, Sequence
 
 import pyarrow as pa
 
-from entities.names import shown
+from entities.names import not_defined, shown, versions_text
 from runtime.definitions import Unknown
 from runtime.lookup import Audiences, Changes
 from storage.audiences import AudienceReader, Definition, Refresh
-
-_LISTED = 10  # defined segments named in a NotDefined message
 
 
 class NotDefined(Unknown):
     """No segment has this name."""
 
     def __init__(self, name: str, defined: Sequence[str]) -> None:
-        LookupError.__init__(self, _not_defined(name, defined))
+        LookupError.__init__(self, not_defined("segment", name, list(defined)))
         self.what = "segment"
         self.name = name
         self.defined = tuple(defined)
@@ -60,32 +58,12 @@ class UnknownVersion(Unknown):
     """The segment has no version of this number."""
 
     def __init__(self, name: str, version: int, versions: Sequence[int]) -> None:
-        has = f"it has {_versions(versions)}" if versions else "it was never refreshed"
+        has = f"it has {versions_text(list(versions))}" if versions else "it was never refreshed"
         LookupError.__init__(self, f"segment {shown(name)} has no version {version}: {has}")
         self.what = "version"
         self.name = name
         self.version = version
         self.versions = tuple(versions)
-
-
-def _not_defined(name: str, defined: Sequence[str]) -> str:
-    if not defined:
-        return f"segment {shown(name)} is not defined (no segment is defined yet)"
-    listed = ", ".join(shown(n) for n in defined[:_LISTED])
-    more = f" and {len(defined) - _LISTED} more" if len(defined) > _LISTED else ""
-    return f"segment {shown(name)} is not defined (defined segments: {listed}{more})"
-
-
-def _versions(versions: Sequence[int]) -> str:
-    """`versions 1-3`, `version 1`, `versions 1-3, 5`."""
-    runs: list[list[int]] = []
-    for v in sorted(versions):
-        if runs and v == runs[-1][1] + 1:
-            runs[-1][1] = v
-        else:
-            runs.append([v, v])
-    text = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
-    return ("version " if len(versions) == 1 else "versions ") + text
 
 
 def definition(reader: AudienceReader, name: str) -> Definition:
