@@ -148,7 +148,9 @@ def _kind(stmt: ast.Statement) -> Kind:
     return "write" if isinstance(stmt, statements.WRITES) else "read"
 
 
-def _reference(as_of: dt.datetime | str | None) -> dt.datetime:
+def reference_time(as_of: dt.datetime | str | None) -> dt.datetime:
+    """The reference time a statement runs at: now (None), an ISO date or time (str; ValueError
+    when it is none), or a datetime (a naive one is UTC)."""
     if as_of is None:
         return dt.datetime.now(dt.UTC)
     if isinstance(as_of, str):
@@ -223,7 +225,7 @@ class Session:
         but an EXPLAIN, which is answered here)."""
         stmt = parse_cached(text)
         kind = _kind(stmt)
-        now = _reference(as_of)
+        now = reference_time(as_of)
         if kind == "query":  # the plan cache keeps clock-relative plans for a chosen as_of only
             compiled = self.engine.compile(text, params, now if as_of is not None else None)
             return Query(columns_of(compiled), compiled, self.engine)
@@ -252,7 +254,7 @@ class Session:
     ) -> Explanation:
         """How a query compiles: `stage` (ast, bound, plan, datafusion, all), else the text's
         own `EXPLAIN stage`, else all."""
-        compiled = self.engine.compile(text, params, _reference(as_of), cached=False)
+        compiled = self.engine.compile(text, params, reference_time(as_of), cached=False)
         chosen = stage or compiled.explain_stage or "all"
         return Explanation(chosen, self.engine.explain(compiled, chosen))
 

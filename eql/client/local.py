@@ -46,7 +46,7 @@ from runtime import READ, WRITE, NotPermitted, Query, Session, Statement
 from runtime import definitions as resources
 from runtime.audiences import versions
 from runtime.lookup import Audiences
-from runtime.session import parse_time
+from runtime.session import reference_time
 from storage import StoreError
 from storage.kv import StoreLockedError
 
@@ -100,14 +100,8 @@ def _at(as_of: AsOf) -> dt.datetime | str | None:
 
 
 def _now(as_of: AsOf) -> dt.datetime:
-    if as_of is None:
-        return dt.datetime.now(dt.UTC)
-    if isinstance(as_of, dt.datetime):
-        return as_of if as_of.tzinfo is not None else as_of.replace(tzinfo=dt.UTC)
-    text = time_text(as_of)
-    assert text is not None
     try:
-        return parse_time(text)
+        return reference_time(_at(as_of))
     except ValueError as exc:
         _bad_time(exc)
 

@@ -98,6 +98,13 @@ def require(reader: AudienceReader, d: Definition, version: int) -> Refresh:
 def check(reader: AudienceReader, name: str, *versions: int | None) -> Definition:
     """The segment `name`, refreshed at least once and holding each of `versions` (None: the
     latest, which any refreshed segment has); TypeError for a version that is no number."""
+    return _refreshed(reader, name, *versions)[0]
+
+
+def _refreshed(
+    reader: AudienceReader, name: str, *versions: int | None
+) -> tuple[Definition, list[Refresh]]:
+    """`check`'s work: the segment and its refreshes, oldest first (at least one)."""
     for v in versions:
         if v is not None:
             number(v)
@@ -109,17 +116,16 @@ def check(reader: AudienceReader, name: str, *versions: int | None) -> Definitio
     for v in versions:
         if v is not None and v not in have:
             raise UnknownVersion(d.name, v, have)
-    return d
+    return d, refreshes
 
 
 def _checked(aud: Audiences, name: str, *versions: int | None) -> Definition:
     """`check` against the store, then `aud` brought up to it when what it loaded of this
     segment is older (refreshed since, or dropped and defined again): the answer and the check
     see the same segment."""
-    d = check(aud.aud, name, *versions)
+    d, refreshes = _refreshed(aud.aud, name, *versions)
     seg = aud.segment(d.name)
-    latest = aud.aud.refreshes(d)[-1].version
-    if seg is None or (seg.generation, seg.version) != (d.generation, latest):
+    if seg is None or (seg.generation, seg.version) != (d.generation, refreshes[-1].version):
         aud.reload()
     return d
 
