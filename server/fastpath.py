@@ -84,18 +84,10 @@ def _twice() -> tuple[int, bytes]:
     return 400, error_bytes([{"code": "duplicate_credentials", "message": message}])
 
 
-class _Route:
-    """A lookup route's template and its counts in the served app's metrics."""
-
-    __slots__ = ("counts", "template")
-
-    def __init__(self, template: str, counts: RouteCounts) -> None:
-        self.template = template
-        self.counts = counts
-
-
-# a lookup as served: the `Lookup`, its template replaced by its `_Route`
-_Served = tuple[bytes, tuple[bytes | None, ...], tuple[str, ...], str, Callable[..., bytes], _Route]
+# a lookup as served: the `Lookup` and its route's counts in the served app's metrics
+_Served = tuple[
+    bytes, tuple[bytes | None, ...], tuple[str, ...], str, Callable[..., bytes], str, RouteCounts
+]
 
 
 class FastPath:
@@ -109,9 +101,7 @@ class FastPath:
         """Serve `state` (None: nothing, at shutdown); its metrics count the lookups' routes."""
         self.state = state
         if state is not None:
-            self.served = tuple(
-                (*lk[:5], _Route(lk[5], state.metrics.http.route(lk[5]))) for lk in self.lookups
-            )
+            self.served = tuple((*lk, state.metrics.http.route(lk[5])) for lk in self.lookups)
 
     async def handle(self, scope: Scope, send: Send) -> bool:
         """Answer the request if it is a lookup; False: not ours, FastAPI answers it."""
@@ -121,12 +111,14 @@ class FastPath:
         state = self.state
         if state is None:
             return False
-        for prefix, pattern, scopes, limit, handler, route in self.served:
+        for prefix, pattern, scopes, limit, handler, template, counts in self.served:
             if raw.startswith(prefix):
                 parts = raw[len(prefix) :].split(b"/")
                 if _match(parts, pattern):
                     values = [p for p, want in zip(parts, pattern, strict=True) if want is None]
-                    await self._answer(state, scope, send, values, scopes, limit, handler, route)
+                    await self._answer(
+                        state, scope, send, values, scopes, limit, handler, template, counts
+                    )
                     return True
         return False
 
@@ -139,7 +131,8 @@ class FastPath:
         scopes: tuple[str, ...],
         limit: str,
         handler: Callable[..., bytes],
-        route: _Route,
+        template: str,
+        counts: RouteCounts,
     ) -> None:
         started = time.perf_counter()
         headers: list[tuple[bytes, bytes]] = []
@@ -179,9 +172,9 @@ class FastPath:
         await send({"type": "http.response.body", "body": body})
         # counted once answered (a client gone in the middle of the answer raised above)
         seconds = time.perf_counter() - started
-        route.counts.observe_get(status, seconds)
+        counts.observe_get(status, seconds)
         if state.access.on:
-            state.access.request("GET", route.template, status, seconds, key_id)
+            state.access.request("GET", template, status, seconds, key_id)
 
 
 class BodyLimit:
