@@ -17,7 +17,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedTok
 from eql.diagnostics import Diagnostic, Span, did_you_mean
 from eql.syntax.keywords import HARD_KEYWORDS
 
-__all__ = ["diagnostic_from_lark", "show"]
+__all__ = ["PARENS", "diagnostic_from_lark", "show"]
 
 _PUNCT = {
     "_SEMI": ";",
@@ -126,8 +126,9 @@ _UNIT_AFTER = re.compile(r"(?is)\s*(HOURS?|DAYS?|WEEKS?|MONTHS?|YEARS?)\b")
 _COUNT_UNIT_AFTER = re.compile(r"(?is)\s*([0-9]+|\$\w+)\s+(HOURS?|DAYS?|WEEKS?|MONTHS?|YEARS?)\b")
 # `, LIMIT` at the end of the text before the offending token: the clause word was read as a name
 _TRAILING_COMMA = re.compile(r"(?is),\s*(LIMIT|ORDER|GROUP|RETURN|WHERE|AS)\s*$")
-# what the depth count skips: strings, quoted names, comments
-_NESTING = re.compile(r"'(?:[^']|'')*'?|`(?:[^`]|``)*`?|--[^\n]*|/\*[\s\S]*?(?:\*/|$)|[()]")
+# a parenthesis, or what a count of them skips (strings, quoted names, comments); the parser's
+# depth pre-check uses it too
+PARENS = re.compile(r"'(?:[^']|'')*'?|`(?:[^`]|``)*`?|--[^\n]*|/\*[\s\S]*?(?:\*/|$)|[()]")
 _DID_PATH_BEFORE = re.compile(r"(?is)\bDID\s+[\w.`]+\s*$")
 _SEQUENCES = "sequences (`DID a THEN b WITHIN ...`) are not supported yet"
 _WINDOW_FORMS = (
@@ -362,7 +363,7 @@ def _trailing_comma(before: str) -> Diagnostic | None:
     if m is None:
         return None
     depth = 0
-    for tok in _NESTING.finditer(before, 0, m.start()):
+    for tok in PARENS.finditer(before, 0, m.start()):
         depth += {"(": 1, ")": -1}.get(tok.group(), 0)
     if depth > 0:
         return None

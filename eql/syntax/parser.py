@@ -36,7 +36,7 @@ from eql.diagnostics import Diagnostic, EqlError, InternalError, Span
 from eql.grammar import grammar_text
 from eql.syntax import ast
 from eql.syntax.build_ast import AstBuilder, LiteralError
-from eql.syntax.errors import diagnostic_from_lark
+from eql.syntax.errors import PARENS, diagnostic_from_lark
 from eql.syntax.walk import first_too_deep
 
 __all__ = [
@@ -57,8 +57,6 @@ KEYWORD_PRIORITY = 2
 
 # Characters that can separate two tokens without whitespace (see `_may_be_too_deep`).
 _TOKEN_EDGES = "()'`,.;=<>!+-*/%$"
-# What the parenthesis pre-check must skip over: strings, quoted names and comments.
-_PAREN_SCAN = re.compile(r"'(?:[^']|'')*'?|`(?:[^`]|``)*`?|--[^\n]*|/\*[\s\S]*?(?:\*/|$)|[()]")
 
 
 def _whole_word_keywords(t: TerminalDef) -> TerminalDef:
@@ -220,7 +218,7 @@ def _deep_paren(text: str) -> int | None:
     if text.count("(") <= MAX_DEPTH:
         return None
     depth = 0
-    for m in _PAREN_SCAN.finditer(text):
+    for m in PARENS.finditer(text):
         tok = m.group()
         if tok == "(":
             depth += 1
