@@ -91,8 +91,9 @@ class Engine:
         schema = self.store.schema
         refs: list[TableRef] = [EntityTable(e.name) for e in schema.entities]
         refs += [StreamTable(s.name) for s in schema.streams]
-        for ref in refs:
-            self._register_one(ref)
+        with self.store.lock:
+            for ref in refs:
+                self._register_one(ref)
         return self._ctx
 
     def _register_one(self, ref: TableRef) -> None:
@@ -175,9 +176,10 @@ class Engine:
             refs = found[1]
         else:
             refs = tuple(sorted(logical.tables(plan), key=ref_key))
-        for ref in refs:
-            self._register_one(ref)
-        versions = tuple(self._versions.get(ref) for ref in refs)
+        with self.store.lock:  # every table at one commit (a reader follows under this lock)
+            for ref in refs:
+                self._register_one(ref)
+            versions = tuple(self._versions.get(ref) for ref in refs)
         with self._lock:
             found = self._frames.get(key)
             if found is not None and found[0] is compiled and found[2] == versions:

@@ -15,6 +15,8 @@ A text is parsed once and its kind decided once (`kind_of`):
   `Statement`, run by `Statement.run()`; those that change definitions need `permissions.writes`
   (like datafusion-python's `SQLOptions().with_allow_ddl(False)`), else `NotPermitted` (E230) is
   raised when it is prepared.
+Over a store opened read-only (a reader beside a writer in another process), every `prepare`
+first follows the writer (`Store.follow`), so it sees every commit made before it was called.
 Errors are `EqlError`s with their codes and positions (run-time failures: E301 and the typed
 failures of `eql.planner.to_datafusion`).
 """
@@ -223,6 +225,7 @@ class Session:
     ) -> Prepared:
         """Parse once, decide the kind once, check permissions; compile a query (nothing runs
         but an EXPLAIN, which is answered here)."""
+        self.store.follow()  # a reader: what the writer has committed by now
         stmt = parse_cached(text)
         kind = _kind(stmt)
         now = reference_time(as_of)

@@ -11,6 +11,7 @@ Durability policy (asserted by tests/storage/test_durability.py, STO-1):
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,6 +43,7 @@ class StoreLockedError(Exception):
 
 ROW_CACHE_BYTES = 256 << 20
 MIN_BLOB_BYTES = 16 << 10
+READER_OPEN_TRIES = 5
 # RocksDB's row cache (key -> value, for point lookups), shared by the stores of a process; the
 # cache must outlive every DB that uses it, hence module level. Allocated as it fills.
 _ROW_CACHE = Cache(ROW_CACHE_BYTES)
@@ -71,16 +73,27 @@ def _options() -> Options:
 
 
 class KV:
-    """A raw-bytes RocksDB with one synced write batch per commit."""
+    """A raw-bytes RocksDB with one synced write batch per commit.
+
+    `read_only=True` opens a follower: it reads the store as of its open or its last
+    `catch_up()` while another process (or none) writes it. `catch_up()` opens the store again
+    (read-only) when the writer's log or manifest changed since; RocksDB recovers only whole
+    write batches from the log, so a reader never sees half a commit. (RocksDB's secondary
+    instances would replay the log instead of reopening, but reading a blob file through one
+    crashes this RocksDB build (0.3.29 of rocksdict: a `get` of a blob segfaults).)
+    A handle replaced by a reopen is closed when the last read using it lets it go.
+    """
 
     def __init__(self, path: Path, *, read_only: bool = False) -> None:
-        path.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.read_only = read_only
+        self._seen: tuple[tuple[str, int, int], ...] = ()
         try:
             if read_only:
-                self._db = Rdict(str(path), _options(), access_type=AccessType.read_only())
+                self._seen = self._log_state()
+                self._db = self._open_reader()
             else:
+                path.mkdir(parents=True, exist_ok=True)
                 self._db = Rdict(str(path), _options())
         except Exception as exc:  # rocksdict raises a bare Exception for a held lock
             if "lock" in str(exc).lower():
@@ -92,8 +105,46 @@ class KV:
         self._wopt.sync = True
         self._lock = threading.Lock()
 
+    def _open_reader(self) -> Rdict:
+        """A read-only handle on what the writer has committed by now. Opening can race with the
+        writer removing a file it no longer needs (after a flush): a few quick tries."""
+        for attempt in range(READER_OPEN_TRIES):
+            try:
+                return Rdict(str(self.path), _options(), access_type=AccessType.read_only())
+            except Exception:
+                if attempt == READER_OPEN_TRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _log_state(self) -> tuple[tuple[str, int, int], ...]:
+        """The writer's log and manifest files with their sizes: a commit grows the log, a flush
+        or a compaction writes the manifest."""
+        found = []
+        with os.scandir(self.path) as entries:
+            for entry in entries:
+                name = entry.name
+                if name.endswith(".log") or name.startswith("MANIFEST-") or name == "CURRENT":
+                    try:
+                        st = entry.stat()
+                    except FileNotFoundError:
+                        continue
+                    found.append((name, st.st_size, st.st_mtime_ns))
+        return tuple(sorted(found))
+
     def close(self) -> None:
         self._db.close()
+
+    def catch_up(self) -> bool:
+        """A follower: see every batch the writer has committed by now; whether it looked again
+        (the writer's files changed). A writer: nothing to do."""
+        if not self.read_only:
+            return False
+        state = self._log_state()  # before the open: a commit during it is seen next time
+        if state == self._seen:
+            return False
+        self._db = self._open_reader()  # the old handle closes when no read holds it any more
+        self._seen = state
+        return True
 
     def get(self, key: bytes) -> bytes | None:
         value = self._db.get(key)

@@ -4,35 +4,40 @@ Layout of a data directory:
   rocks/                    RocksDB: entity rows, id dictionaries, manifests, ledger, offsets
   schema.yaml               the schema the store was created with (also kept in RocksDB)
   events/<stream>/*.arrow   immutable event segments (Arrow IPC); exactly those in the manifest
-  staging/                  segments written but not yet committed
+  staging/                  segments an older eql wrote and had not yet renamed into events/
   snapshots/<entity>.arrow  columnar snapshots of entity state (derived; written now and then,
                             caught up or rebuilt when behind RocksDB)
 
 Every change is a `ChangeSet` committed as one synced RocksDB write batch. Event segments are
-written to staging/ and fsynced first; the batch that lists them in the manifest is the commit
-point; they are then renamed into events/. Opening the store rolls that rename forward and deletes
-what no manifest lists, so a crash at any point leaves all of a change or none of it.
+written under events/ and fsynced first, under names no manifest lists yet; the batch that lists
+them in the manifest is the commit point. Opening the store for writing deletes what no manifest
+lists (and rolls forward the staging/ renames of stores written by an older eql), so a crash at
+any point leaves all of a change or none of it.
+
+Readers in other processes (`Store.open(read_only=True)`) follow the writer: `follow()` catches
+their RocksDB view up with the writer's commits (whole write batches only) and brings what they
+keep in memory (entity snapshots, stream tails) to that view, so a reader sees a prefix of the
+commits, never half of one. A segment file exists before the batch that lists it, so a reader
+never meets a listed file that is not there.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
 import logging
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from entities import Entity, Schema, parse_schema
 from entities.arrow import ID_COLUMN, arrow_type, entity_schema, stream_schema
-from storage import codec, migrate, snapshot
+from storage import codec, migrate, segments, snapshot
+from storage.ids import IdsExhausted, ensure_ids
 from storage.kv import DURABILITY, KV, StoreLockedError
 
 log = logging.getLogger("eql.storage")
@@ -43,19 +48,13 @@ FORMAT_VERSION = migrate.CURRENT  # storage.migrate upgrades older stores at ope
 # folded into a segment, in the same batch, once it holds TAIL_MAX_ROWS rows.
 SEGMENT_MIN_ROWS = 20_000
 TAIL_MAX_ROWS = 200_000
-SEGMENT_BATCH_ROWS = 1 << 17  # record batch size inside a segment: the unit of scan parallelism
+COMMITS_KEY = b"m:commits"  # how many commits the store has had (readers compare it)
+
+Segment = segments.Segment
 
 
 class StoreError(Exception):
     """A problem with the data directory, said in words a user can act on."""
-
-
-@dataclass(frozen=True, slots=True)
-class Segment:
-    file: str
-    rows: int
-    min_time: int | None  # UTC microseconds
-    max_time: int | None
 
 
 @dataclass(slots=True)
@@ -84,14 +83,6 @@ class CommitResult:
     new_ids: dict[str, int]
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class Store:
     """An open data directory. One writer process at a time (RocksDB's lock enforces it)."""
 
@@ -103,6 +94,7 @@ class Store:
         self._snapshots: dict[str, snapshot.Live] = {}
         self._trim: dict[str, int] = {}  # entity -> drop its `c:` entries up to this version
         self._tails: dict[str, pa.Table] = {}
+        self._seen = self._commit_count()  # a reader: the writer's commits its caches reflect
 
     # ---- opening -------------------------------------------------------------------------
     @classmethod
@@ -153,6 +145,35 @@ class Store:
         if not read_only:
             store._recover()
         return store
+
+    def _commit_count(self) -> int:
+        raw = self.kv.get(COMMITS_KEY)
+        return 0 if raw is None else codec.unpack_u64(raw)
+
+    def follow(self) -> bool:
+        """A reader: see every commit the writer has made by now; whether anything changed since
+        the last call. Under the store's lock, which the engine holds while it registers a query's
+        tables, so a query reads all of them at one commit. (A writer: nothing to do.)"""
+        if not self.kv.read_only:
+            return False
+        with self._lock:
+            self.kv.catch_up()
+            seen = self._commit_count()
+            if seen == self._seen:
+                return False
+            self._seen = seen
+            self._tails.clear()
+            for name, snap in list(self._snapshots.items()):
+                version = self.version(name)
+                if version == snap.version:
+                    continue
+                ent = self.entity(name)
+                caught = snapshot.catch_up(self.kv, ent, snap.table, snap.version, version)
+                if caught is None:  # the writer trimmed the entries: reload it when next used
+                    del self._snapshots[name]
+                else:
+                    snap.table, snap.version = caught[0], version
+            return True
 
     @staticmethod
     def _upgraded(root: Path, kv: KV, fmt: int, read_only: bool) -> KV:
@@ -225,7 +246,7 @@ class Store:
             for path in live.iterdir():
                 if path.name not in listed:
                     path.unlink()
-            _fsync_dir(live)
+            segments.fsync(live)
         for path in staging.iterdir():
             path.unlink()
         snapshots = self.data_dir / "snapshots"
@@ -430,7 +451,10 @@ class Store:
                 rows = snapshot.finite_floats(rows)
                 keys = rows.column(ent.key.name).combine_chunks().cast(key_type)
                 enc = codec.encode_keys(keys)
-                ids, new_ids[name] = self._ensure_ids(name, enc, puts)
+                try:
+                    ids, new_ids[name] = ensure_ids(self.kv, name, enc, puts)
+                except IdsExhausted as exc:
+                    raise StoreError(str(exc)) from None
                 prefix = codec.family_prefix("e", name)
                 values = snapshot.rows_to_json(ent, rows)
                 puts.update(zip([prefix + k for k in enc], values, strict=True))
@@ -450,16 +474,16 @@ class Store:
             patches.append((name, changed, snap_rows, version, flush))
         dels.extend(self._trim_keys({**self._trim, **flushed}))
 
-        staged: list[tuple[Path, Path]] = []
         tails: dict[str, pa.Table] = {}
         dels.extend(change.meta_deletes)
         appended: dict[str, int] = {}
+        written: set[Path] = set()  # the folders of the segments this commit writes
         for name, tables in change.appends.items():
             st = self.schema.stream(name)
             if st is None:
                 raise StoreError(f"unknown event stream {name!r}")
             schema = stream_schema(self.schema, name)
-            rows = pa.concat_tables([_conform_events(t, schema) for t in tables])
+            rows = pa.concat_tables([segments.conform_events(t, schema) for t in tables])
             if rows.num_rows == 0:
                 continue
             tail = self.tail_table(name)
@@ -475,21 +499,21 @@ class Store:
                 tails[name] = schema.empty_table()
                 rows = pa.concat_tables([tail, rows])
             segs = self.segments(name)
-            seg, path = self._write_segment(name, rows, len(segs))
-            staged.append((path, self.data_dir / "events" / name / seg.file))
+            seg, path = segments.write_segment(self.data_dir, self.schema, name, rows, len(segs))
+            written.add(path.parent)
             segs.append(seg)
             puts[codec.family_key("s", name)] = codec.dumps(
-                {"segments": [_seg_json(s) for s in segs]}
+                {"segments": [segments.manifest_json(s) for s in segs]}
             )
             appended[name] = rows.num_rows - tail.num_rows
 
+        for folder in written:  # the new names are durable before the batch that lists them
+            segments.fsync(folder)
+        puts[COMMITS_KEY] = codec.pack_u64(self._seen + 1)
         self.kv.commit(puts, dels)  # the commit point
+        self._seen += 1
 
         self._tails.update(tails)
-        for src, dst in staged:
-            os.replace(src, dst)
-        for dst_dir in {dst.parent for _, dst in staged}:
-            _fsync_dir(dst_dir)
         self._trim.clear()
         for name, changed, snap_rows, version, flush in patches:
             snap = self._snapshots[name]
@@ -515,59 +539,9 @@ class Store:
             return snapshot.stored_rows(self.kv, ent, keys, with_ids=False)
         return snapshot.current_rows(ent, snap.table, snap.patches, keys)
 
-    def _ensure_ids(
-        self, entity: str, enc_keys: Sequence[bytes], puts: dict[bytes, bytes]
-    ) -> tuple[np.ndarray, int]:
-        """Dense ids for keys: existing ones are kept forever, new keys get the next numbers."""
-        prefix = codec.family_prefix("i", entity)
-        id_keys = [prefix + k for k in enc_keys]
-        start = self.id_count(entity)
-        # no id given yet (`n:` is written with every id): every key is new
-        existing = self.kv.multi_get(id_keys) if start else [None] * len(id_keys)
-        ids = np.empty(len(enc_keys), dtype=np.uint32)
-        fresh = [i for i, raw in enumerate(existing) if raw is None]
-        if len(fresh) < len(existing):
-            known = b"".join([raw for raw in existing if raw is not None])
-            mask = np.ones(len(existing), dtype=bool)
-            mask[fresh] = False
-            ids[mask] = np.frombuffer(known, dtype=">u4")
-        if fresh:
-            if start + len(fresh) > 0xFFFFFFFF:
-                raise StoreError(f"entity {entity} has exhausted its 2^32 dense ids")
-            new = np.arange(start, start + len(fresh), dtype=np.uint32)
-            ids[fresh] = new
-            packed = new.astype(">u4").view("V4").tolist()  # one 4-byte big-endian value each
-            puts.update(zip([id_keys[i] for i in fresh], packed, strict=True))
-            rev = codec.family_prefix("r", entity)
-            puts.update(zip([rev + v for v in packed], [enc_keys[i] for i in fresh], strict=True))
-            puts[codec.family_key("n", entity)] = codec.pack_u32(start + len(fresh))
-        return ids, len(fresh)
-
-    def _write_segment(self, stream: str, rows: pa.Table, seq: int) -> tuple[Segment, Path]:
-        """Write an immutable segment: an uncompressed Arrow IPC file, memory-mapped by scans."""
-        schema = stream_schema(self.schema, stream)
-        st = self.schema.require_stream(stream)
-        # one dictionary per enum column: the IPC file format allows no dictionary replacement
-        rows = rows.select(schema.names).cast(schema).unify_dictionaries()
-        times = rows.column(st.time)
-        lo = pc.min(times).cast(pa.int64()).as_py() if rows.num_rows else None
-        hi = pc.max(times).cast(pa.int64()).as_py() if rows.num_rows else None
-        digest = hashlib.sha256(f"{stream}:{seq}:{dt.datetime.now(dt.UTC)}".encode()).hexdigest()
-        name = f"{seq:08d}-{digest[:12]}.arrow"
-        path = self.data_dir / "staging" / name
-        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
-            writer.write_table(rows, max_chunksize=SEGMENT_BATCH_ROWS)
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        return Segment(name, rows.num_rows, lo, hi), path
-
     def read_segment(self, stream: str, segment: Segment) -> pa.Table:
         """A committed segment as an Arrow table backed by a memory map (no copy)."""
-        path = self.segment_path(stream, segment)
-        return pa.ipc.open_file(pa.memory_map(str(path), "r")).read_all()
+        return segments.read_segment(self.segment_path(stream, segment))
 
     def event_table(self, stream: str) -> pa.Table:
         """Every committed event of a stream: the segments (memory-mapped) and the tail."""
@@ -575,10 +549,6 @@ class Store:
         parts = [self.read_segment(stream, s) for s in self.segments(stream)]
         parts.append(self.tail_table(stream))
         return pa.concat_tables([p.cast(schema) for p in parts])
-
-
-def _seg_json(s: Segment) -> dict[str, Any]:
-    return {"file": s.file, "rows": s.rows, "min_time": s.min_time, "max_time": s.max_time}
 
 
 def _last_per_key(rows: pa.Table, key: str) -> pa.Table:
@@ -592,12 +562,3 @@ def _last_per_key(rows: pa.Table, key: str) -> pa.Table:
     last = pa.table({"k": keys, "i": idx}).group_by("k").aggregate([("i", "max")])
     col = last.column("i_max")
     return rows.take(pc.take(col, pc.sort_indices(col)))
-
-
-def _conform_events(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    """Stream columns in stored order and types; columns the rows lack are null."""
-    arrays = [
-        table.column(f.name) if f.name in table.column_names else pa.nulls(table.num_rows, f.type)
-        for f in schema
-    ]
-    return pa.Table.from_arrays(arrays, names=schema.names).cast(schema)
