@@ -9,7 +9,10 @@ transactions share one write batch, and when idle each transaction is committed 
 read. A batch never holds part of a transaction, and its offset is the end of its last one.
 
 Every (re)connection starts from the offset in the store. When the replication connection drops,
-what was queued before the drop is committed, then the reader reconnects from that offset.
+what was queued before the drop is committed, then the reader reconnects from that offset (or,
+with `reconnect=False`, the `ConnectionLost` is raised for a supervisor to restart the run:
+`runtime.cdc_supervisor`). `stop` ends a run at a transaction boundary; `on_commit` is called
+with the new offset record after every commit.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from ingest.mysql_binlog import BinlogReader, ConnectionLost, Heartbeat, Transac
 from storage import ChangeSet, Store
 
 Log = Callable[[str], None]
+OnCommit = Callable[[CdcState], None]
 LINGER = 0.25  # seconds a batch may wait for more transactions while the reader is ahead
 
 
@@ -73,6 +77,8 @@ class Runner:
         *,
         log: Log | None = None,
         stop: threading.Event | None = None,
+        on_commit: OnCommit | None = None,
+        reconnect: bool = True,
     ) -> None:
         self.store = store
         self.config = config
@@ -80,6 +86,8 @@ class Runner:
         self.applier = Applier(self.schema, config)
         self.log = log or (lambda _msg: None)
         self.stop = stop or threading.Event()
+        self.on_commit = on_commit
+        self.reconnect = reconnect  # False: a lost connection is raised (for a supervisor)
         self.mariadb = True
         self.tables: dict[str, TableInfo] = {}
         self.db: SourceDb | None = None
@@ -95,6 +103,8 @@ class Runner:
         CRASH.hit("after_batch_write")
         self._last_commit = time.monotonic()
         self.committed = state
+        if self.on_commit is not None:
+            self.on_commit(state)
         return state
 
     def _save(self, state: CdcState) -> CdcState:
@@ -257,9 +267,11 @@ class Runner:
             except ConnectionLost as exc:
                 # what was queued before the drop is committed; resume from exactly that
                 state = self._save(self.committed.count(reconnects=1))
+                if not self.reconnect:
+                    raise
                 self.log(f"replication connection lost ({exc}); reconnecting from {state.position}")
                 backoff = 0.2 if state.position != before else min(backoff * 2, 5.0)
-                time.sleep(backoff)
+                self.stop.wait(backoff)
 
     def _consume(
         self,

@@ -1,11 +1,12 @@
 """What one app holds while it runs: settings, the session (store and engine), keys, limits, the
-runner, the lookup structures, the metrics and the access log, the write lock and the signal that
-wakes the change feeds."""
+runner, the lookup structures, the metrics and the access log, the write lock, the signal that
+wakes the change feeds and the CDC supervisor (`runtime.cdc_supervisor`)."""
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from runtime import Session
 from server.keys import KeyFile
@@ -15,6 +16,9 @@ from server.metrics import Metrics
 from server.ratelimit import RateLimiter
 from server.runner import QueryRunner
 from server.settings import Settings
+
+if TYPE_CHECKING:  # the supervisor (and the binlog reader) load when the server makes one
+    from runtime.cdc_supervisor import Supervisor
 
 
 class Signal:
@@ -51,3 +55,4 @@ class AppState:
     )  # define, refresh, drop: one at a time
     changed: Signal = field(default_factory=Signal)  # fired after every write
     open_feeds: int = 0  # change feeds being streamed
+    cdc: Supervisor | None = None  # the CDC connectors this server runs (`/v1/admin/cdc`)
