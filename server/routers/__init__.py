@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from server.routers import admin, entities, health, metrics, query, schema, segments, tags
+from server.routers import admin, cdc, entities, health, metrics, query, schema, segments, tags
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.router,
@@ -16,5 +16,6 @@ ROUTERS: tuple[APIRouter, ...] = (
     segments.router,
     tags.router,
     admin.router,
+    cdc.router,
     metrics.router,
 )
