@@ -9,10 +9,10 @@ errors with the server's codes (`unknown_segment`, `not_refreshed`, `unknown_ver
 an unknown segment's message names the defined ones whichever call met it (the runtime's
 `versions.NotDefined`).
 
-A read-only connection opens RocksDB read-only: it sees the store as committed when it was
-opened, whole commits only, and nothing committed later (by an `eql ingest`, a server, CDC)
-until `refresh()` reopens it. A result not yet read when the connection is refreshed runs on the
-reopened store; one read after `close()` is the `closed` error.
+A read-only connection follows the store's writer (another process: an `eql ingest`, a server,
+CDC): every call first sees what was committed before it (`Store.follow`), whole commits only,
+so a result not yet read sees the commits made before it is read; `refresh()` follows at once.
+A result read after `close()` is the `closed` error.
 
 May import runtime, storage, entities, pyarrow, eql.diagnostics, eql.client.
 """
@@ -132,14 +132,14 @@ class Local(Connection):
         self._aud: Audiences | None = None
 
     def refresh(self) -> None:
-        """A read-only connection reopens the store (a new session; the old one is closed),
-        seeing every commit made so far; a writable one already sees them all."""
+        """A read-only connection sees every commit made so far (each call does that too); a
+        writable one already sees them all."""
         self._live()
-        if not self.read_only:
-            return
-        old, self.session = self.session, _open(self.path, True)
-        self._aud = None
-        old.close()
+
+    def _live(self) -> None:
+        super()._live()
+        if self.read_only:
+            self.session.store.follow()
 
     def __repr__(self) -> str:
         mode = "read-only" if self.read_only else "read-write"
