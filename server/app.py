@@ -30,7 +30,7 @@ from fastapi.routing import APIRoute
 from starlette.routing import Match
 from starlette.types import Message, Receive, Scope, Send
 
-from runtime import Session
+from runtime import Session, live
 from server import errors
 from server.auth import KEY_ID
 from server.fastpath import BodyLimit, FastPath
@@ -41,7 +41,7 @@ from server.metrics import UNMATCHED, Metrics
 from server.openapi import per_entity
 from server.priority import lower_engine_threads
 from server.ratelimit import RateLimiter
-from server.routers import ROUTERS
+from server.routers import ROUTERS, ingest
 from server.runner import QueryRunner
 from server.settings import Settings
 from server.state import AppState
@@ -62,6 +62,8 @@ diagnostics keep their codes (E1xx, E2xx) and positions.
 
 def _build_state(settings: Settings, session: Session) -> AppState:
     schema = session.store.schema
+    if not session.store.kv.read_only:
+        live.clear_uploads(session)  # bodies a stopped server was importing: never committed
     if schema.entities:  # load the grammar, warm the planner, start DataFusion's runtime
         session.query(f"FIND `{schema.entities[0].name}` RETURN count() AS n")
         lower_engine_threads(settings.query_nice)
@@ -201,6 +203,7 @@ def create_app(settings: Settings | None = None, *, session: Session | None = No
         BodyLimit,
         max_bytes=settings.max_body_bytes,
         max_header_bytes=settings.max_header_bytes,
+        streamed=(ingest.PREFIX + "/",),  # file imports: streamed under max_ingest_bytes
     )
     if settings.fast_lookups:
         app.fast_path = FastPath(settings.max_header_bytes)

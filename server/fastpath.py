@@ -13,7 +13,9 @@ whether the fast path is on or off) and, with the access log on, logged (`server
 two `Authorization` or two `X-API-Key` headers (400; the fast path checks the same), reads a
 request's body up front, at most `max_bytes` (413 beyond, by Content-Length or by counting a
 chunked body), and replays it to the app; later `receive` calls (the disconnect a streaming
-answer waits for) pass through.
+answer waits for) pass through. Requests whose path starts with one of `streamed` (the file
+imports, `/v1/ingest/`) get the header checks only: their route streams the body to a file
+under a limit of its own (`max_ingest_bytes`).
 """
 
 from __future__ import annotations
@@ -178,10 +180,13 @@ class FastPath:
 
 
 class BodyLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int, max_header_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, max_header_bytes: int, streamed: tuple[str, ...] = ()
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.max_header_bytes = max_header_bytes
+        self.streamed = streamed  # path prefixes whose routes read (and limit) the body
 
     async def _reject(self, send: Send, status: int = 413, body: bytes = b"") -> None:
         body = body or error_bytes(
@@ -212,6 +217,9 @@ class BodyLimit:
             return
         if max(credentials.values()) > 1:
             await self._reject(send, *_twice())
+            return
+        if self.streamed and scope["path"].startswith(self.streamed):
+            await self.app(scope, receive, send)
             return
         if declared > self.max_bytes:
             await self._reject(send)

@@ -19,11 +19,11 @@ and `eql_refresh_duration_seconds{kind}`; gauges read from the app when scraped 
 and queued, workers, result bytes held, open feeds); `eql_build_info{version}`; the process
 (`process_*`: CPU, memory, open files).
 
-Ingest and CDC: the server does neither today (no ingest route yet; `eql cdc run` is a process
-of its own). The families are defined here, in one place, for the live-ingest work (issue 13) to
-feed: `eql_ingest_rows_total{target}`, `eql_ingest_rejects_total{target}`,
-`eql_cdc_transactions_total{source}`, `eql_cdc_lag_seconds{source}`. They carry labels so that no
-sample shows until something feeds them: nothing is made up meanwhile.
+Ingest and CDC: `eql_ingest_rows_total{target}` and `eql_ingest_rejects_total{target}` count the
+rows the file imports of `POST /v1/ingest/...` committed and rejected (`server.routers.ingest`;
+`target` is the entity or stream, a name of the schema). `eql_cdc_transactions_total{source}` and
+`eql_cdc_lag_seconds{source}` are defined for CDC in the server to feed. The families carry labels
+so that no sample shows until something feeds them: nothing is made up meanwhile.
 """
 
 from __future__ import annotations
@@ -264,7 +264,7 @@ class Metrics:
             buckets=REFRESH_BUCKETS,
             registry=registry,
         )
-        # fed by the live-ingest work (issue 13); nothing feeds them yet, so they have no sample
+        # fed by the file imports over HTTP (server.routers.ingest), by target
         self.ingest_rows = Counter(
             "eql_ingest_rows",
             "Rows committed by live ingest, by target (an entity or a stream)",

@@ -40,6 +40,8 @@ class Settings(BaseSettings):
 
     # request sizes
     max_body_bytes: int = Field(default=1 << 20, ge=64)
+    # the body of one file import (`POST /v1/ingest/...`), streamed to a file, not held whole
+    max_ingest_bytes: int = Field(default=1 << 30, ge=64)
     max_header_bytes: int = Field(default=16 << 10, ge=1024)  # all request headers together
     max_query_chars: int = Field(default=20_000, ge=16)
     max_key_chars: int = Field(default=512, ge=1)

@@ -6,7 +6,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from server.routers import admin, cdc, entities, health, metrics, query, schema, segments, tags
+from server.routers import (
+    admin,
+    cdc,
+    entities,
+    health,
+    ingest,
+    metrics,
+    query,
+    schema,
+    segments,
+    tags,
+)
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.router,
@@ -16,6 +27,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     segments.router,
     tags.router,
     admin.router,
+    ingest.router,
     cdc.router,
     metrics.router,
 )
