@@ -5,7 +5,8 @@ is 256 random bits. The file holds the SHA-256 of the whole key, never the key; 
 found by its id and compared in constant time. Writers take an exclusive lock on
 `keys.json.lock` and replace the file atomically (write, fsync, rename), so `eql keys` works while a
 server runs; the server re-reads the file when its mtime, size or inode change (looking at most
-every `recheck` seconds: `keys_recheck`, 0.1 by default).
+every `recheck` seconds: `keys_recheck`, 0.1 by default). Keys are revoked (kept, marked) or, as
+the local key a server mints for the CLI (`eql.cli.served`), deleted.
 
 Scopes: `query` (EQL query, explain), `lookup` (profiles, schema), `define` (segments and tags,
 later), `ingest` (later), `admin` (everything).
@@ -237,6 +238,12 @@ class KeyFile:
             record = ApiKey(key_id, name, wanted, _now(), _digest(token))
             keys[key_id] = record
         return record, token
+
+    def delete(self, key_ids: Iterable[str]) -> list[ApiKey]:
+        """Remove keys by id (a server's own local key at its stop: `eql.cli.served`); the
+        removed ones. A deleted key is refused like an unknown one."""
+        with self._locked() as keys:
+            return [keys.pop(k) for k in list(key_ids) if k in keys]
 
     def revoke(self, key_id: str) -> ApiKey | None:
         """Revoke a key by id (idempotent); None if there is no such key."""

@@ -8,6 +8,10 @@ opening (or, on a kept-alive connection, from the request's first byte) to its l
 it answers 408 and closes. The body is
 not timed here: the app reads it (`server.fastpath.BodyLimit`) under the request's own limits.
 
+`Server(config, on_bound)` is uvicorn's server telling `on_bound(host, port)` once its socket
+listens (the port the system chose for `--port 0`): `eql serve` then writes `DATA/server.json`
+(`eql.cli.served`).
+
 `config(app, settings)` is the one place that builds the uvicorn config, for `eql serve` and for
 the tests' real servers alike: uvicorn's log at `settings.log_level`, and its access log off
 (the app writes its own, as JSON lines: `server.logs`). `configure_logging(settings)` sets up
@@ -18,6 +22,9 @@ stderr, the JSON lines on stdout.
 from __future__ import annotations
 
 import asyncio
+import logging
+import socket
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import uvicorn
@@ -82,6 +89,44 @@ class HeaderTimeout(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._disarm()
         super().on_headers_complete()
+
+
+log = logging.getLogger("eql.server")
+
+
+def bound_address(sockets: Sequence[Any]) -> tuple[str, int] | None:
+    """The (host, port) the server listens on: an IPv4 socket's if there is one (`localhost`
+    binds both families), else the first's; None for a Unix socket."""
+    inet = [s for s in sockets if s.family in (socket.AF_INET, socket.AF_INET6)]
+    if not inet:
+        return None
+    first = next((s for s in inet if s.family == socket.AF_INET), inet[0])
+    host, port = first.getsockname()[:2]
+    return str(host), int(port)
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server; `on_bound(host, port)` is called once it listens (on the event loop,
+    before the first request is read). Its failure is logged: the server serves without it."""
+
+    def __init__(
+        self, config: uvicorn.Config, on_bound: Callable[[str, int], None] | None = None
+    ) -> None:
+        super().__init__(config)
+        self.on_bound = on_bound
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if not self.started or self.on_bound is None:
+            return
+        listening = [s for server in self.servers for s in (server.sockets or ())]
+        address = bound_address(listening)
+        if address is None:
+            return
+        try:
+            self.on_bound(*address)
+        except Exception:
+            log.exception("could not leave the local credential (server.json)")
 
 
 def protocol(header_timeout: float) -> type[HeaderTimeout]:

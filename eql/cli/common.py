@@ -2,8 +2,11 @@
 
 Known errors exit 2 with a message and a hint; so does a full disk, wherever it shows up (an
 import, a query's output, a refresh, opening or closing the store). Anything else is a bug in
-eql: exit 70 (`internal_error`). Nothing heavy is imported at the top (the store, the runtime and
-the readers come in when a command opens a store), so that `eql --help` starts fast.
+eql: exit 70 (`internal_error`). A command that writes opens the store with `store_or_server`
+or `session_or_server`: while `eql serve` holds the store, they give that server instead
+(`eql.cli.served`), and the command sends its write there. Nothing heavy is imported at the
+top (the store, the runtime and the readers come in when a command opens a store), so that
+`eql --help` starts fast.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from rich.markup import escape
 from ingest.problems import disk_full_reason, is_disk_full
 
 if TYPE_CHECKING:
+    from eql.cli.served import Served
     from runtime import Session
     from runtime.engine import EngineSettings
     from storage import Store
@@ -35,6 +39,10 @@ EXIT_REJECTS = 1  # the command did its work but some input rows were rejected
 EXIT_USAGE = 2  # bad input: nothing was changed
 EXIT_INTERNAL = 70
 DISK_FULL_HINT = "free some space, then run the command again; what was committed before is kept"
+LOCKED_HINT = (
+    "stop the other eql process (an import, cdc) first; a running `eql serve` of the store would "
+    "be written through, but none left a live DATA/server.json"
+)
 
 
 class Format(StrEnum):
@@ -63,14 +71,14 @@ DataDir = Annotated[
 ]
 
 
-def _say(message: str, hint: str) -> None:
+def say_error(message: str, hint: str) -> None:
     err.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
     if hint:
         err.print(f"  [cyan]hint:[/] {escape(hint)}", markup=True, highlight=False)
 
 
 def fail(message: str, hint: str = "", code: int = EXIT_USAGE) -> NoReturn:
-    _say(message, hint)
+    say_error(message, hint)
     raise typer.Exit(code)
 
 
@@ -101,7 +109,7 @@ def user_errors() -> Iterator[None]:
     except FileError as exc:
         fail(f"{exc.file}: {exc.message}", exc.hint)
     except StoreLockedError as exc:
-        fail(str(exc), "stop the other eql process (server, import, cdc) first")
+        fail(str(exc), LOCKED_HINT)
     except StoreError as exc:
         fail(str(exc))
     except KeyboardInterrupt:
@@ -139,6 +147,45 @@ def open_session(
     raise AssertionError  # unreachable: user_errors re-raises as typer.Exit
 
 
+def store_or_server(data_dir: Path) -> Store | Served:
+    """The store at `data_dir` opened for writing or, when a server holds it (a store has one
+    writer), that server (`eql.cli.served.find_server`), said once on stderr. Neither: the
+    store's lock error, exit 2."""
+    from storage import Store
+    from storage.kv import StoreLockedError
+
+    with user_errors():
+        try:
+            return Store.open(data_dir)
+        except StoreLockedError as exc:
+            return _served_or_raise(data_dir, exc)
+    raise AssertionError  # unreachable: user_errors re-raises as typer.Exit
+
+
+def session_or_server(data_dir: Path) -> Session | Served:
+    """As `store_or_server`, a session over the store opened for writing, or its server."""
+    from runtime import Session
+    from storage.kv import StoreLockedError
+
+    with user_errors():
+        try:
+            return Session.open(data_dir)
+        except StoreLockedError as exc:
+            return _served_or_raise(data_dir, exc)
+    raise AssertionError  # unreachable: user_errors re-raises as typer.Exit
+
+
+def _served_or_raise(data_dir: Path, locked: Exception) -> Served:
+    """The server that holds the store (said on stderr), or the lock error raised again."""
+    from eql.cli.served import find_server
+
+    served = find_server(data_dir)
+    if served is None:
+        raise locked
+    err.print(f"(through the server at {served.url}, pid {served.pid})", markup=False)
+    return served
+
+
 def guarded(fn: Callable[[], T]) -> T:
     with user_errors():
         return fn()
@@ -151,7 +198,7 @@ def internal_error(exc: BaseException) -> NoReturn:
     if os.environ.get("EQL_DEBUG"):
         raise exc
     if is_disk_full(exc):
-        _say(disk_full_message(exc), DISK_FULL_HINT)
+        say_error(disk_full_message(exc), DISK_FULL_HINT)
         sys.exit(EXIT_USAGE)
     err.print(
         f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))}\n"

@@ -1,8 +1,8 @@
 """`eql init`, `eql ingest`, `eql demo` and `eql status`: getting data into a store.
 
 The commands are thin: the import loop (atomic per file, Ctrl-C and a full disk handled) is
-eql/cli/importing.py, and it and the store are imported only when a command runs, so that
-`eql --help` does not load them.
+eql/cli/importing.py, which also sends the files to the server while `eql serve` holds the store;
+it and the store are imported only when a command runs, so that `eql --help` does not load them.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from eql.cli.common import (
     guarded,
     open_store,
     out,
+    store_or_server,
     user_errors,
 )
 
@@ -105,6 +106,7 @@ def ingest(
     were imported, the current one and the rest not.
     """
     from eql.cli.importing import CtrlC, Imports, close_store, finish, import_all, report_interrupt
+    from storage import Store
 
     if (entity is None) == (events is None):
         fail("give exactly one of --entity NAME or --events NAME")
@@ -112,7 +114,13 @@ def ingest(
     target = entity if entity is not None else events
     assert target is not None
     jobs: list[tuple[Kind, str, Path]] = [(kind, target, f) for f in files]
-    store = open_store(data_dir)
+    opened = store_or_server(data_dir)
+    if not isinstance(opened, Store):
+        from eql.cli.importing import import_through
+
+        finish(import_through(opened, jobs, rejects, allow_extra_columns, fmt), len(files))
+        return
+    store = opened
     result = Imports()
     with CtrlC() as ctrl_c:
         try:

@@ -6,6 +6,11 @@ after it are not started) and exits 2; a store that then cannot be closed cleanl
 traceback: what was committed before is kept. Imported by the commands when they run (it pulls in
 the readers and the store), never by `eql --help`.
 
+While `eql serve` holds the store, `import_through` is the loop: each file is streamed to the
+server's ingest route and its answer said as a local import says it (the same summary line and
+exit codes; the first problems of a file with rejects on stderr; the reject file is the server's,
+under DATA/rejects).
+
 May import entities, ingest, storage and eql.cli.
 """
 
@@ -18,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.markup import escape
@@ -37,12 +42,16 @@ from eql.cli.common import (
     EXIT_USAGE,
     err,
     out,
+    say_error,
     user_errors,
 )
 from ingest.files import ImportReport, Kind, file_digest, import_file
 from ingest.problems import disk_full_reason, is_disk_full
-from ingest.readers import DiskFullError, FileError
+from ingest.readers import DiskFullError, FileError, detect_format
 from storage import Store
+
+if TYPE_CHECKING:
+    from eql.cli.served import Http, Served
 
 
 def close_store(store: Store, disk_full: bool) -> str | None:
@@ -131,6 +140,7 @@ class Imports:
     interrupted: bool = False
     disk_full: bool = False
     unclosed: str | None = None
+    stopped: str = "the disk is full"  # why the files after the last one were not started
 
 
 def import_all(
@@ -262,14 +272,16 @@ def report_interrupt(
     jobs: list[tuple[Kind, str, Path]],
     result: Imports,
     hint: str = RERUN_HINT,
+    current: str = "nothing of it was imported",
 ) -> NoReturn:
-    """Say which files were imported and which were not, then exit 130."""
+    """Say which files were imported and which were not (`current`: what is known of the one
+    that was under way), then exit 130."""
     done = result.reports
     imported = [str(p) for (_, _, p), r in zip(jobs, done, strict=False) if r is not None]
     failed = [str(p) for (_, _, p), r in zip(jobs, done, strict=False) if r is None]
     rest = [str(p) for _, _, p in jobs[len(done) :]]
     if result.started > len(done):
-        where = f"while importing {jobs[len(done)][2]}; nothing of it was imported"
+        where = f"while importing {jobs[len(done)][2]}; {current}"
     else:
         where = f"after {jobs[len(done) - 1][2]}" if done else "before the first file"
     rows = sum(r.rows_imported for r in done if r is not None)
@@ -288,6 +300,151 @@ def report_interrupt(
     raise typer.Exit(EXIT_INTERRUPTED)
 
 
+# ---- through the server that holds the store ------------------------------------------------
+def import_through(
+    served: Served,
+    jobs: list[tuple[Kind, str, Path]],
+    rejects: Path | None,
+    allow_extra: bool,
+    fmt: str | None,
+) -> Imports:
+    """The import loop while `eql serve` holds the store: each file streamed to the server's
+    ingest route (`eql.cli.served.post_file`), its answer said as a local import says it (the
+    summary; the first problems on stderr), a failed file not stopping the others, a full disk
+    or Ctrl-C stopping the loop. The server writes reject files under its DATA/rejects."""
+    from eql.cli.served import ServerError, client
+
+    if rejects is not None:
+        err.print(
+            f"note: --rejects is not used through the server; reject files go to "
+            f"{served.data_dir / 'rejects'}",
+            markup=False,
+            highlight=False,
+        )
+    result = Imports()
+    with CtrlC() as ctrl_c, client(served) as http:
+        try:
+            for n, (kind, target, path) in enumerate(jobs, start=1):
+                with ctrl_c.deferred():
+                    err.print(f"importing {path} ({n} of {len(jobs)})", markup=False)
+                result.started = n
+                try:
+                    report = send_one(http, served, kind, target, path, allow_extra, fmt)
+                except _DiskFull:
+                    result.reports.append(None)
+                    result.disk_full = True
+                    break
+                except ServerError as exc:  # the server itself refuses: so it would the rest
+                    say_error(exc.message, exc.hint)
+                    result.reports.append(None)
+                    result.stopped = "the server did not take them"
+                    break
+                result.reports.append(report)
+                if report is not None:
+                    with ctrl_c.deferred():
+                        out.print(report.summary())
+        except KeyboardInterrupt:
+            result.interrupted = True
+    if result.interrupted:
+        with ctrl_c.deferred():
+            report_interrupt(
+                jobs,
+                result,
+                current="the server finishes it if it had it whole (run the command again: "
+                "a file imported is skipped)",
+            )
+    return result
+
+
+def send_one(
+    http: Http,
+    served: Served,
+    kind: Kind,
+    target: str,
+    path: Path,
+    allow_extra: bool,
+    fmt: str | None,
+) -> ImportReport | None:
+    """One file through the server; None if it could not be imported (the error is said).
+    Raises _DiskFull (after saying it) when the server's disk is full, ServerError when the
+    server cannot be reached or refuses the key."""
+    from eql.cli.served import error_items, post_file, refused
+
+    try:
+        chosen = _format_for_server(path, fmt)
+        response = post_file(http, served, kind, target, path, chosen, allow_extra)
+    except FileError as exc:
+        say_error(f"{exc.file}: {exc.message}", exc.hint)
+        return None
+    except OSError as exc:
+        say_error(f"{path}: cannot read the file: {exc.strerror or exc}", "")
+        return None
+    status = response.status_code
+    if status == 200:
+        return _report(served, path, kind, target, response.json())
+    item = error_items(response)[0]
+    code = str(item.get("code", ""))
+    if status == 400 and code in ("all_rejected", "no_rows"):  # a local import reports these
+        return _report(served, path, kind, target, item)
+    if status in (400, 404, 413, 415):
+        say_error(f"{path}: {item.get('message', '')}", str(item.get("hint") or ""))
+        return None
+    if status == 507:
+        say_error(f"{path}: {item.get('message', '')}", str(item.get("hint") or DISK_FULL_HINT))
+        raise _DiskFull
+    raise refused(served, response)
+
+
+def _format_for_server(path: Path, fmt: str | None) -> str:
+    """The file's format as a local import reads it (`--format`, else the suffix); FileError
+    for a file the server would read otherwise (a .tsv: it reads CSV with commas)."""
+    chosen = detect_format(path, fmt)
+    if path.suffix.lower() == ".tsv":
+        raise FileError(
+            str(path),
+            "a .tsv file cannot be sent to the server (it reads CSV with commas)",
+            "convert it to CSV, or stop the server and import it locally",
+        )
+    if not path.exists():
+        raise FileError(str(path), "file not found")
+    if path.is_dir():
+        raise FileError(str(path), "is a directory, not a file", "name the files inside it")
+    return chosen
+
+
+def _report(
+    served: Served, path: Path, kind: Kind, target: str, summary: dict[str, Any]
+) -> ImportReport:
+    """The server's summary of one import as the report a local import gives; its problems
+    (the first ones) said on stderr."""
+    reject = summary.get("reject_file")
+    report = ImportReport(
+        str(path),
+        kind,
+        target,
+        str(summary.get("digest", "")),
+        int(summary.get("rows_read", 0)),
+        int(summary.get("rows_imported", 0)),
+        int(summary.get("rows_rejected", 0)),
+        bool(summary.get("already_imported", False)),
+        None if not reject else served.data_dir / str(reject),
+        tuple(str(c) for c in summary.get("missing_columns") or ()),
+        float(summary.get("seconds", 0.0)),
+    )
+    problems = summary.get("problems") or []
+    for p in problems:
+        err.print(
+            f"  row {p.get('row')}, column {p.get('column')}: {p.get('value')!r}: "
+            f"{p.get('reason')}",
+            markup=False,
+            highlight=False,
+        )
+    more = int(summary.get("problems_total", len(problems))) - len(problems)
+    if more > 0:
+        err.print(f"  ... {more:,} more in {report.reject_file}", markup=False, highlight=False)
+    return report
+
+
 def finish(result: Imports, n_files: int) -> None:
     reports = result.reports
     failed = sum(1 for r in reports if r is None)
@@ -298,7 +455,7 @@ def finish(result: Imports, n_files: int) -> None:
         f"{len(reports) - failed} of {n_files} files imported: {imported:,} rows, "
         f"{rejected:,} rejected"
         + (f"; {failed} files failed" if failed else "")
-        + (f"; {not_started} not started: the disk is full" if not_started else "")
+        + (f"; {not_started} not started: {result.stopped}" if not_started else "")
     )
     if result.unclosed is not None:
         err.print(

@@ -1,7 +1,10 @@
 """`eql query` and `eql explain`: run EQL against a store from the command line.
 
-The query comes as an argument, from `-f FILE`, or from stdin with `-f -`. The runtime and the
-output writers are imported when the command runs, not when `eql --help` is shown.
+The query comes as an argument, from `-f FILE`, or from stdin with `-f -`. A statement that writes
+(DEFINE, REFRESH, DROP) needs the store for itself; while `eql serve` holds it, it is sent to that
+server (`POST /v1/query` with the server's local key, `eql.cli.served`) and its answer printed as
+a local run prints it. The runtime and the output writers are imported when the command runs,
+not when `eql --help` is shown.
 """
 
 from __future__ import annotations
@@ -10,12 +13,26 @@ import datetime as dt
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from eql.cli.common import EXIT_USAGE, DataDir, Format, err, fail, open_session, out
+from eql.cli.common import (
+    EXIT_USAGE,
+    DataDir,
+    Format,
+    err,
+    fail,
+    open_session,
+    out,
+    session_or_server,
+)
 from eql.diagnostics import EqlError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from eql.cli.served import Served
 
 
 class Stage(StrEnum):
@@ -125,7 +142,7 @@ def query(
         fail("--format parquet writes a file: add --output FILE")
     text = _text(eql, file)
     params = _params(param)
-    from runtime import WRITE, Explanation, kind_of
+    from runtime import WRITE, Explanation, Session, kind_of
 
     try:
         kind = kind_of(text)
@@ -133,8 +150,18 @@ def query(
         _report(exc)
     _warn_unused(text, params)
     # a query reads the store beside a running server; a write needs it for itself (the CLI
-    # runs as admin)
-    session = open_session(data_dir, read_only=kind != "write")
+    # runs as admin), or goes through the server that holds it
+    if kind == "write":
+        opened = session_or_server(data_dir)
+        if not isinstance(opened, Session):
+            from eql.cli.output import write
+
+            _now(as_of)  # checked here, as a local run does
+            write(_through_server(opened, text, params, as_of), fmt, output)
+            return
+        session = opened
+    else:
+        session = open_session(data_dir, read_only=True)
     try:
         try:
             result = session.execute(text, params, _now(as_of), WRITE)
@@ -148,6 +175,21 @@ def query(
     from eql.cli.output import write
 
     write(result.table, fmt, output)
+
+
+def _through_server(
+    served: Served, text: str, params: dict[str, Any], as_of: str | None
+) -> pa.Table:
+    """A write statement run by the server that holds the store; its answer table (an error as
+    a local run says it)."""
+    from eql.cli.served import ServerError, run_statement
+
+    try:
+        return run_statement(served, text, params, as_of)
+    except EqlError as exc:
+        _report(exc)
+    except ServerError as exc:
+        fail(exc.message, exc.hint)
 
 
 def explain(

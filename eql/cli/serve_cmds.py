@@ -2,6 +2,13 @@
 
 `eql serve` takes its settings from the `EQL_*` environment (`server.settings`) and its flags on
 top: `--host`, `--port`, `--access-log` (JSON lines on stdout), `--log-level`, `--metrics-admin`.
+
+The server is its store's one writer. It leaves a local credential for the CLI (`eql.cli.served`):
+a `local-cli` admin key minted before uvicorn starts, `DATA/server.json` written once the socket
+listens, both removed at a clean stop (Ctrl-C, or SIGTERM: exit 143); what a killed server left
+is cleared by the next one. A second server of the same data directory is refused, naming the
+first's pid and port. The key name `local-cli` is the server's: `eql keys create --name
+local-cli` is refused.
 """
 
 from __future__ import annotations
@@ -12,10 +19,12 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import typer
 from rich.table import Table
 
-from eql.cli.common import DataDir, err, fail, open_session, out
+from eql.cli.common import DataDir, err, fail, out, user_errors
 
 if TYPE_CHECKING:
+    from runtime import Session
     from server.keys import KeyFile
+    from server.settings import Settings
 
 keys_app = typer.Typer(help="API keys of the server: create, list, revoke.", no_args_is_help=True)
 
@@ -55,11 +64,11 @@ def serve(
     ] = False,
 ) -> None:
     """Serve EQL over HTTP (limits: EQL_* environment variables, see docs/server.md)."""
-    import uvicorn
     from pydantic import ValidationError
 
+    from eql.cli import served
     from server.app import create_app
-    from server.protocol import config, configure_logging
+    from server.protocol import Server, config, configure_logging
     from server.settings import Settings
 
     flags: dict[str, Any] = {}  # what the command line says on top of the environment
@@ -76,18 +85,91 @@ def serve(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
         )
         fail(f"bad settings: {problems}", "check the EQL_* environment variables")
-    session = open_session(data_dir, settings=settings.engine())
+    _refuse_second(data_dir)
+    _stop_cleanly_on_sigterm()
+    session = _open_for_serving(data_dir, settings)
+    key = ""
     try:
-        if not _key_file(data_dir).records():
+        key = _local_key(data_dir, settings.host)
+        if not [k for k in _key_file(data_dir).records() if k.name != served.KEY_NAME]:
             err.print(
                 f"note: no API keys yet; create one with `eql keys create --data-dir {data_dir} "
                 "--scope query,lookup`"
             )
         configure_logging(settings)
         app = create_app(settings, session=session)
-        uvicorn.Server(config(app, settings)).run()
+
+        def on_bound(bound_host: str, bound_port: int) -> None:
+            served.announce(data_dir, bound_host, bound_port, key)
+
+        Server(config(app, settings), on_bound).run()
     finally:
-        session.close()
+        try:
+            served.withdraw(data_dir, key)
+        finally:
+            session.close()
+
+
+def _local_key(data_dir: Path, host: str) -> str:
+    """Clear what a killed server left (we hold the store: no other server is alive), then mint
+    this server's local key: "" for a server not on a loopback address (local clients cannot
+    reach it there), and (with a warning) when the keys file cannot be written."""
+    from eql.cli import served
+    from server.keys import KeyFileError
+
+    try:
+        served.clear_stale(data_dir)
+        return served.mint_key(data_dir) if served.local_url(host, 0) is not None else ""
+    except KeyFileError as exc:
+        err.print(
+            f"warning: no local key for the CLI ({exc}); `eql ingest` and writes by `eql query` "
+            "cannot go through this server",
+            markup=False,
+            highlight=False,
+        )
+        return ""
+
+
+def _stop_cleanly_on_sigterm() -> None:
+    """SIGTERM ends the process by SystemExit(143), so that the `finally` of `serve` runs (the
+    store closed, server.json and the local key removed). uvicorn handles the signal while it
+    serves and, once it has shut down, raises it again with the handler found: this one."""
+    import signal
+    import threading
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop)
+
+
+def _refuse_second(data_dir: Path) -> None:
+    """Exit 2 when a live server already serves `data_dir` (its server.json says so)."""
+    from eql.cli.served import read_record
+
+    record = read_record(data_dir)
+    if record is not None:
+        fail(
+            f"{data_dir} is already served by pid {record['pid']} on port {record['port']} "
+            f"({record['url'] or record['host']})",
+            "stop that server first, or use it: the CLI writes through it",
+        )
+
+
+def _open_for_serving(data_dir: Path, settings: Settings) -> Session:
+    """The store opened for writing; locked by a server that started meanwhile: refused as
+    `_refuse_second` says; by another process (an import, cdc): the usual error."""
+    from runtime import Session
+    from storage.kv import StoreLockedError
+
+    with user_errors():
+        try:
+            return Session.open(data_dir, settings=settings.engine())
+        except StoreLockedError:
+            _refuse_second(data_dir)
+            raise
+    raise AssertionError  # unreachable: user_errors re-raises as typer.Exit
 
 
 def _key_file(data_dir: Path) -> KeyFile:
@@ -111,11 +193,17 @@ def create(
 ) -> None:
     """Create a key and print it once (it is stored hashed: it cannot be shown again)."""
     from entities.names import label_problem
+    from eql.cli.served import KEY_NAME
     from server.keys import KeyFileError, parse_scopes
 
     problem = label_problem(name)
     if problem is not None:
         fail(f"--name: {problem}", "a name is a label: printable text, up to 128 characters")
+    if name == KEY_NAME:
+        fail(
+            f"--name: {KEY_NAME} is the name of the key a server makes for the CLI",
+            "choose another name",
+        )
     keys = _key_file(data_dir)
     try:
         scopes = parse_scopes(scope)
