@@ -24,8 +24,6 @@ import typer
 from eql.cli.common import EXIT_USAGE, DataDir, err, fail, open_store, out, user_errors
 
 if TYPE_CHECKING:
-    import httpx
-
     from eql.cli.served import Served
 
 cdc_app = typer.Typer(
@@ -67,13 +65,24 @@ def run_cmd(
     When `eql serve` serves the store, the connector runs in the server, as long as this command.
     """
     stop = threading.Event()
+    # Ctrl-C and SIGTERM stop the run at a transaction boundary (restored after the command)
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        _run(data_dir, config, stop, until_caught_up, max_seconds, quiet, detach)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
-    def on_signal(_sig: int, _frame: Any) -> None:
-        stop.set()
 
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, on_signal)
-
+def _run(
+    data_dir: Path,
+    config: Path,
+    stop: threading.Event,
+    until_caught_up: bool,
+    max_seconds: float | None,
+    quiet: bool,
+    detach: bool,
+) -> None:
     from eql.cli.served import find_server
 
     served = find_server(data_dir)
@@ -187,13 +196,12 @@ def stop_cmd(
 CONNECTORS = "/v1/admin/cdc/connectors"
 
 
-def _request(http: httpx.Client, method: str, path: str, **kw: Any) -> Any:
-    """The JSON answer of the server; its error messages as a failure (exit 2)."""
-    import httpx
-
+def _request(http: Any, method: str, path: str, **kw: Any) -> Any:
+    """The JSON answer of the server (`http`: `eql.cli.served.client`, the owner of httpx); its
+    error messages as a failure (exit 2)."""
     try:
         resp = http.request(method, path, **kw)
-    except httpx.HTTPError as exc:
+    except Exception as exc:  # httpx's transport errors: refused, reset, timed out
         fail(f"the server of this store did not answer: {exc}", "is `eql serve` still running?")
     if resp.status_code < 400:
         return resp.json()

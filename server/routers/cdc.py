@@ -91,7 +91,7 @@ async def list_connectors(request: Request) -> Connectors:
     response_model=Connector,
     summary="Start the CDC connector of a config file",
     dependencies=ADMIN,
-    responses=responses(401, 403, 422, 429) | _CONFLICT,
+    responses=responses(400, 401, 403, 422, 429) | _CONFLICT,
 )
 async def add_connector(body: ConnectorRequest, request: Request) -> Connector:
     sup = _supervisor(request)

@@ -363,9 +363,13 @@ def _eql(*args: str, **kw: Any) -> subprocess.Popen[bytes]:
 
 
 def _eql_done(*args: str) -> tuple[int, str]:
-    p = _eql(*args)
-    out, err = p.communicate(timeout=60)
-    return p.returncode, (out + err).decode(errors="replace")
+    """`eql cdc ...` in this process (the commands that need no signal)."""
+    from typer.testing import CliRunner
+
+    from eql.cli.cdc import cdc_app
+
+    r = CliRunner().invoke(cdc_app, list(args))
+    return r.exit_code, r.output
 
 
 def _connectors(store_dir: Path) -> list[dict[str, Any]]:
