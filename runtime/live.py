@@ -10,7 +10,9 @@ atomic commit recorded in the store's import ledger under the file's digest, so 
 again add nothing (`already_imported`); bad rows go to a reject file, whose first problems (row,
 column, value, reason; at most `max_problems`, with their total) the answer carries. A file that
 cannot be imported at all raises `NotImported` (nothing of it was imported; `disk_full` when the
-disk filled up).
+disk filled up). Where a caller saves a body first: `upload_path` (a folder of its own under the
+data directory's `incoming/`), removed by `discard`; `clear_uploads` removes what a process that
+stopped mid-import left there.
 
 The write discipline: imports into one store are serialised by a lock of this module (one import
 passes the ledger check and commits before the next one looks), the commit itself is atomic
