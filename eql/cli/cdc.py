@@ -24,7 +24,7 @@ import typer
 from eql.cli.common import EXIT_USAGE, DataDir, err, fail, open_store, out, user_errors
 
 if TYPE_CHECKING:
-    from eql.cli.served import Served
+    from eql.cli.served import Http, Served
 
 cdc_app = typer.Typer(
     help="Capture changes from a MariaDB/MySQL binlog into the store, effectively once.",
@@ -196,7 +196,7 @@ def stop_cmd(
 CONNECTORS = "/v1/admin/cdc/connectors"
 
 
-def _request(http: Any, method: str, path: str, **kw: Any) -> Any:
+def _request(http: Http, method: str, path: str, **kw: Any) -> Any:
     """The JSON answer of the server (`http`: `eql.cli.served.client`, the owner of httpx); its
     error messages as a failure (exit 2)."""
     try:
