@@ -2,7 +2,9 @@
 the engine that registers the store's tables and executes plans, the statements about tags,
 segments and clusters, and the lookups applications make without DataFusion.
 
-May import: `eql` (the compiler), `storage`, `entities`, pyarrow, pyroaring, NumPy, scikit-learn.
+May import: `eql` (the compiler), `storage`, `ingest` (the doors of a served store: file imports,
+`runtime.live`, and CDC connectors, `runtime.cdc_supervisor`), `entities`, pyarrow, pyroaring,
+NumPy, scikit-learn.
 Imported by: `server`, `eql.cli`.
 """
 

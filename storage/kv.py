@@ -11,6 +11,7 @@ Durability policy (asserted by tests/storage/test_durability.py, STO-1):
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Iterator
@@ -104,6 +105,7 @@ class KV:
         self._wopt = WriteOptions()
         self._wopt.sync = True
         self._lock = threading.Lock()
+        self._failed = False  # the last write failed: reopen before the next
 
     def _open_reader(self) -> Rdict:
         """A read-only handle on what the writer has committed by now. Opening can race with the
@@ -165,7 +167,12 @@ class KV:
         return KVSnapshot(self._db)
 
     def commit(self, puts: dict[bytes, bytes], deletes: list[bytes] | None = None) -> None:
-        """Write `puts` and `deletes` as one synced batch: all of it is visible, or none."""
+        """Write `puts` and `deletes` as one synced batch: all of it is visible, or none.
+
+        A failed write (a full disk) leaves RocksDB refusing every later write ("previous
+        error") until it is opened again: the next commit reopens the handle first, in place
+        (recovering the log: the failed batch is not in it), so the store is writable again
+        once space is freed, without restarting the process."""
         if self.read_only:
             raise PermissionError("store opened read-only")
         batch = WriteBatch(raw_mode=True)
@@ -174,7 +181,16 @@ class KV:
         for key, value in puts.items():
             batch.put(key, value)
         with self._lock:
-            self._db.write(batch, self._wopt)
+            if self._failed:
+                with contextlib.suppress(Exception):  # closing flushes: "previous error" again
+                    self._db.close()
+                self._db = Rdict(str(self.path), _options())
+                self._failed = False
+            try:
+                self._db.write(batch, self._wopt)
+            except Exception:
+                self._failed = True
+                raise
 
     def property(self, name: str) -> str | None:
         value = self._db.property_value(name)

@@ -3,8 +3,8 @@ body left, reads still answered; once space is freed the same body imports.
 
 A real full disk: a small tmpfs holds the store (root and mount(8) only; skipped elsewhere), and
 the app runs in process over it. An entity import whose RocksDB write (the WAL) hits the full
-disk leaves RocksDB refusing writes until the store is reopened: that case is a strict xfail
-until the storage layer can reopen its RocksDB handle in place (see the test's reason).
+disk leaves RocksDB refusing writes until it is reopened: the store's next commit reopens it in
+place (`storage.kv.KV.commit`), so that case imports once space is freed like the others.
 """
 
 from __future__ import annotations
@@ -76,12 +76,6 @@ CASES = [
         "entities/customers",
         customers(60_000),
         id="the entity's rows do not fit",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="after a failed RocksDB write RocksDB refuses writes until reopened; needs "
-            "storage.kv.KV.reopen() (close and reopen the Rdict handle in place under its lock) "
-            "called by runtime.live after a disk-full import",
-        ),
     ),
 ]
 
