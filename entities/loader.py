@@ -30,6 +30,8 @@ from entities.model import (
 
 NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
 TYPE_NAMES = [k.value for k in TypeKind]
+HISTORY_RE = re.compile(r"^([0-9]{1,6}) days?$")
+MAX_HISTORY_DAYS = 100_000  # about 270 years
 # Names EQL gives meaning to inside an entity's scope; an attribute may not take them.
 RESERVED = {"id", "time"} - {"id"}  # `id` is allowed as a key name; nothing else reserved yet.
 
@@ -211,6 +213,25 @@ def _type(c: _Collector, node: yaml.Node, key: str) -> tuple[DataType, bool, str
     return DataType(kind), required, description
 
 
+def _history(c: _Collector, node: yaml.Node, key: str) -> int | None:
+    """An entity's history retention: `400 days` (`1 day`), or `keep` (forever, the default)."""
+    text = _scalar(c, node, key)
+    if text is None:
+        return None
+    m = HISTORY_RE.match(text.strip())
+    if text.strip() == "keep":
+        return None
+    if m is None or not 1 <= int(m.group(1)) <= MAX_HISTORY_DAYS:
+        c.add(
+            node,
+            key,
+            f"expected a retention such as `400 days` (1 to {MAX_HISTORY_DAYS} days) or `keep` "
+            f"(forever, the default), found `{text}`",
+        )
+        return None
+    return int(m.group(1))
+
+
 def _attributes(
     c: _Collector, node: yaml.Node | None, key: str
 ) -> list[tuple[Attribute, yaml.Node]]:
@@ -278,7 +299,7 @@ def parse_schema(text: str, file: str = "<schema>") -> Schema:
         if not _name(c, eknode, key, ename):
             continue
         spec = _mapping(c, evnode, key)
-        _check_keys(c, spec, key, ["key", "attributes", "relations", "description"])
+        _check_keys(c, spec, key, ["key", "attributes", "relations", "description", "history"])
         if "key" not in spec:
             c.add(eknode, f"{key}.key", "missing `key`, e.g. key: {name: id, type: int}")
             continue
@@ -309,12 +330,14 @@ def parse_schema(text: str, file: str = "<schema>") -> Schema:
         desc = ""
         if "description" in spec:
             desc = _scalar(c, spec["description"][1], f"{key}.description") or ""
+        days = _history(c, spec["history"][1], f"{key}.history") if "history" in spec else None
         entity = Entity(
             ename,
             Attribute(kname, ktyped[0], required=True),
             tuple(a for a, _ in attrs if a.name != kname),
             (),
             desc,
+            days,
         )
         raw_entities.append((entity, spec))
         broken.discard(ename)
@@ -413,7 +436,14 @@ def parse_schema(text: str, file: str = "<schema>") -> Schema:
                 )
             seen[rel.name] = "relation"
         entities.append(
-            Entity(entity.name, entity.key, entity.attributes, tuple(rels), entity.description)
+            Entity(
+                entity.name,
+                entity.key,
+                entity.attributes,
+                tuple(rels),
+                entity.description,
+                entity.history_days,
+            )
         )
 
     streams: list[EventStream] = []

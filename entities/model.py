@@ -114,6 +114,9 @@ class Entity:
     attributes: tuple[Attribute, ...]
     relations: tuple[Relation, ...] = ()
     description: str = ""
+    # how long the values its upserts and deletes replace are kept for `AS OF` (`history: N
+    # days`); None keeps them forever
+    history_days: int | None = None
 
     @property
     def columns(self) -> tuple[Attribute, ...]:

@@ -8,7 +8,9 @@ left-joins that table on the entity's dense id (`ID_COLUMN`), so a tag read acro
 (`home_store.store_tier`) joins at that path like any attribute, and `in segment` never re-runs
 the segment's predicate. A plan's `Scan` reads a `TableRef` (an entity's or a stream's table, or a
 version table) and `eql.planner.logical.tables(plan)` lists them: the runtime registers each by
-its kind, nothing is parsed back from a string.
+its kind, nothing is parsed back from a string. An entity's table may be the one of a past time
+(`EntityTable.at`), which the runtime puts in place of the current one for a query `AS OF` a
+time before the entity's latest change.
 """
 
 from __future__ import annotations
@@ -25,9 +27,13 @@ __all__ = ["ID_COLUMN"]
 
 @dataclass(frozen=True, slots=True)
 class EntityTable:
-    """The rows of an entity (its attributes, key and dense id)."""
+    """The rows of an entity (its attributes, key and dense id): the current ones, or with `at`
+    (UTC microseconds) those of that time, from the store's attribute history. The compiler
+    plans current tables only; the runtime replaces them with tables `at` a query's past
+    reference time (`eql.planner.logical.replace_tables`)."""
 
     name: str
+    at: int | None = None
 
     def __str__(self) -> str:
         return self.name
@@ -73,7 +79,9 @@ TableRef = EntityTable | StreamTable | TagRef | SegmentRef
 
 def ref_key(ref: TableRef) -> tuple[str, str, int, int]:
     """An order for table references of any kind (for deterministic plans)."""
-    if isinstance(ref, EntityTable | StreamTable):
+    if isinstance(ref, EntityTable):
+        return type(ref).__name__, ref.name, 0, -1 if ref.at is None else ref.at
+    if isinstance(ref, StreamTable):
         return type(ref).__name__, ref.name, 0, 0
     return type(ref).__name__, ref.name, ref.generation, ref.version
 

@@ -9,6 +9,11 @@ schema's types by `ingest.convert`; a value that does not convert stops the conn
 table, column and position (never the value: it may be personal data).
 
 During a snapshot catch-up a `Coverage` limits the changes to rows the snapshot already copied.
+
+For the attribute history (`storage.history`, what AS OF reads), a change set takes effect at the
+source commit timestamp of its last transaction (whole seconds; transactions that share a batch
+while catching up share it), and snapshot chunks are a baseline: the keys they create were there
+since forever.
 """
 
 from __future__ import annotations
@@ -173,8 +178,9 @@ class Applier:
         txns: Sequence[Transaction],
         coverage: Coverage | None = None,
     ) -> tuple[ChangeSet, CdcState]:
-        """One change set for whole transactions (a DDL transaction comes alone)."""
-        change = ChangeSet()
+        """One change set for whole transactions (a DDL transaction comes alone), effective at
+        the source's commit time of the last of them (what AS OF means for replicated rows)."""
+        change = ChangeSet(effective_time=source_time(txns[-1]) if txns else None)
         b = _Builder(self, state, change, coverage)
         for txn in txns:
             if txn.counts:
@@ -289,7 +295,7 @@ class Applier:
         rows: list[Row],
         progress: TableProgress,
     ) -> tuple[ChangeSet, CdcState]:
-        change = ChangeSet()
+        change = ChangeSet(baseline=True)  # rows there since forever, as far as history goes
         b = _Builder(self, state, change, None)
         if rows:
             b.add(RowChanges(table, "insert", names, (), after=tuple(rows)), state.position)
@@ -298,6 +304,11 @@ class Applier:
         tables[table] = progress
         state = replace(state, tables=tables).count(snapshot_rows=len(rows))
         return change, put_state(change, state)
+
+
+def source_time(txn: Transaction) -> dt.datetime | None:
+    """The source transaction's commit timestamp (whole seconds, UTC); None when unknown."""
+    return dt.datetime.fromtimestamp(txn.timestamp, dt.UTC) if txn.timestamp else None
 
 
 class _Builder:

@@ -6,11 +6,19 @@ by `runtime.statements`; the one door for callers is `runtime.session.Session`. 
 registered on first use and re-registered when the store's data changes (entity versions,
 segments, tails); the engine's lock keeps a re-registration and a plan's emission (which looks the
 tables up) apart, so that a refresh on one thread never shows another a table missing halfway.
+
+Attribute history: a plan reads an entity's current table, unless its reference time is earlier
+than the entity's latest change (`Store.history_time`), as for a query `AS OF` a past time or a
+refresh at one; it then reads the table of that time (`EntityTable(name, at)`, from
+`Store.entity_table_at`), registered once (it never changes) and kept among the last
+`AS_OF_TABLES`. A query at the clock's now reads the current tables: `compile` gives a cached
+plan the reference time of its caller (a plan whose text says AS OF keeps its own).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import threading
 from collections import OrderedDict
@@ -37,6 +45,7 @@ from runtime.catalog import catalog_of, segment_arrow
 from runtime.plans import PlanCache
 from storage import Store
 from storage.audiences import AudienceStore
+from storage.history import HistoryGone, format_us, to_us
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +58,9 @@ class EngineSettings:
 
 
 FRAMES = 128  # DataFrames kept for cached plans
+AS_OF_TABLES = 8  # entity tables of past times kept registered
 # a plan, the tables it reads, their versions when it was emitted, and its DataFrame
-Frame = tuple[Compiled, tuple[TableRef, ...], tuple[object, ...], to_datafusion.Frame]
+Frame = tuple[logical.Plan, tuple[TableRef, ...], tuple[object, ...], to_datafusion.Frame]
 
 
 class Engine:
@@ -71,6 +81,9 @@ class Engine:
         # the DataFrame of a cached plan, by the plan's identity, with the versions of the tables
         # it read; cleared whenever a table is registered anew (so no old data stays pinned)
         self._frames: OrderedDict[int, Frame] = OrderedDict()
+        # a plan read at a past time: (plan id, time) -> (the plan, the one reading those tables)
+        self._past: OrderedDict[tuple[int, int], tuple[logical.Plan, logical.Plan]] = OrderedDict()
+        self._past_tables: OrderedDict[EntityTable, None] = OrderedDict()  # registered, LRU
 
     # ---- tags and segments -------------------------------------------------------------------
     def catalog(self) -> Catalog:
@@ -100,6 +113,13 @@ class Engine:
         version: object
         data: pa.Table | None
         match ref:
+            case EntityTable(name=name, at=int(at)):
+                if ref in self._versions:  # the past never changes
+                    self._past_tables.move_to_end(ref)
+                    return
+                version = at
+                data = self.store.entity_table_at(name, at)
+                self._keep_past(ref)
             case EntityTable(name=name):
                 version = self.store.version(name)
                 if self._versions.get(ref) == version:
@@ -141,6 +161,47 @@ class Engine:
                 self._frames.clear()
             self._versions[ref] = version
 
+    def _keep_past(self, ref: EntityTable) -> None:
+        """Make room for one more table of a past time: the least recently used one goes (with
+        the DataFrames that read it). Under the store's lock, as every registration."""
+        self._past_tables[ref] = None
+        while len(self._past_tables) > AS_OF_TABLES:
+            old, _ = self._past_tables.popitem(last=False)
+            with self._lock:
+                self._ctx.deregister_table(to_datafusion.table_name(old))
+                del self._versions[old]
+                for key in [k for k, f in self._frames.items() if old in f[1]]:
+                    del self._frames[key]
+
+    def _plan_at(self, compiled: Compiled) -> logical.Plan:
+        """The plan to run: `compiled.plan`, or, when its reference time is earlier than the
+        latest change of an entity it reads, that plan reading the entity's table of then."""
+        plan = compiled.plan
+        at = to_us(compiled.bound.reference_time)
+        mapping: dict[TableRef, TableRef] = {}
+        for ref in logical.tables(plan):
+            if isinstance(ref, EntityTable) and ref.at is None:
+                last = self.store.history_time(ref.name)
+                if last is not None and at < last:
+                    mapping[ref] = EntityTable(ref.name, at)
+        if not mapping:
+            return plan
+        key = (id(plan), at)
+        found = self._past.get(key)
+        if found is None or found[0] is not plan:
+            found = (plan, logical.replace_tables(plan, mapping))
+            self._past[key] = found
+            while len(self._past) > FRAMES:
+                self._past.popitem(last=False)
+        self._past.move_to_end(key)
+        return found[1]
+
+    def reads(self, compiled: Compiled) -> frozenset[TableRef]:
+        """The tables `compiled` reads if run now: an entity's current table, or its table of the
+        plan's reference time when that is before the entity's latest change."""
+        with self.store.lock:
+            return logical.tables(self._plan_at(compiled))
+
     def compile(
         self,
         text: str,
@@ -157,9 +218,16 @@ class Engine:
         fixed = now is not None
         at = now if now is not None else dt.datetime.now(dt.UTC)
         counter = self.audiences.counter()
-        return self.plans.get(
+        compiled = self.plans.get(
             text, params, at, counter, lambda: self._compile(text, params, at), fixed_time=fixed
         )
+        text_time = getattr(compiled.statement, "as_of", None) is not None  # AS OF in the text
+        if text_time or compiled.bound.reference_time == at:
+            return compiled
+        # a plan cached for another caller's time (it reads no clock, but its tables are of a
+        # time): the same plan at this caller's
+        bound = dataclasses.replace(compiled.bound, reference_time=at)
+        return dataclasses.replace(compiled, bound=bound)
 
     def _compile(
         self, text: str, params: Mapping[str, Any] | None, now: dt.datetime | None
@@ -169,20 +237,35 @@ class Engine:
     def frame(self, compiled: Compiled) -> to_datafusion.Frame:
         """The DataFrame of a compiled plan over the current tables: registered first, then
         emitted, or the one emitted before while the tables it read are unchanged."""
-        plan = compiled.plan
-        key = id(compiled)
-        found = self._frames.get(key)
-        if found is not None and found[0] is compiled:
-            refs = found[1]
-        else:
-            refs = tuple(sorted(logical.tables(plan), key=ref_key))
         with self.store.lock:  # every table at one commit (a reader follows under this lock)
-            for ref in refs:
-                self._register_one(ref)
+            plan = self._plan_at(compiled)
+            found = self._frames.get(id(plan))
+            if found is not None and found[0] is plan:
+                refs = found[1]
+            else:
+                refs = tuple(sorted(logical.tables(plan), key=ref_key))
+            try:
+                for ref in refs:
+                    self._register_one(ref)
+            except HistoryGone as exc:
+                raise history_gone(compiled, exc) from None
             versions = tuple(self._versions.get(ref) for ref in refs)
+            if plan is not compiled.plan:  # a table of the past may go once the lock is let go
+                return self._emitted(compiled, plan, refs, versions)
+        return self._emitted(compiled, plan, refs, versions)
+
+    def _emitted(
+        self,
+        compiled: Compiled,
+        plan: logical.Plan,
+        refs: tuple[TableRef, ...],
+        versions: tuple[object, ...],
+    ) -> to_datafusion.Frame:
+        """The DataFrame of `plan` over its registered tables: the cached one, or emitted."""
+        key = id(plan)
         with self._lock:
             found = self._frames.get(key)
-            if found is not None and found[0] is compiled and found[2] == versions:
+            if found is not None and found[0] is plan and found[2] == versions:
                 self._frames.move_to_end(key)
                 return found[3]
         try:
@@ -190,7 +273,7 @@ class Engine:
         except to_datafusion.ExecutionFailed as exc:
             raise runtime_error(compiled, exc) from None
         with self._lock:
-            self._frames[key] = (compiled, refs, versions, df)
+            self._frames[key] = (plan, refs, versions, df)
             while len(self._frames) > FRAMES:
                 self._frames.popitem(last=False)
         return df
@@ -256,6 +339,27 @@ async def _mapped(
                 yield batch
         except to_datafusion.ExecutionFailed as exc:
             raise runtime_error(compiled, exc) from None
+
+
+def history_gone(compiled: Compiled, exc: HistoryGone) -> EqlError:
+    """E305: a time before an entity's history horizon (its retention dropped those values)."""
+    kept = f"`history: {exc.days} days`" if exc.days is not None else "its retention"
+    at = getattr(compiled.statement, "as_of", None)
+    return EqlError(
+        [
+            Diagnostic(
+                "E305",
+                f"the attributes of {exc.entity} before {format_us(exc.horizon)} are no longer "
+                f"kept ({kept} in the schema)",
+                getattr(at, "span", None),
+                helps=(
+                    f"ask AS OF {format_us(exc.horizon)} or later, or keep more history: "
+                    f"`history:` of {exc.entity} in the schema",
+                ),
+            )
+        ],
+        compiled.text,
+    )
 
 
 def runtime_error(compiled: Compiled, failure: to_datafusion.ExecutionFailed) -> EqlError:

@@ -3,6 +3,6 @@
 The only package that imports rocksdict (in `storage.kv`). May import entities and pyarrow.
 """
 
-from storage.store import ChangeSet, CommitResult, Segment, Store, StoreError
+from storage.store import ChangeSet, CommitResult, HistoryGone, Segment, Store, StoreError
 
-__all__ = ["ChangeSet", "CommitResult", "Segment", "Store", "StoreError"]
+__all__ = ["ChangeSet", "CommitResult", "HistoryGone", "Segment", "Store", "StoreError"]

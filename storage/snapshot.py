@@ -127,7 +127,9 @@ def _json_tokens(kind: TypeKind, col: pa.ChunkedArray | pa.Array) -> pa.Array:
     return pc.fill_null(text, "null").cast(pa.binary())
 
 
-def rows_from_json(entity: Entity, keys: list[Any], ids: list[int], rows: list[bytes]) -> pa.Table:
+def rows_from_json(
+    entity: Entity, keys: list[Any], ids: list[int] | np.ndarray, rows: list[bytes]
+) -> pa.Table:
     """Rebuild an entity table (key, attributes, __id) from RocksDB rows."""
     loads = codec.loads
     decoded = [loads(r) for r in rows]
@@ -340,3 +342,24 @@ def read(path: Path) -> tuple[pa.Table, int] | None:
     if VERSION_META not in meta:
         return None
     return table.replace_schema_metadata(None), int(meta[VERSION_META])
+
+
+def current(kv: KV, entity: Entity, snap: Live, rows: pa.Table) -> pa.Table:
+    """The stored rows of the keys in `rows`: a few from RocksDB, many from the snapshot."""
+    keys = rows.column(entity.key.name).combine_chunks()
+    if rows.num_rows * FILL_FROM_ROCKS_RATIO < snap.table.num_rows:
+        return stored_rows(kv, entity, keys, with_ids=False)
+    return current_rows(entity, snap.table, snap.patches, keys)
+
+
+def last_per_key(rows: pa.Table, key: str) -> pa.Table:
+    """Within one change, the last row of a key wins (upsert order)."""
+    if rows.num_rows < 2:
+        return rows
+    keys = rows.column(key)
+    if pc.count_distinct(keys).as_py() == rows.num_rows:
+        return rows
+    idx = pa.array(range(rows.num_rows), type=pa.int64())
+    last = pa.table({"k": keys, "i": idx}).group_by("k").aggregate([("i", "max")])
+    col = last.column("i_max")
+    return rows.take(pc.take(col, pc.sort_indices(col)))

@@ -12,7 +12,8 @@ Every change is a `ChangeSet` committed as one synced RocksDB write batch. Event
 written under events/ and fsynced first, under names no manifest lists yet; the batch that lists
 them in the manifest is the commit point. Opening the store for writing deletes what no manifest
 lists (and rolls forward the staging/ renames of stores written by an older eql), so a crash at
-any point leaves all of a change or none of it.
+any point leaves all of a change or none of it. The rows a commit replaces go into the same batch
+as the entity's history (`storage.history`), from which `entity_table_at` reads a past time.
 
 Readers in other processes (`Store.open(read_only=True)`) follow the writer: `follow()` catches
 their RocksDB view up with the writer's commits (whole write batches only) and brings what they
@@ -23,6 +24,7 @@ never meets a listed file that is not there.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import threading
@@ -36,7 +38,7 @@ import pyarrow.compute as pc
 
 from entities import Entity, Schema, parse_schema
 from entities.arrow import ID_COLUMN, arrow_type, entity_schema, stream_schema
-from storage import codec, migrate, segments, snapshot
+from storage import codec, history, migrate, segments, snapshot
 from storage.ids import IdsExhausted, ensure_ids
 from storage.kv import DURABILITY, KV, StoreLockedError
 
@@ -49,6 +51,8 @@ FORMAT_VERSION = migrate.CURRENT  # storage.migrate upgrades older stores at ope
 SEGMENT_MIN_ROWS = 20_000
 TAIL_MAX_ROWS = 200_000
 COMMITS_KEY = b"m:commits"  # how many commits the store has had (readers compare it)
+AS_OF_TABLES = 2  # entity tables as of a past time kept (`entity_table_at`)
+HistoryGone = history.HistoryGone
 
 Segment = segments.Segment
 
@@ -66,6 +70,13 @@ class ChangeSet:
     appends: dict[str, list[pa.Table]] = field(default_factory=dict)  # stream -> typed events
     meta: dict[bytes, bytes] = field(default_factory=dict)  # ledger entries, offsets
     meta_deletes: list[bytes] = field(default_factory=list)
+    # when the changes took effect (CDC: the source transaction's timestamp); None: the commit's
+    # wall clock. The time of the entity history (`storage.history`), never later than the clock
+    effective_time: dt.datetime | None = None
+    # the keys this creates were there since forever (a CDC initial snapshot); so are those a
+    # change set without an effective time (an import) creates before any row of the entity
+    # changed: they add to its first load
+    baseline: bool = False
 
     def upsert(self, entity: str, rows: pa.Table) -> None:
         prev = self.upserts.get(entity)
@@ -94,6 +105,7 @@ class Store:
         self._snapshots: dict[str, snapshot.Live] = {}
         self._trim: dict[str, int] = {}  # entity -> drop its `c:` entries up to this version
         self._tails: dict[str, pa.Table] = {}
+        self._at: dict[tuple[str, int, int], pa.Table] = {}  # (entity, time, version) -> table
         self._seen = self._commit_count()  # a reader: the writer's commits its caches reflect
 
     # ---- opening -------------------------------------------------------------------------
@@ -144,6 +156,7 @@ class Store:
         store = cls(root, kv, parse_schema(text.decode("utf-8"), source))
         if not read_only:
             store._recover()
+            store.compact_history()
         return store
 
     def _commit_count(self) -> int:
@@ -322,6 +335,36 @@ class Store:
                 snap.patches = []
             return snap.table
 
+    def entity_table_at(self, entity: str, at: int) -> pa.Table:
+        """The entity table as it was at `at` (UTC microseconds), from the current one and the
+        history (`storage.history`); raises `HistoryGone` before the entity's horizon."""
+        with self._lock:
+            key = (entity, at, self.version(entity))
+            found = self._at.get(key)
+            if found is None:
+                ent = self.entity(entity)
+                current = self.entity_table(entity)
+                found = history.table_at(self.kv, ent, current, at, ent.history_days)
+                if len(self._at) >= AS_OF_TABLES:
+                    del self._at[next(iter(self._at))]  # the oldest
+                self._at[key] = found
+            return found
+
+    def history_time(self, entity: str) -> int | None:
+        """The effective time (UTC µs) of the entity's newest history record; None: none."""
+        return history.meta(self.kv, entity).get("last")
+
+    def compact_history(self, now: dt.datetime | None = None) -> dict[str, int]:
+        """Drop history older than each entity's retention (`history: N days`) as of `now`
+        (default: the clock); the records dropped per entity. Run by a writer's open."""
+        at = now or dt.datetime.now(dt.UTC)
+        with self._lock:
+            dropped = {
+                e.name: history.compact(self.kv, e.name, e.history_days, at)
+                for e in self.schema.entities
+            }
+        return {k: v for k, v in dropped.items() if v}
+
     def _snapshot(self, entity: str) -> snapshot.Live:
         """The entity's snapshot, loaded on first use: the file if it is current, caught up from
         the changed keys if it is behind, else rebuilt from RocksDB."""
@@ -432,6 +475,7 @@ class Store:
         new_ids: dict[str, int] = {}
         patches: list[tuple[str, pa.Array, pa.Table | None, int, bool]] = []
         flushed: dict[str, int] = {}  # entities whose file this commit rewrites
+        at = history.commit_time(change.effective_time)
         for name in sorted(set(change.upserts) | set(change.deletes)):
             ent = self.entity(name)
             version = self.version(name) + 1
@@ -444,10 +488,12 @@ class Store:
             changed: pa.Array = deleted
             rows = change.upserts.get(name)
             snap_rows: pa.Table | None = None
+            upserted: tuple[pa.Array, list[bytes], list[bytes]] | None = None
             if rows is not None and rows.num_rows:
-                rows = _last_per_key(rows, ent.key.name)
+                rows = snapshot.last_per_key(rows, ent.key.name)
                 if any(a.name not in rows.column_names for a in ent.attributes):
-                    rows = snapshot.fill_missing(ent, rows, self._current(ent, snap, rows))
+                    current = snapshot.current(self.kv, ent, snap, rows)
+                    rows = snapshot.fill_missing(ent, rows, current)
                 rows = snapshot.finite_floats(rows)
                 keys = rows.column(ent.key.name).combine_chunks().cast(key_type)
                 enc = codec.encode_keys(keys)
@@ -458,12 +504,18 @@ class Store:
                 prefix = codec.family_prefix("e", name)
                 values = snapshot.rows_to_json(ent, rows)
                 puts.update(zip([prefix + k for k in enc], values, strict=True))
+                upserted = keys, enc, values
                 # keys upserted in this set win over deletes of the same key in it
                 if len(deleted):
                     deleted = deleted.filter(pc.invert(pc.is_in(deleted, value_set=keys)))
                 changed = pa.concat_arrays([deleted, keys])
                 snap_rows = rows.append_column(ID_COLUMN, pa.array(ids, type=pa.uint32()))
-            dels.extend(codec.encode_keys(deleted, codec.family_prefix("e", name)))
+            del_enc = codec.encode_keys(deleted)
+            dels.extend(codec.family_prefix("e", name) + k for k in del_enc)
+            baseline = change.baseline or (
+                change.effective_time is None and self.history_time(name) is None
+            )  # an import into an entity none of whose rows changed yet adds to its first load
+            history.note(self.kv, ent, version, at, upserted, (deleted, del_enc), baseline, puts)
             puts[codec.family_key("v", name)] = codec.pack_u64(version)
             flush = snap.due(len(changed))
             if flush:  # the file will hold this version: the changed keys before it are moot
@@ -532,13 +584,6 @@ class Store:
             new_ids=new_ids,
         )
 
-    def _current(self, ent: Entity, snap: snapshot.Live, rows: pa.Table) -> pa.Table:
-        """The stored rows of the keys in `rows`: a few from RocksDB, many from the snapshot."""
-        keys = rows.column(ent.key.name).combine_chunks()
-        if rows.num_rows * snapshot.FILL_FROM_ROCKS_RATIO < snap.table.num_rows:
-            return snapshot.stored_rows(self.kv, ent, keys, with_ids=False)
-        return snapshot.current_rows(ent, snap.table, snap.patches, keys)
-
     def read_segment(self, stream: str, segment: Segment) -> pa.Table:
         """A committed segment as an Arrow table backed by a memory map (no copy)."""
         return segments.read_segment(self.segment_path(stream, segment))
@@ -549,16 +594,3 @@ class Store:
         parts = [self.read_segment(stream, s) for s in self.segments(stream)]
         parts.append(self.tail_table(stream))
         return pa.concat_tables([p.cast(schema) for p in parts])
-
-
-def _last_per_key(rows: pa.Table, key: str) -> pa.Table:
-    """Within one change, the last row of a key wins (upsert order)."""
-    if rows.num_rows < 2:
-        return rows
-    keys = rows.column(key)
-    if pc.count_distinct(keys).as_py() == rows.num_rows:
-        return rows
-    idx = pa.array(range(rows.num_rows), type=pa.int64())
-    last = pa.table({"k": keys, "i": idx}).group_by("k").aggregate([("i", "max")])
-    col = last.column("i_max")
-    return rows.take(pc.take(col, pc.sort_indices(col)))

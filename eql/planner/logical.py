@@ -8,7 +8,8 @@ rewrite them with `dataclasses.replace`.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any, assert_never
 
 from eql.binder.bound import AggFunc, BinOp, UnaryOp
@@ -196,6 +197,29 @@ def tables(plan: Plan) -> frozenset[TableRef]:
             | Output(input=inp)
         ):
             return tables(inp)
+    assert_never(plan)
+
+
+def replace_tables(plan: Plan, mapping: Mapping[TableRef, TableRef]) -> Plan:
+    """The plan reading `mapping[t]` wherever it read a table `t` in `mapping` (the same plan
+    object when it reads none of them)."""
+    match plan:
+        case Scan(table=t):
+            new = mapping.get(t)
+            return plan if new is None else replace(plan, table=new)
+        case Join(left=left, right=right):
+            lhs, rhs = replace_tables(left, mapping), replace_tables(right, mapping)
+            return plan if lhs is left and rhs is right else replace(plan, left=lhs, right=rhs)
+        case (
+            Filter(input=inp)
+            | Project(input=inp)
+            | Aggregate(input=inp)
+            | Sort(input=inp)
+            | Limit(input=inp)
+            | Output(input=inp)
+        ):
+            new_input = replace_tables(inp, mapping)
+            return plan if new_input is inp else replace(plan, input=new_input)
     assert_never(plan)
 
 

@@ -403,9 +403,12 @@ def session(
 
 def table_name(ref: TableRef) -> str:
     """The name a table is registered under: an entity's or a stream's own (schema names are
-    `[a-z_][a-z0-9_]*`), a version table's by its generation and version (no user text)."""
+    `[a-z_][a-z0-9_]*`), an entity's as of a past time by that time (UTC microseconds), a version
+    table's by its generation and version (no user text)."""
     match ref:
-        case EntityTable(name=name) | StreamTable(name=name):
+        case EntityTable(name=name, at=at):
+            return name if at is None else f"__at__{at}__{name}"
+        case StreamTable(name=name):
             return name
         case TagRef(generation=g, version=v):
             return f"__tag__{g}__v{v}"

@@ -1,0 +1,219 @@
+"""Attribute history: the entity rows that upserts and deletes replace, with when they stopped
+being true, so that a reading `AS OF t` sees every entity as it was at t.
+
+One record per commit that changed an entity's rows, written in the commit's own batch:
+
+  h:<entity>\\0<~to u64><~version u64>  Arrow IPC (zstd): `k` the keys the commit changed (typed
+                                       as the entity key), `old` their rows before it, as `e:`
+                                       held them (JSON bytes; null: the key was absent)
+  w:<entity>\\0<to u64><version u64>    b"": the same record in time order (what compaction reads)
+  H:<entity>                           JSON: `last` (the newest record's `to`), `horizon` (records
+                                       up to this `to` were dropped by the retention; absent: none)
+
+`to` is the commit's effective time in UTC microseconds: `ChangeSet.effective_time` (for CDC the
+source transaction's timestamp) or the commit's wall clock, never later than that clock and
+never earlier than the entity's previous `to` (so time order is commit order). `h:` keys hold
+`to` and the version bit-inverted: newest first, so a reading at t stops at the first record
+with `to <= t` and never reads older ones.
+
+The value of a key at t is the `old` of its earliest record with `to > t`; with no such record
+it is the current value (validity `[from, to)`: at exactly `to` the new value holds). No record
+is written for a key whose new JSON equals its old, nor for a key created by a baseline: an
+entity's first commit (version 1: the initial import), a change set flagged `baseline` (a CDC
+initial snapshot), or one without an effective time (a file import) while none of the entity's
+rows has changed yet (the initial load in several files). Those keys are valid since forever, so
+a first load costs nothing; any other created key gets an "absent before" record. A store
+written before history existed has no records: its rows are valid since forever, and nothing
+needs migrating.
+
+Retention (`history: N days` in the schema) drops records whose `to` is older than N days
+(`compact`); the entity's horizon is then the newest dropped `to`, and a reading before it is
+refused (`HistoryGone`) rather than answered wrongly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from entities.model import Entity
+from storage import codec, snapshot
+from storage.kv import KV
+
+MASK = 0xFFFFFFFFFFFFFFFF
+COMPACT_BATCH = 10_000  # records deleted per write batch by `compact`
+_IPC = pa.ipc.IpcWriteOptions(compression="zstd")
+
+
+class HistoryGone(Exception):
+    """A reading before the entity's retention horizon: the values it needs were dropped."""
+
+    def __init__(self, entity: str, horizon: int, days: int | None) -> None:
+        self.entity, self.horizon, self.days = entity, horizon, days
+        super().__init__(
+            f"the history of {entity} before {format_us(horizon)} was dropped by its retention"
+        )
+
+
+def to_us(t: dt.datetime) -> int:
+    """A time as UTC microseconds since the epoch (a naive time is UTC)."""
+    return int(codec.to_json_value(t))
+
+
+def commit_time(t: dt.datetime | None) -> int:
+    """A change set's effective time in µs: its own (naive is UTC), at most the clock's now."""
+    now = dt.datetime.now(dt.UTC)
+    if t is None:
+        return to_us(now)
+    return to_us(min(t if t.tzinfo is not None else t.replace(tzinfo=dt.UTC), now))
+
+
+def format_us(us: int) -> str:
+    return (codec.EPOCH + dt.timedelta(microseconds=us)).isoformat().replace("+00:00", "Z")
+
+
+def _meta_key(entity: str) -> bytes:
+    return codec.family_key("H", entity)
+
+
+def meta(kv: KV, entity: str) -> dict[str, int]:
+    """The entity's `last` and `horizon` (each absent when there is none)."""
+    raw = kv.get(_meta_key(entity))
+    return {} if raw is None else dict(codec.loads(raw))
+
+
+def _record_key(entity: str, to: int, version: int) -> bytes:
+    return codec.family_key("h", entity, codec.pack_u64(MASK ^ to) + codec.pack_u64(MASK ^ version))
+
+
+def _index_key(entity: str, to: int, version: int) -> bytes:
+    return codec.family_key("w", entity, codec.pack_u64(to) + codec.pack_u64(version))
+
+
+def note(
+    kv: KV,
+    entity: Entity,
+    version: int,
+    at: int,
+    upserted: tuple[pa.Array, Sequence[bytes], Sequence[bytes]] | None,
+    deleted: tuple[pa.Array, Sequence[bytes]],
+    baseline: bool,
+    puts: dict[bytes, bytes],
+) -> None:
+    """Add to `puts` the history record of one commit of `entity` (its `version`, effective at
+    `at` µs): `upserted` = (keys, encoded keys, new JSON rows), `deleted` = (keys, encoded keys);
+    `baseline`: the keys it creates were there since forever. Reads the rows being replaced (one
+    multi_get); writes nothing when no row really changes."""
+    if version <= 1:  # the first commit creates every key it holds: valid since forever
+        return
+    state = meta(kv, entity.name)
+    prefix = codec.family_prefix("e", entity.name)
+    up_keys, up_enc, up_new = upserted if upserted is not None else (None, (), ())
+    del_keys, del_enc = deleted
+    old = kv.multi_get([prefix + k for k in (*up_enc, *del_enc)])
+    old_up, old_del = old[: len(up_enc)], old[len(up_enc) :]
+    take_up = [
+        i
+        for i, (o, n) in enumerate(zip(old_up, up_new, strict=True))
+        if o != n and not (o is None and baseline)
+    ]
+    take_del = [i for i, o in enumerate(old_del) if o is not None]
+    if not take_up and not take_del:
+        return
+    parts: list[pa.Array] = []
+    olds: list[bytes | None] = []
+    if take_up and up_keys is not None:
+        parts.append(up_keys.take(pa.array(take_up, type=pa.int64())))
+        olds += [old_up[i] for i in take_up]
+    if take_del:
+        parts.append(del_keys.take(pa.array(take_del, type=pa.int64())))
+        olds += [old_del[i] for i in take_del]
+    record = pa.table({"k": pa.concat_arrays(parts), "old": pa.array(olds, type=pa.binary())})
+    to = max(at, state.get("last", at))
+    puts[_record_key(entity.name, to, version)] = _ipc(record)
+    puts[_index_key(entity.name, to, version)] = b""
+    puts[_meta_key(entity.name)] = codec.dumps({**state, "last": to})
+
+
+def _ipc(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema, options=_IPC) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def changed_after(kv: KV, entity: str, at: int) -> list[pa.Table]:
+    """The records with `to > at`, newest first (the scan stops at the first older one)."""
+    prefix = codec.family_prefix("h", entity)
+    out: list[pa.Table] = []
+    for key, value in kv.scan(prefix):
+        if MASK ^ codec.unpack_u64(key[len(prefix) : len(prefix) + 8]) <= at:
+            break
+        out.append(codec.ipc_read(value))
+    return out
+
+
+def table_at(kv: KV, entity: Entity, current: pa.Table, at: int, days: int | None) -> pa.Table:
+    """The entity table (`current`'s schema: key, attributes, `__id`) as it was at `at` µs:
+    `current` less the keys changed since, plus their rows at `at` (HistoryGone before the
+    horizon)."""
+    state = meta(kv, entity.name)
+    if at >= state.get("last", at):
+        return current
+    horizon = state.get("horizon")
+    if horizon is not None and at < horizon:
+        raise HistoryGone(entity.name, horizon, days)
+    records = changed_after(kv, entity.name, at)
+    if not records:
+        return current
+    key_type = current.schema.field(entity.key.name).type
+    records.reverse()  # oldest first: a key's first row is its row at `at`
+    keys = pa.concat_arrays([r.column("k").combine_chunks().cast(key_type) for r in records])
+    olds = pa.concat_arrays([r.column("old").combine_chunks() for r in records])
+    order = np.arange(len(keys), dtype=np.int64)
+    first = pa.table({"k": keys, "i": order}).group_by("k", use_threads=False)
+    picked = first.aggregate([("i", "min")]).column("i_min")
+    changed = keys.take(picked)
+    rows = olds.take(picked)
+    base = current.filter(pc.invert(pc.is_in(current.column(entity.key.name), value_set=changed)))
+    present = pc.is_valid(rows)
+    back_keys = changed.filter(present)
+    back_rows: list[Any] = rows.filter(present).to_pylist()
+    if not back_rows:
+        return base.combine_chunks()
+    enc = codec.encode_keys(back_keys, codec.family_prefix("i", entity.name))
+    raw = b"".join([r or bytes(4) for r in kv.multi_get(enc)])  # every stored key has an id
+    ids = np.frombuffer(raw, dtype=">u4").astype(np.uint32)
+    restored = snapshot.rows_from_json(entity, back_keys.to_pylist(), ids, back_rows)
+    return pa.concat_tables([base, restored.cast(current.schema)]).combine_chunks()
+
+
+def compact(kv: KV, entity: str, days: int | None, now: dt.datetime) -> int:
+    """Drop the records of `entity` older than its retention (`days`; None keeps them) as of
+    `now`, and move its horizon to the newest dropped one; how many records were dropped."""
+    if days is None:
+        return 0
+    cutoff = to_us(now) - days * 86_400_000_000
+    prefix = codec.family_prefix("w", entity)
+    dropped = 0
+    while True:
+        batch: list[bytes] = []
+        newest = -1
+        for key, _ in kv.scan(prefix):
+            suffix = key[len(prefix) :]
+            to, version = codec.unpack_u64(suffix[:8]), codec.unpack_u64(suffix[8:])
+            if to >= cutoff or len(batch) >= 2 * COMPACT_BATCH:
+                break
+            batch += [key, _record_key(entity, to, version)]
+            newest = to
+        if not batch:
+            return dropped
+        state = meta(kv, entity)
+        state["horizon"] = max(newest, state.get("horizon", newest))
+        kv.commit({_meta_key(entity): codec.dumps(state)}, batch)
+        dropped += len(batch) // 2
