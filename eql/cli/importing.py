@@ -345,14 +345,14 @@ def import_through(
                         out.print(report.summary())
         except KeyboardInterrupt:
             result.interrupted = True
-    if result.interrupted:
-        with ctrl_c.deferred():
-            report_interrupt(
-                jobs,
-                result,
-                current="the server finishes it if it had it whole (run the command again: "
-                "a file imported is skipped)",
-            )
+        if result.interrupted:
+            with ctrl_c.deferred():  # a second Ctrl-C waits for the report
+                report_interrupt(
+                    jobs,
+                    result,
+                    current="the server finishes it if it had it whole (run the command "
+                    "again: a file imported is skipped)",
+                )
     return result
 
 

@@ -85,12 +85,12 @@ def serve(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
         )
         fail(f"bad settings: {problems}", "check the EQL_* environment variables")
-    _refuse_second(data_dir)
+    _refuse_second(data_dir, probe=True)
     _stop_cleanly_on_sigterm()
     session = _open_for_serving(data_dir, settings)
     key = ""
     try:
-        key = _local_key(data_dir, settings.host)
+        key = _local_key(data_dir, settings)
         if not [k for k in _key_file(data_dir).records() if k.name != served.KEY_NAME]:
             err.print(
                 f"note: no API keys yet; create one with `eql keys create --data-dir {data_dir} "
@@ -105,12 +105,12 @@ def serve(
         Server(config(app, settings), on_bound).run()
     finally:
         try:
-            served.withdraw(data_dir, key)
+            served.withdraw(data_dir, settings.keys_path, key)
         finally:
             session.close()
 
 
-def _local_key(data_dir: Path, host: str) -> str:
+def _local_key(data_dir: Path, settings: Settings) -> str:
     """Clear what a killed server left (we hold the store: no other server is alive), then mint
     this server's local key: "" for a server not on a loopback address (local clients cannot
     reach it there), and (with a warning) when the keys file cannot be written."""
@@ -118,8 +118,10 @@ def _local_key(data_dir: Path, host: str) -> str:
     from server.keys import KeyFileError
 
     try:
-        served.clear_stale(data_dir)
-        return served.mint_key(data_dir) if served.local_url(host, 0) is not None else ""
+        served.clear_stale(data_dir, settings.keys_path)
+        if served.local_url(settings.host, 0) is None:
+            return ""
+        return served.mint_key(settings.keys_path)
     except KeyFileError as exc:
         err.print(
             f"warning: no local key for the CLI ({exc}); `eql ingest` and writes by `eql query` "
@@ -144,12 +146,13 @@ def _stop_cleanly_on_sigterm() -> None:
         signal.signal(signal.SIGTERM, stop)
 
 
-def _refuse_second(data_dir: Path) -> None:
-    """Exit 2 when a live server already serves `data_dir` (its server.json says so)."""
-    from eql.cli.served import read_record
+def _refuse_second(data_dir: Path, *, probe: bool = False) -> None:
+    """Exit 2 when a live server already serves `data_dir`: its server.json says so (and, with
+    `probe`, its port answers: a pid reused by another `eql serve` does not count)."""
+    from eql.cli.served import answers, read_record
 
     record = read_record(data_dir)
-    if record is not None:
+    if record is not None and (not probe or answers(record)):
         fail(
             f"{data_dir} is already served by pid {record['pid']} on port {record['port']} "
             f"({record['url'] or record['host']})",

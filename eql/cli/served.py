@@ -2,8 +2,8 @@
 finds that server and speaks to it.
 
 A store has one writer (RocksDB's lock), and while `eql serve` runs that is the server. So that
-`eql ingest`, a DEFINE or REFRESH by `eql query` (and, later, `eql cdc run`) can still write, the
-server leaves a local credential: once its socket listens it writes `DATA/server.json` with its
+`eql ingest`, a DEFINE or REFRESH by `eql query` and `eql cdc run` can still write, the server
+leaves a local credential: once its socket listens it writes `DATA/server.json` with its
 pid, host, port, URL, data directory, start time and an API key of scope admin minted for local
 clients only (named `local-cli` in `eql keys list`). The file is created with mode 0600 (never
 readable by others, not even for a moment: a temporary file opened 0600 in DATA, written,
@@ -52,7 +52,6 @@ if TYPE_CHECKING:
 
 SERVER_FILE = "server.json"
 KEY_NAME = "local-cli"
-KEYS_FILE = "keys.json"
 _PROBE_SECONDS = 2.0
 
 
@@ -172,6 +171,14 @@ def _serving(pid: int) -> bool:
     except OSError:
         return True
     return b"serve" in args  # a pid reused by another program is not our server
+
+
+def answers(record: dict[str, Any]) -> bool:
+    """Whether the server a record names accepts connections on its port (on its loopback URL's
+    host, else on the host it is bound to)."""
+    url = record["url"]
+    host = httpx.URL(url).host if url else record["host"]
+    return _answers(host, record["port"])
 
 
 def _answers(host: str, port: int) -> bool:
@@ -401,23 +408,24 @@ def _key_id(token: str) -> str | None:
     return None
 
 
-def _keys(data_dir: Path) -> KeyFile:
+def _keys(keys_path: Path) -> KeyFile:
     from server.keys import KeyFile
 
-    return KeyFile(data_dir / KEYS_FILE)
+    return KeyFile(keys_path)
 
 
-def mint_key(data_dir: Path) -> str:
-    """A new admin key for local clients (`local-cli`), for the server about to start."""
-    _, token = _keys(data_dir).create(["admin"], KEY_NAME)
+def mint_key(keys_path: Path) -> str:
+    """A new admin key for local clients (`local-cli`) in the server's keys file
+    (`Settings.keys_path`), for the server about to start."""
+    _, token = _keys(keys_path).create(["admin"], KEY_NAME)
     return token
 
 
-def delete_keys(data_dir: Path, token: str | None = None) -> int:
+def delete_keys(keys_path: Path, token: str | None = None) -> int:
     """Delete the local key `token`, or (None) every `local-cli` key: a server's start, when
     no other server can be alive, also removes one a server killed before writing its file
     left. Keys of other names are never touched."""
-    keys = _keys(data_dir)
+    keys = _keys(keys_path)
     wanted = None if token is None else _key_id(token)
     ids = [k.id for k in keys.records() if k.name == KEY_NAME and (token is None or k.id == wanted)]
     return len(keys.delete(ids)) if ids else 0
@@ -459,7 +467,7 @@ def _own_record(data_dir: Path) -> dict[str, Any] | None:
         return None
 
 
-def withdraw(data_dir: Path, key: str) -> None:
+def withdraw(data_dir: Path, keys_path: Path, key: str) -> None:
     """At a clean stop: remove `DATA/server.json` if it is this process's, delete the key
     (a keys file that cannot be written keeps it: the next server's start deletes it)."""
     from server.keys import KeyFileError
@@ -470,16 +478,16 @@ def withdraw(data_dir: Path, key: str) -> None:
             server_file(data_dir).unlink()
     if key:
         with contextlib.suppress(KeyFileError):
-            delete_keys(data_dir, key)
+            delete_keys(keys_path, key)
 
 
-def clear_stale(data_dir: Path) -> dict[str, Any] | None:
+def clear_stale(data_dir: Path, keys_path: Path) -> dict[str, Any] | None:
     """At a server's start, with the store's lock held (so no other server is alive): delete
     the `local-cli` keys killed servers left and the `server.json` of the last one. Returns
     what that file said (None: there was none, or it was not a record)."""
     path = server_file(data_dir)
     record = None if path.is_symlink() else _own_record(data_dir)
-    delete_keys(data_dir)
+    delete_keys(keys_path)
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
     return record
