@@ -368,6 +368,7 @@ def send_one(
     """One file through the server; None if it could not be imported (the error is said).
     Raises _DiskFull (after saying it) when the server's disk is full, ServerError when the
     server cannot be reached or refuses the key."""
+    from entities.names import shown
     from eql.cli.served import error_items, post_file, refused
 
     try:
@@ -386,6 +387,13 @@ def send_one(
     code = str(item.get("code", ""))
     if status == 400 and code in ("all_rejected", "no_rows"):  # a local import reports these
         return _report(served, path, kind, target, item)
+    if status == 404 and code not in ("unknown_entity", "unknown_stream"):  # no such route:
+        noun = "entity" if kind == "entity" else "event stream"  # a name with a slash, say
+        say_error(
+            f"{path}: no {noun} named {shown(target)} in the schema",
+            f"`eql schema show --data-dir {served.data_dir}` lists them",
+        )
+        return None
     if status in (400, 404, 413, 415):
         say_error(f"{path}: {item.get('message', '')}", str(item.get("hint") or ""))
         return None

@@ -224,6 +224,11 @@ def test_an_unknown_stream_exits_2_naming_the_streams(
     assert "did you mean 'purchase'?" in typo.stderr
     assert "0 of 1 files imported: 0 rows, 0 rejected; 1 files failed" in typo.stdout
     assert ordered_from(served, 9_400_000)["n"] == 0
+    slash = eql_cli(
+        "ingest", "--data-dir", str(served.data_dir), "--events", "pur/chase", str(path)
+    )
+    assert slash.returncode == 2
+    assert f"error: {path}: no event stream named pur/chase in the schema" in slash.stderr
 
 
 # ---- eql query with a write statement ---------------------------------------------------------
