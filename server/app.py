@@ -17,6 +17,7 @@ documents) and `eql.diagnostics` (the errors it maps); never the compiler's stag
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import sys
@@ -31,9 +32,10 @@ from starlette.routing import Match
 from starlette.types import Message, Receive, Scope, Send
 
 from runtime import Session, live
-from server import errors
+from server import errors, replication
 from server.auth import KEY_ID
 from server.fastpath import BodyLimit, FastPath
+from server.follow import follow
 from server.keys import KeyFile
 from server.logs import AccessLog
 from server.lookups import Lookups
@@ -148,10 +150,16 @@ class EqlApp(FastAPI):
         return self._started_spec
 
 
-def create_app(settings: Settings | None = None, *, session: Session | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    session: Session | None = None,
+    follow_interval: float | None = None,
+) -> FastAPI:
     """The app. `session`: a session over an open store to serve (the caller keeps owning it;
     `Session(store, settings.engine())`); else the lifespan opens `settings.data_dir` and closes
-    it at shutdown."""
+    it at shutdown. `follow_interval`: the app is a reader worker over a read-only session and
+    follows the writer every that many seconds (`server.follow`)."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -172,9 +180,19 @@ def create_app(settings: Settings | None = None, *, session: Session | None = No
             app.state.eql = state
             if app.fast_path is not None:
                 app.fast_path.attach(state)
+            following = None
+            if follow_interval is not None:  # a reader worker
+                following = asyncio.create_task(follow(state, follow_interval))
             try:
+                if following is None:  # the writer runs the CDC connectors
+                    await replication.start(state, settings.cdc, settings.cdc_max_failures)
                 yield
             finally:
+                await replication.stop(state, settings.cdc_stop_timeout)
+                if following is not None:
+                    following.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await following
                 if app.fast_path is not None:
                     app.fast_path.attach(None)
                 state.runner.shutdown()

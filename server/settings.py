@@ -67,6 +67,17 @@ class Settings(BaseSettings):
     # seconds a thread may hold the GIL before another may run (Python's default: 0.005)
     gil_switch_interval: float = Field(default=0.001, gt=0, le=0.1)
 
+    # `eql serve --workers N`: processes on the port (one writer, the rest readers), and how
+    # often a reader follows the writer (`server.follow`), seconds
+    workers: int = Field(default=1, ge=1, le=64)
+    # CDC connectors the writer runs (`eql serve --cdc CONFIG`, `server.replication`): their
+    # config files; consecutive failures before one is left `failed` (None: retry forever);
+    # seconds a stop waits for them at shutdown
+    cdc: tuple[Path, ...] = ()
+    cdc_max_failures: int | None = Field(default=None, ge=1)
+    cdc_stop_timeout: float = Field(default=30.0, gt=0)
+    follow_interval: float = Field(default=0.1, gt=0, le=10)
+
     # lookups (profiles, membership) on a raw ASGI path in front of FastAPI's router
     fast_lookups: bool = True
     docs: bool = True  # serve /docs and /openapi.json

@@ -1,7 +1,10 @@
 """`eql serve` (the HTTP server) and `eql keys create|list|revoke` (its API keys).
 
 `eql serve` takes its settings from the `EQL_*` environment (`server.settings`) and its flags on
-top: `--host`, `--port`, `--access-log` (JSON lines on stdout), `--log-level`, `--metrics-admin`.
+top: `--host`, `--port`, `--access-log` (JSON lines on stdout), `--log-level`, `--metrics-admin`,
+`--workers N` (one writer, N-1 reader processes on the same port: `server.workers`) and
+`--cdc CONFIG` (connectors the server runs, supervised: `server.replication`; each config is
+checked before the server starts).
 
 The server is its store's one writer. It leaves a local credential for the CLI (`eql.cli.served`):
 a `local-cli` admin key minted before uvicorn starts, `DATA/server.json` written once the socket
@@ -62,6 +65,24 @@ def serve(
             help="GET /metrics needs a key with scope admin (also EQL_METRICS_REQUIRE_ADMIN=1)",
         ),
     ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=64,
+            help="Processes answering on the port: one writer, the rest readers that follow it "
+            "(also EQL_WORKERS; default 1)",
+        ),
+    ] = None,
+    cdc: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--cdc",
+            metavar="CONFIG",
+            help="Run this CDC config's connector in the server, supervised (repeatable)",
+        ),
+    ] = None,
 ) -> None:
     """Serve EQL over HTTP (limits: EQL_* environment variables, see docs/server.md)."""
     from pydantic import ValidationError
@@ -78,6 +99,10 @@ def serve(
         flags["metrics_require_admin"] = True
     if log_level is not None:
         flags["log_level"] = log_level
+    if workers is not None:
+        flags["workers"] = workers
+    if cdc:
+        flags["cdc"] = tuple(p.resolve() for p in cdc)
     try:
         settings = Settings(data_dir=data_dir, host=host, port=port, **flags)
     except ValidationError as exc:
@@ -89,7 +114,11 @@ def serve(
     _stop_cleanly_on_sigterm()
     session = _open_for_serving(data_dir, settings)
     key = ""
+    pool: Pool | None = None
     try:
+        _check_cdc(settings, session)
+        if settings.workers > 1:
+            pool = Pool(settings, flags)
         key = _local_key(data_dir, settings)
         if not [k for k in _key_file(data_dir).records() if k.name != served.KEY_NAME]:
             err.print(
@@ -101,13 +130,76 @@ def serve(
 
         def on_bound(bound_host: str, bound_port: int) -> None:
             served.announce(data_dir, bound_host, bound_port, key)
+            if pool is not None:
+                pool.start_readers(bound_host, bound_port)
 
-        Server(config(app, settings), on_bound).run()
+        Server(config(app, settings), on_bound).run(pool.sockets if pool is not None else None)
     finally:
         try:
+            if pool is not None:
+                pool.stop()
             served.withdraw(data_dir, settings.keys_path, key)
         finally:
             session.close()
+
+
+class Pool:
+    """`--workers N`: the public socket (SO_REUSEPORT) and the writer's private unix socket this
+    process serves on, and the N-1 reader processes started once it listens (`server.workers`).
+    The readers get the command line's settings as EQL_* variables."""
+
+    def __init__(self, settings: Settings, flags: dict[str, Any]) -> None:
+        from server.workers import WriterSocket, public_socket
+
+        self.settings = settings
+        self.env = {f"EQL_{k.upper()}": _env_value(v) for k, v in flags.items() if k != "cdc"}
+        try:
+            self.public = public_socket(settings.host, settings.port)
+        except OSError as exc:
+            fail(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}")
+        self.writer = WriterSocket()
+        self.sockets = [self.public, self.writer.socket]
+        self.readers: Any = None
+
+    def start_readers(self, host: str, port: int) -> None:
+        from server.workers import Readers
+
+        self.readers = Readers(
+            self.settings.workers - 1,
+            self.settings.data_dir,
+            host,
+            port,
+            self.writer.path,
+            env=self.env,
+        )
+        self.readers.start()
+
+    def stop(self) -> None:
+        if self.readers is not None:
+            self.readers.stop()
+        self.writer.close()
+        self.public.close()
+
+
+def _env_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return str(value)
+
+
+def _check_cdc(settings: Settings, session: Session) -> None:
+    """Every `--cdc` config readable and valid before the server starts (exit 2 naming the
+    problems), not a failed startup later."""
+    from ingest.cdc_config import ConfigError, load_config
+
+    problems: list[str] = []
+    for path in settings.cdc:
+        try:
+            load_config(path, session.store.schema)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        fail("bad --cdc config:\n  " + "\n  ".join(problems), "fix the config file(s)")
 
 
 def _local_key(data_dir: Path, settings: Settings) -> str:

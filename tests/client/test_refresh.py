@@ -28,9 +28,7 @@ def count(db: eql.Connection) -> int:
     return int(db.query(COUNT).to_arrow().column("n")[0].as_py())
 
 
-def test_a_reader_sees_other_processes_commits(
-    writable_dir: Path, tmp_path: Path
-) -> None:
+def test_a_reader_sees_other_processes_commits(writable_dir: Path, tmp_path: Path) -> None:
     reader = eql.connect(writable_dir, read_only=True)
     before = count(reader)
     unread = reader.query(COUNT)  # prepared now, read after the refresh
