@@ -15,7 +15,8 @@ query runs on the pristine store ("before") and on the changed one ("after"), in
   built from the history once and kept); goal: after <= 1.2x before (the same query, the same
   time, on the store before the changes).
 
-Printed: the medians and their ratio per query, the first AS OF query's time (it builds the
+The same changes are also applied to a third copy with the history switched off (the peer of the
+commit time and the disk growth). Printed: the medians and their ratio per query, the first AS OF query's time (it builds the
 users table of then, which later queries at that time reuse), the commit time per change, and
 bytes per change: the history records' own (`h:` and `w:` values and keys, as written) and the
 RocksDB directory's growth after a reopen.
@@ -41,7 +42,7 @@ import pyarrow as pa
 
 from benchmarks.bench_eql import QUERIES
 from runtime.engine import Engine
-from storage import ChangeSet, Store, codec
+from storage import ChangeSet, Store, codec, history
 
 REF = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 EARLY = dt.datetime(2026, 10, 1, tzinfo=dt.UTC)
@@ -89,6 +90,26 @@ def change(store: Store, changes: int, commits: int) -> tuple[float, int]:
     seconds = time.perf_counter() - t0
     records = sum(1 for _ in store.kv.scan(codec.family_prefix("w", "users")))
     return seconds, records
+
+
+def peer_changes(pristine: Path, tmp: Path, changes: int, commits: int) -> tuple[float, int]:
+    """The peer: the same changes on another copy with the history switched off (its writer
+    replaced by a no-op in this process); seconds and RocksDB growth."""
+    peer = tmp / "peer"
+    shutil.copytree(pristine, peer)
+    before = dir_bytes(peer / "rocks")
+    note = history.note
+    history.note = lambda *args, **kw: None  # type: ignore[assignment]
+    try:
+        store = Store.open(peer)
+        seconds, _ = change(store, changes, commits)
+        store.close()
+        Store.open(peer).close()
+    finally:
+        history.note = note
+    grown = dir_bytes(peer / "rocks") - before
+    shutil.rmtree(peer)
+    return seconds, grown
 
 
 def runner(engine: Engine, text: str, at: dt.datetime) -> Callable[[], object]:
@@ -154,6 +175,12 @@ def main() -> None:
             f"a change), {records} history records; history {hist / args.changes:.0f} B a "
             f"change as written; RocksDB grew {grown / args.changes:.0f} B a change (the rows "
             "rewritten too)"
+        )
+        peer_s, peer_grown = peer_changes(pristine, Path(tmp), args.changes, args.commits)
+        print(
+            f"peer without history: {peer_s:.1f} s ({peer_s / args.changes * 1e6:.1f} us a "
+            f"change; with history {seconds / peer_s:.2f}x), RocksDB grew "
+            f"{peer_grown / args.changes:.0f} B a change"
         )
         before = Engine(Store.open(pristine, read_only=True))
         after = Engine(store)

@@ -81,8 +81,10 @@ class Engine:
         # the DataFrame of a cached plan, by the plan's identity, with the versions of the tables
         # it read; cleared whenever a table is registered anew (so no old data stays pinned)
         self._frames: OrderedDict[int, Frame] = OrderedDict()
-        # a plan read at a past time: (plan id, time) -> (the plan, the one reading those tables)
-        self._past: OrderedDict[tuple[int, int], tuple[logical.Plan, logical.Plan]] = OrderedDict()
+        # a plan read at a past time: (plan id, time, the entities read as of then) -> (the plan,
+        # the one reading those tables)
+        self._past: OrderedDict[tuple[int, int, tuple[str, ...]], tuple[logical.Plan, logical.Plan]]
+        self._past = OrderedDict()
         self._past_tables: OrderedDict[EntityTable, None] = OrderedDict()  # registered, LRU
 
     # ---- tags and segments -------------------------------------------------------------------
@@ -169,7 +171,7 @@ class Engine:
             old, _ = self._past_tables.popitem(last=False)
             with self._lock:
                 self._ctx.deregister_table(to_datafusion.table_name(old))
-                del self._versions[old]
+                self._versions.pop(old, None)
                 for key in [k for k, f in self._frames.items() if old in f[1]]:
                     del self._frames[key]
 
@@ -186,7 +188,7 @@ class Engine:
                     mapping[ref] = EntityTable(ref.name, at)
         if not mapping:
             return plan
-        key = (id(plan), at)
+        key = (id(plan), at, tuple(sorted(r.name for r in mapping if isinstance(r, EntityTable))))
         found = self._past.get(key)
         if found is None or found[0] is not plan:
             found = (plan, logical.replace_tables(plan, mapping))

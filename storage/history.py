@@ -3,9 +3,10 @@ being true, so that a reading `AS OF t` sees every entity as it was at t.
 
 One record per commit that changed an entity's rows, written in the commit's own batch:
 
-  h:<entity>\\0<~to u64><~version u64>  Arrow IPC (zstd): `k` the keys the commit changed (typed
-                                       as the entity key), `old` their rows before it, as `e:`
-                                       held them (JSON bytes; null: the key was absent)
+  h:<entity>\\0<~to u64><~version u64>  Arrow IPC (zstd): the rows the commit replaced, columnar
+                                       (key and attributes typed as the entity's snapshot), and
+                                       `__present` (false: the key was absent before; its
+                                       attributes are null)
   w:<entity>\\0<to u64><version u64>    b"": the same record in time order (what compaction reads)
   H:<entity>                           JSON: `last` (the newest record's `to`), `horizon` (records
                                        up to this `to` were dropped by the retention; absent: none)
@@ -16,15 +17,17 @@ never earlier than the entity's previous `to` (so time order is commit order). `
 `to` and the version bit-inverted: newest first, so a reading at t stops at the first record
 with `to <= t` and never reads older ones.
 
-The value of a key at t is the `old` of its earliest record with `to > t`; with no such record
-it is the current value (validity `[from, to)`: at exactly `to` the new value holds). No record
-is written for a key whose new JSON equals its old, nor for a key created by a baseline: an
-entity's first commit (version 1: the initial import), a change set flagged `baseline` (a CDC
-initial snapshot), or one without an effective time (a file import) while none of the entity's
-rows has changed yet (the initial load in several files). Those keys are valid since forever, so
-a first load costs nothing; any other created key gets an "absent before" record. A store
-written before history existed has no records: its rows are valid since forever, and nothing
-needs migrating.
+The value of a key at t is its row in its earliest record with `to > t`; with no such record it
+is the current value (validity `[from, to)`: at exactly `to` the new value holds). The replaced
+rows come from the snapshot (a few keys: from RocksDB), so a commit reads nothing more from
+disk, and a reading rebuilds the table with Arrow kernels only. No record is written for a key
+whose new JSON equals its old (the old row encoded as `e:` holds it), nor for a key created by
+a baseline: an entity's first commit (version 1: the initial import), a change set flagged
+`baseline` (a CDC initial snapshot), or one without an effective time (a file import) while
+none of the entity's rows has changed yet (the initial load in several files). Those keys are
+valid since forever, so a first load costs nothing; any other created key gets an "absent
+before" record. A store written before history existed has no records: its rows are valid since
+forever, and nothing needs migrating.
 
 Retention (`history: N days` in the schema) drops records whose `to` is older than N days
 (`compact`); the entity's horizon is then the newest dropped `to`, and a reading before it is
@@ -35,17 +38,18 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from entities.arrow import ID_COLUMN
 from entities.model import Entity
 from storage import codec, snapshot
 from storage.kv import KV
 
 MASK = 0xFFFFFFFFFFFFFFFF
+PRESENT = "__present"  # a record's column: false for a key that was absent before
 COMPACT_BATCH = 10_000  # records deleted per write batch by `compact`
 _IPC = pa.ipc.IpcWriteOptions(compression="zstd")
 
@@ -98,44 +102,49 @@ def _index_key(entity: str, to: int, version: int) -> bytes:
 def note(
     kv: KV,
     entity: Entity,
+    live: snapshot.Live,
     version: int,
     at: int,
-    upserted: tuple[pa.Array, Sequence[bytes], Sequence[bytes]] | None,
-    deleted: tuple[pa.Array, Sequence[bytes]],
+    upserted: tuple[pa.Array, Sequence[bytes], pa.Table | None] | None,
+    deleted: pa.Array,
     baseline: bool,
     puts: dict[bytes, bytes],
 ) -> None:
     """Add to `puts` the history record of one commit of `entity` (its `version`, effective at
-    `at` µs): `upserted` = (keys, encoded keys, new JSON rows), `deleted` = (keys, encoded keys);
-    `baseline`: the keys it creates were there since forever. Reads the rows being replaced (one
-    multi_get); writes nothing when no row really changes."""
+    `at` µs; `live` its snapshot before the commit): `upserted` = (keys, their new JSON rows,
+    their stored rows if already read), `deleted` = keys; `baseline`: the keys it creates were
+    there since forever. The rows being replaced come from the snapshot (few keys: from
+    RocksDB), compared as the JSON `e:` holds; nothing is written when no row really changes."""
     if version <= 1:  # the first commit creates every key it holds: valid since forever
         return
-    state = meta(kv, entity.name)
-    prefix = codec.family_prefix("e", entity.name)
-    up_keys, up_enc, up_new = upserted if upserted is not None else (None, (), ())
-    del_keys, del_enc = deleted
-    old = kv.multi_get([prefix + k for k in (*up_enc, *del_enc)])
-    old_up, old_del = old[: len(up_enc)], old[len(up_enc) :]
-    take_up = [
-        i
-        for i, (o, n) in enumerate(zip(old_up, up_new, strict=True))
-        if o != n and not (o is None and baseline)
-    ]
-    take_del = [i for i, o in enumerate(old_del) if o is not None]
-    if not take_up and not take_del:
+    up_keys, up_new, old = upserted if upserted is not None else (deleted.slice(0, 0), [], None)
+    keys = pa.concat_arrays([up_keys, deleted])
+    if not len(keys):
         return
-    parts: list[pa.Array] = []
-    olds: list[bytes | None] = []
-    if take_up and up_keys is not None:
-        parts.append(up_keys.take(pa.array(take_up, type=pa.int64())))
-        olds += [old_up[i] for i in take_up]
-    if take_del:
-        parts.append(del_keys.take(pa.array(take_del, type=pa.int64())))
-        olds += [old_del[i] for i in take_del]
-    record = pa.table({"k": pa.concat_arrays(parts), "old": pa.array(olds, type=pa.binary())})
+    name = entity.key.name
+    unread = deleted if old is not None else keys
+    if old is None or len(unread):
+        more = snapshot.current(kv, entity, live, pa.table({name: unread}))
+        old = more if old is None else pa.concat_tables([old, more.cast(old.schema)])
+    old_json = snapshot.rows_to_json(entity, old)
+    where = pc.index_in(keys, value_set=old.column(name).combine_chunks())
+    take: list[int] = []
+    for i, j in enumerate(where.to_pylist()):
+        if i >= len(up_new):  # a delete: of a key that was there
+            if j is not None:
+                take.append(i)
+        elif (old_json[j] != up_new[i]) if j is not None else not baseline:
+            take.append(i)
+    if not take:
+        return
+    picked = pa.array(take, type=pa.int64())
+    rows = where.take(picked)  # null: absent before
+    columns = {name: keys.take(picked)}
+    columns.update({a.name: old.column(a.name).take(rows) for a in entity.attributes})
+    columns[PRESENT] = pc.is_valid(rows)
+    state = meta(kv, entity.name)
     to = max(at, state.get("last", at))
-    puts[_record_key(entity.name, to, version)] = _ipc(record)
+    puts[_record_key(entity.name, to, version)] = _ipc(pa.table(columns))
     puts[_index_key(entity.name, to, version)] = b""
     puts[_meta_key(entity.name)] = codec.dumps({**state, "last": to})
 
@@ -161,7 +170,7 @@ def changed_after(kv: KV, entity: str, at: int) -> list[pa.Table]:
 def table_at(kv: KV, entity: Entity, current: pa.Table, at: int, days: int | None) -> pa.Table:
     """The entity table (`current`'s schema: key, attributes, `__id`) as it was at `at` µs:
     `current` less the keys changed since, plus their rows at `at` (HistoryGone before the
-    horizon)."""
+    horizon). Columnar throughout: no row is decoded one by one."""
     state = meta(kv, entity.name)
     if at >= state.get("last", at):
         return current
@@ -171,34 +180,37 @@ def table_at(kv: KV, entity: Entity, current: pa.Table, at: int, days: int | Non
     records = changed_after(kv, entity.name, at)
     if not records:
         return current
-    key_type = current.schema.field(entity.key.name).type
+    name = entity.key.name
     records.reverse()  # oldest first: a key's first row is its row at `at`
-    keys = pa.concat_arrays([r.column("k").combine_chunks().cast(key_type) for r in records])
-    olds = pa.concat_arrays([r.column("old").combine_chunks() for r in records])
-    order = np.arange(len(keys), dtype=np.int64)
-    first = pa.table({"k": keys, "i": order}).group_by("k", use_threads=False)
-    picked = first.aggregate([("i", "min")]).column("i_min")
-    changed = keys.take(picked)
-    rows = olds.take(picked)
-    base = current.filter(pc.invert(pc.is_in(current.column(entity.key.name), value_set=changed)))
-    present = pc.is_valid(rows)
-    back_keys = changed.filter(present)
-    back_rows: list[Any] = rows.filter(present).to_pylist()
-    if not back_rows:
+    both = pa.concat_tables(records)
+    keys = both.column(name).combine_chunks()
+    order = pa.table({"k": keys, "i": np.arange(len(keys), dtype=np.int64)})
+    first = order.group_by("k", use_threads=False).aggregate([("i", "min")]).column("i_min")
+    rows = both.take(first)
+    base = current.filter(pc.invert(pc.is_in(current.column(name), value_set=rows.column(name))))
+    back = rows.filter(rows.column(PRESENT)).drop_columns([PRESENT])
+    if not back.num_rows:
         return base.combine_chunks()
-    enc = codec.encode_keys(back_keys, codec.family_prefix("i", entity.name))
-    raw = b"".join([r or bytes(4) for r in kv.multi_get(enc)])  # every stored key has an id
-    ids = np.frombuffer(raw, dtype=">u4").astype(np.uint32)
-    restored = snapshot.rows_from_json(entity, back_keys.to_pylist(), ids, back_rows)
-    return pa.concat_tables([base, restored.cast(current.schema)]).combine_chunks()
+    back_keys = back.column(name).combine_chunks()
+    here = pc.index_in(back_keys, value_set=current.column(name).combine_chunks())
+    ids = pc.take(current.column(ID_COLUMN), here)  # ids never change; a deleted key's: i:
+    if ids.null_count:
+        gone = pc.is_null(here)
+        enc = codec.encode_keys(back_keys.filter(gone), codec.family_prefix("i", entity.name))
+        raw = b"".join([r or bytes(4) for r in kv.multi_get(enc)])
+        found = pa.array(np.frombuffer(raw, dtype=">u4").astype(np.uint32))
+        ids = pc.replace_with_mask(ids.combine_chunks(), gone, found)
+    back = back.append_column(ID_COLUMN, ids)
+    return pa.concat_tables([base, snapshot.conform(entity, back)]).combine_chunks()
 
 
-def compact(kv: KV, entity: str, days: int | None, now: dt.datetime) -> int:
+def compact(kv: KV, entity: str, days: int | None, now: dt.datetime | None = None) -> int:
     """Drop the records of `entity` older than its retention (`days`; None keeps them) as of
-    `now`, and move its horizon to the newest dropped one; how many records were dropped."""
+    `now` (default: the clock), and move its horizon to the newest dropped one; how many records
+    were dropped."""
     if days is None:
         return 0
-    cutoff = to_us(now) - days * 86_400_000_000
+    cutoff = to_us(now or dt.datetime.now(dt.UTC)) - days * 86_400_000_000
     prefix = codec.family_prefix("w", entity)
     dropped = 0
     while True:

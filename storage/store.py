@@ -356,11 +356,11 @@ class Store:
 
     def compact_history(self, now: dt.datetime | None = None) -> dict[str, int]:
         """Drop history older than each entity's retention (`history: N days`) as of `now`
-        (default: the clock); the records dropped per entity. Run by a writer's open."""
-        at = now or dt.datetime.now(dt.UTC)
+        (default: the clock); the records dropped per entity. Run by a writer's open (and for an
+        entity whenever a commit rewrites its snapshot file)."""
         with self._lock:
             dropped = {
-                e.name: history.compact(self.kv, e.name, e.history_days, at)
+                e.name: history.compact(self.kv, e.name, e.history_days, now)
                 for e in self.schema.entities
             }
         return {k: v for k, v in dropped.items() if v}
@@ -488,9 +488,10 @@ class Store:
             changed: pa.Array = deleted
             rows = change.upserts.get(name)
             snap_rows: pa.Table | None = None
-            upserted: tuple[pa.Array, list[bytes], list[bytes]] | None = None
+            upserted: tuple[pa.Array, list[bytes], pa.Table | None] | None = None
             if rows is not None and rows.num_rows:
                 rows = snapshot.last_per_key(rows, ent.key.name)
+                current = None  # the stored rows of these keys, when a partial upsert reads them
                 if any(a.name not in rows.column_names for a in ent.attributes):
                     current = snapshot.current(self.kv, ent, snap, rows)
                     rows = snapshot.fill_missing(ent, rows, current)
@@ -504,18 +505,17 @@ class Store:
                 prefix = codec.family_prefix("e", name)
                 values = snapshot.rows_to_json(ent, rows)
                 puts.update(zip([prefix + k for k in enc], values, strict=True))
-                upserted = keys, enc, values
+                upserted = keys, values, current
                 # keys upserted in this set win over deletes of the same key in it
                 if len(deleted):
                     deleted = deleted.filter(pc.invert(pc.is_in(deleted, value_set=keys)))
                 changed = pa.concat_arrays([deleted, keys])
                 snap_rows = rows.append_column(ID_COLUMN, pa.array(ids, type=pa.uint32()))
-            del_enc = codec.encode_keys(deleted)
-            dels.extend(codec.family_prefix("e", name) + k for k in del_enc)
+            dels.extend(codec.encode_keys(deleted, codec.family_prefix("e", name)))
             baseline = change.baseline or (
                 change.effective_time is None and self.history_time(name) is None
             )  # an import into an entity none of whose rows changed yet adds to its first load
-            history.note(self.kv, ent, version, at, upserted, (deleted, del_enc), baseline, puts)
+            history.note(self.kv, ent, snap, version, at, upserted, deleted, baseline, puts)
             puts[codec.family_key("v", name)] = codec.pack_u64(version)
             flush = snap.due(len(changed))
             if flush:  # the file will hold this version: the changed keys before it are moot
@@ -575,8 +575,9 @@ class Store:
             snap.version = version
             snap.unflushed += len(changed)
             snap.commits += 1
-            if flush:
+            if flush:  # now and then: the file, and history past the retention
                 self._flush(name, snap, trim=False)
+                history.compact(self.kv, name, self.entity(name).history_days)
         return CommitResult(
             upserted={k: v.num_rows for k, v in change.upserts.items()},
             deleted={k: len(v) for k, v in change.deletes.items()},

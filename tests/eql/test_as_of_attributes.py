@@ -86,7 +86,9 @@ def test_an_upsert_leaves_answers_for_earlier_times_unchanged(session: Session) 
     assert before == {t: expected(HOMES, CITIES) for t in before}
     commit(session.store, MOVED, users=users({3: 1}))  # a partial upsert: home_store_id only
     moved = {**HOMES, 3: 1}
-    commit(session.store, RENAMED, stores=stores({2: "Shanghai"}))
+    assert ids(session, f"{SHANGHAI} AS OF '2026-10-16'") == expected(moved, CITIES)
+    assert ids(session, f"{SHANGHAI} AS OF '2026-10-01'") == before["2026-10-01"]
+    commit(session.store, RENAMED, stores=stores({2: "Shanghai"}))  # then the store's city
     renamed = {**CITIES, 2: "Shanghai"}
     assert ids(session, f"{SHANGHAI} AS OF '2026-10-01'") == before["2026-10-01"]
     assert ids(session, f"{SHANGHAI} AS OF '2026-10-16'") == expected(moved, CITIES)

@@ -228,7 +228,8 @@ def test_identical_upserts_and_deletes_of_absent_keys_write_nothing(store: Store
     commit(store, BASE + dt.timedelta(hours=3), [row(1, "a"), row(2, "b2")])
     assert records(store) == 1
     (blob,) = [v for _, v in store.kv.scan(codec.family_prefix("h", "people"))]
-    assert codec.ipc_read(blob).column("k").to_pylist() == [2]  # only the key that changed
+    record = codec.ipc_read(blob)  # only the key that changed, with its row before
+    assert record.column("id").to_pylist() == [2] and record.column("name").to_pylist() == ["b"]
 
 
 def test_effective_time_is_monotonic_and_never_after_the_clock(store: Store) -> None:
@@ -350,3 +351,25 @@ def test_a_bad_retention_is_a_located_error(text: str) -> None:
     else:
         assert "400 days" in problem.message and "keep" in problem.message
         assert f"found `{text}`" in problem.message
+
+
+def test_a_commit_that_rewrites_the_snapshot_file_also_compacts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A served store is opened once: the retention also runs whenever a commit rewrites the
+    entity's snapshot file (here every second commit)."""
+    from storage import snapshot
+
+    store = Store.create(tmp_path / "s", SCHEMA, "history.yaml")
+    try:
+        old = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+        city(store, old, "SH", "a")
+        city(store, old + dt.timedelta(days=1), "SH", "b")
+        assert records(store, "cities") == 1
+        monkeypatch.setattr(snapshot, "FLUSH_COMMITS", 2)
+        city(store, None, "SH", "c")  # rewrites the file: the 2020 record goes
+        assert records(store, "cities") == 1  # only the one this commit wrote
+        with pytest.raises(HistoryGone):
+            store.entity_table_at("cities", us(old))
+    finally:
+        store.close()
