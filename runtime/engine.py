@@ -237,8 +237,9 @@ class Engine:
         return compile_query(text, self.store.schema, params, now, self.catalog(), self.names)
 
     def frame(self, compiled: Compiled) -> to_datafusion.Frame:
-        """The DataFrame of a compiled plan over the current tables: registered first, then
-        emitted, or the one emitted before while the tables it read are unchanged."""
+        """The DataFrame of a compiled plan over its tables (the current ones, or an entity's of
+        the plan's reference time: `_plan_at`): registered first, then emitted, or the one
+        emitted before while the tables it read are unchanged."""
         with self.store.lock:  # every table at one commit (a reader follows under this lock)
             plan = self._plan_at(compiled)
             found = self._frames.get(id(plan))
