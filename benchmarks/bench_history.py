@@ -16,10 +16,10 @@ query runs on the pristine store ("before") and on the changed one ("after"), in
   time, on the store before the changes).
 
 The same changes are also applied to a third copy with the history switched off (the peer of the
-commit time and the disk growth). Printed: the medians and their ratio per query, the first AS OF query's time (it builds the
-users table of then, which later queries at that time reuse), the commit time per change, and
-bytes per change: the history records' own (`h:` and `w:` values and keys, as written) and the
-RocksDB directory's growth after a reopen.
+commit time and the disk growth). Printed: the medians and their ratio per query, the first AS OF
+query's time (it builds the users table of then, which later queries at that time reuse), the
+commit time per change, and bytes per change: the history records' own (`h:` and `w:` values and
+keys, as written) and the RocksDB directory's growth after a reopen.
 The 1-minute load average is printed at the start and the end: the machine may be shared.
 """
 
