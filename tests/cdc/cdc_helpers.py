@@ -1,26 +1,33 @@
 """Shared pieces of the CDC tests: the test schema, source tables, configs, a deterministic
 workload, running the connector (in-process or as a killable subprocess) and the oracle that
-compares the store with the source tables (lost, duplicated, wrong values)."""
+compares the store with the source tables (lost, duplicated, wrong values); a served store
+(`eql serve --cdc` as a subprocess, `Serving`) and the same oracle through its queries."""
 
 from __future__ import annotations
 
 import datetime as dt
 import decimal
+import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pymysql
 
 from ingest.cdc_config import CdcConfig, parse_config
 from ingest.cdc_runner import RunOptions, RunReport, run
 from storage import Store
+from tests.cdc.conftest import CDC_PASSWORD
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -485,3 +492,158 @@ def processlist_dump_ids(server: Any) -> list[int]:
 
 def mysql_error_code(exc: BaseException) -> int:
     return int(exc.args[0]) if isinstance(exc, pymysql.MySQLError) and exc.args else 0
+
+
+# ---- a served store: `eql serve --cdc` in a subprocess ----------------------------------------
+EQL = (sys.executable, "-m", "eql.cli.main")
+DEADLINE = 60.0  # seconds any one wait may take at most
+
+
+def until(cond: Callable[[], Any], what: str, timeout: float = DEADLINE) -> Any:
+    """Poll `cond` until it is truthy; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = cond()
+        if got:
+            return got
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def eql_env(crash: str | None = None) -> dict[str, str]:
+    """An `eql` subprocess's environment: the CDC password its configs name, wide output, and
+    the crash point `crash` (ingest/cdc_faults.py) or none."""
+    env = {k: v for k, v in os.environ.items() if k != "EQL_CDC_CRASH_AT"}
+    env.update(EQL_TEST_CDC_PASSWORD=CDC_PASSWORD, COLUMNS="200")
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    if crash:
+        env["EQL_CDC_CRASH_AT"] = crash
+    return env
+
+
+def eql(*args: str) -> subprocess.CompletedProcess[str]:
+    """`eql ARGS` run to its end: exit code, stdout, stderr."""
+    cmd = [*EQL, *args]
+    return subprocess.run(
+        cmd, cwd=REPO, env=eql_env(), capture_output=True, text=True, timeout=DEADLINE
+    )
+
+
+def _json_value(kind: str, v: Any) -> Any:
+    """A value of a `/v1/query` JSON row as Python, by the column's type."""
+    if v is None:
+        return None
+    if kind.startswith("decimal"):
+        return decimal.Decimal(v)
+    if kind == "date":
+        return dt.date.fromisoformat(v)
+    if kind == "timestamp":
+        return dt.datetime.fromisoformat(v)
+    return v
+
+
+@dataclass
+class Serving:
+    """An `eql serve` process of `data_dir` (stderr in `log`); `record`: its server.json, once
+    it listens (`listening()`): the URL and the local admin key the requests use."""
+
+    proc: subprocess.Popen[bytes]
+    data_dir: Path
+    log: Path
+    record: dict[str, Any] = field(default_factory=dict)
+
+    def listening(self) -> Serving:
+        def announced() -> dict[str, Any] | None:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"eql serve exited {self.proc.returncode}: {self.log_text()}")
+            try:
+                rec = json.loads((self.data_dir / "server.json").read_text(encoding="utf-8"))
+            except (FileNotFoundError, json.JSONDecodeError):
+                return None
+            return rec if rec["pid"] == self.proc.pid else None
+
+        self.record = until(announced, "server.json")
+        return self
+
+    def log_text(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+    def request(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.record['key']}"}
+        url = self.record["url"] + path
+        return httpx.request(method, url, headers=headers, timeout=DEADLINE, trust_env=False, **kw)
+
+    def query(self, text: str) -> list[dict[str, Any]]:
+        """The rows `POST /v1/query` answers for `text`, values as Python (Decimal, date, ...)."""
+        r = self.request("POST", "/v1/query", json={"query": text, "limit": 100_000})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert not body["truncated"]
+        kinds = {c["name"]: c["type"] for c in body["columns"]}
+        return [{k: _json_value(kinds[k], v) for k, v in row.items()} for row in body["rows"]]
+
+    def entry(self, name: str = "test") -> dict[str, Any] | None:
+        """The connector `name` as `GET /v1/admin/cdc` lists it."""
+        r = self.request("GET", "/v1/admin/cdc")
+        assert r.status_code == 200, r.text
+        return next((e for e in r.json()["connectors"] if e["name"] == name), None)
+
+    def metric(self, family: str, source: str = "test") -> float | None:
+        """The sample of `family{source=...}` in `GET /metrics`; None when it has none."""
+        r = self.request("GET", "/metrics")
+        assert r.status_code == 200, r.text
+        head = f'{family}{{source="{source}"}} '
+        found = [float(x[len(head) :]) for x in r.text.splitlines() if x.startswith(head)]
+        return found[0] if found else None
+
+    def wait_exit(self, timeout: float = DEADLINE) -> int:
+        """The exit status, within `timeout` (else the process is killed and the wait fails)."""
+        try:
+            return self.proc.wait(timeout=timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait(timeout=DEADLINE)
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.wait_exit()
+
+
+def serve(data_dir: Path, *configs: Path, log: Path, crash: str | None = None) -> Serving:
+    """`eql serve --data-dir DATA --port 0 --cdc CONFIG...` started (see `Serving.listening`)."""
+    args = [*EQL, "serve", "--data-dir", str(data_dir), "--port", "0"]
+    for c in configs:
+        args += ["--cdc", str(c)]
+    with log.open("wb") as fh:
+        proc = subprocess.Popen(
+            args, cwd=REPO, env=eql_env(crash), stdout=subprocess.DEVNULL, stderr=fh
+        )
+    return Serving(proc, data_dir, log)
+
+
+def compare_served(server: Any, db: str, serving: Serving) -> Diff:
+    """The source tables vs what the server answers to queries: every entity row equal, every
+    order exactly once as a purchase."""
+    d = Diff()
+    for ent, (sql, attrs) in ENTITY_SQL.items():
+        source = {r[0]: r for r in server.sql(sql.format(db=db))}
+        rows = serving.query(f"FIND {ent} RETURN {', '.join(attrs)}")
+        stored = {row[attrs[0]]: row for row in rows}
+        d.rows += len(source)
+        d.duplicated += [(ent, k) for k, n in Counter(r[attrs[0]] for r in rows).items() if n > 1]
+        d.lost += [(ent, k) for k in source if k not in stored]
+        d.extra += [(ent, k) for k in stored if k not in source]
+        for k in source.keys() & stored.keys():
+            for i, a in enumerate(attrs):
+                sv, gv = _norm(a, source[k][i]), _norm(a, stored[k][a])
+                if sv != gv:
+                    d.wrong.append((k, a, sv, gv))
+    src_ids = Counter(r[0] for r in server.sql(f"SELECT order_id FROM {db}.orders"))
+    got = Counter(r["order_id"] for r in serving.query("FIND EVENTS purchase RETURN order_id"))
+    d.rows += sum(src_ids.values())
+    d.lost += [("order", k) for k in src_ids if k not in got]
+    d.duplicated += [("order", k) for k, n in got.items() if n > 1]
+    d.extra += [("order", k) for k in got if k not in src_ids]
+    return d

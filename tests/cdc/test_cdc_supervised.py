@@ -1,40 +1,42 @@
 """CDC-7 to CDC-9: connectors supervised in the process that holds the store
-(`runtime.cdc_supervisor`).
+(`runtime.cdc_supervisor`), in this process and in a real `eql serve --cdc CONFIG`.
 
 With the throwaway MariaDB: a supervised connector replicates inserts, updates and deletes and
 reports its status; CDC-7: a lost replication connection and a source that refuses us restart
 it with the backoff the policy gives (the clock is the test's: waits return at once and are
 recorded), and it resumes from the committed offset with nothing lost or applied twice; CDC-8:
-`stop()` mid-stream leaves a whole number of transactions (the transfers' total is intact);
-CDC-9: a process serving the store with a supervised connector, killed at a crash point inside a
-source transaction, restarts (through `eql cdc run --detach`, the CLI against a served store) to
-exactly the source.
+`stop()` mid-stream leaves a whole number of transactions (the transfers' total is intact).
 
-Run as a script (`python tests/cdc/test_cdc_supervised.py serve DATA PORT [CONFIG...]`), this
-module is that serving process: the app on a real uvicorn, a Supervisor at `state.cdc` (the
-wiring `eql serve --cdc` will do) and `DATA/server.json` for the CLI, until SIGTERM.
+A served store (`eql serve --data-dir D --port 0 --cdc CONFIG` as a subprocess, its URL and local
+admin key read from D/server.json; one server of the module's store at a time): what the source
+changes while it serves is answered by `POST /v1/query`, `GET /v1/admin/cdc` shows the connector
+(state, position, lag, transactions) and `/metrics` counts its transactions; a clean SIGTERM
+stops the connector between transactions and a restart resumes from the committed offset; a
+config with problems makes `eql serve` exit 2 naming them, before anything starts. CDC-9: the
+server killed at a crash point inside a source transaction, restarted with `eql serve --cdc`, is
+exactly the source; `eql cdc status`, `run` (`--detach`, and as long as the command) and `stop`
+go through it.
 """
 
 from __future__ import annotations
 
-import os
+import decimal
 import random
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import httpx
 import pymysql
 import pytest
 
-from eql.cli.served import find_server
-from ingest.cdc_state import gtid_covers
+from ingest.cdc_state import gtid_covers, load_state
+from ingest.cdc_status import status_json
 from runtime.cdc_supervisor import (
     AlreadyRunning,
     Backoff,
@@ -47,16 +49,23 @@ from runtime.cdc_supervisor import (
 from storage import Store
 from tests.cdc.cdc_helpers import (
     ACCOUNT_TOTAL,
+    DEADLINE,
+    EQL,
     REPO,
     BackgroundWriter,
+    Serving,
     Workload,
     account_total,
     compare,
+    compare_served,
     config_text,
+    eql,
+    eql_env,
     make_db,
     make_store,
     mysql_error_code,
-    processlist_dump_ids,
+    serve,
+    until,
     write_config,
 )
 from tests.cdc.conftest import CDC_PASSWORD, free_port
@@ -87,17 +96,6 @@ class StepClock:
         if self.hold:
             stop.wait()
         return stop.is_set()
-
-
-def until(cond: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
-    """Poll `cond` until it is truthy; fail naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = cond()
-        if got:
-            return got
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 def source_gtid(server: Any) -> str:
@@ -212,6 +210,15 @@ def test_supervised_connector_replicates_and_reports(
     check_store(mariadb, db, store_dir)
 
 
+def _own_user(server: Any, user: str) -> str:
+    """A replication user of one test's own, so that its connections can be told apart."""
+    server.sql(
+        f"CREATE OR REPLACE USER '{user}'@'%' IDENTIFIED BY '{CDC_PASSWORD}'",
+        f"GRANT SELECT, RELOAD, REPLICATION SLAVE, BINLOG MONITOR ON *.* TO '{user}'@'%'",
+    )
+    return f"user: {user}"
+
+
 def _dump_ids_of(server: Any, user: str) -> list[int]:
     rows = server.sql(
         "SELECT ID FROM information_schema.PROCESSLIST "
@@ -226,13 +233,9 @@ def test_lost_connection_and_refused_source_restart_with_backoff(
     store, store_dir = writable.store, writable.path
     db, user = "sup2", "cdc_sup2"
     make_db(mariadb, db)
-    mariadb.sql(
-        f"CREATE OR REPLACE USER '{user}'@'%' IDENTIFIED BY '{CDC_PASSWORD}'",
-        f"GRANT SELECT, RELOAD, REPLICATION SLAVE, BINLOG MONITOR ON *.* TO '{user}'@'%'",
-    )
     wl = Workload(mariadb, db, seed=62)
     wl.run(40)
-    text = config_text(mariadb, db, server_id=6201).replace("user: cdc", f"user: {user}")
+    text = config_text(mariadb, db, server_id=6201).replace("user: cdc", _own_user(mariadb, user))
     cfg = write_config(tmp_path / "cdc.yaml", text)
 
     def on_wait(n: int) -> None:
@@ -339,63 +342,184 @@ def test_stop_mid_stream_leaves_whole_transactions(
     print(f"\nCDC-8 stop mid-stream: stop took {took:.3f}s, rows compared={rows}")
 
 
-# ---- a served store: the serving process, killed mid-transaction; the CLI through it --------
-def _env(crash: str | None = None) -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("EQL_CDC_CRASH_AT", None)
-    if crash:
-        env["EQL_CDC_CRASH_AT"] = crash
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    return env
+# ---- a served store: `eql serve --cdc CONFIG` -------------------------------------------------
+TERMINATED = 128 + signal.SIGTERM  # how `eql serve` ends after a clean SIGTERM stop
 
 
-def _serving(store_dir: Path, *configs: Path, crash: str | None = None) -> subprocess.Popen[bytes]:
-    args = [sys.executable, __file__, "serve", str(store_dir), str(free_port())]
-    return subprocess.Popen(
-        [*args, *map(str, configs)],
-        cwd=REPO,
-        env=_env(crash),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+def offset_record(store_dir: Path, name: str = "test") -> dict[str, Any] | None:
+    """The connector's offset record in the store, as `eql cdc status --json` shows it."""
+    s = Store.open(store_dir, read_only=True)
+    try:
+        st = load_state(s, name)
+        return status_json(st) if st is not None else None
+    finally:
+        s.close()
+
+
+@dataclass
+class Shop:
+    """The module's served store: database `db` (read as the MariaDB user `db`) replicated by
+    `eql serve --cdc config`; one server at a time, started when a test needs one and none
+    runs (`running`)."""
+
+    db: str
+    data_dir: Path
+    config: Path
+    root: Path
+    serving: Serving | None = None
+    starts: int = 0
+    base: int = 0  # the transaction counter when the server started (its metric counts from it)
+
+    def running(self) -> Serving:
+        if self.serving is None or self.serving.proc.poll() is not None:
+            record = offset_record(self.data_dir)
+            self.base = record["counters"]["transactions"] if record else 0
+            self.starts += 1
+            log = self.root / f"serve-{self.starts}.log"
+            self.serving = serve(self.data_dir, self.config, log=log).listening()
+        return self.serving
+
+
+@pytest.fixture(scope="module")
+def shop(mariadb: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
+    root = tmp_path_factory.mktemp("shop")
+    db = "shop"
+    make_db(mariadb, db)
+    wl = Workload(mariadb, db, seed=71)
+    wl.run(40)  # the snapshot copies these
+    wl.close()
+    make_store(root / "s").close()
+    text = config_text(mariadb, db, server_id=7101).replace("user: cdc", _own_user(mariadb, db))
+    cfg = write_config(root / "cdc.yaml", text)
+    shop = Shop(db, root / "s", cfg, root)
+    try:
+        yield shop
+    finally:
+        if shop.serving is not None:
+            shop.serving.stop()
+
+
+def served_caught_up(server: Any, serving: Serving) -> dict[str, Any]:
+    entry: dict[str, Any] = until(
+        lambda: (e := serving.entry()) and caught_up(server, e) and e, "the served connector"
     )
+    return entry
 
 
-def _eql(*args: str, **kw: Any) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "eql.cli.cdc", *args],
-        cwd=REPO,
-        env=_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        **kw,
+def test_serve_cdc_replicates_changes_made_while_serving(mariadb: Any, shop: Shop) -> None:
+    serving = shop.running()
+    before = served_caught_up(mariadb, serving)
+    key, db = 1_500_001, shop.db
+    mariadb.sql(
+        f"INSERT INTO {db}.customers (id, full_name, email, tier) VALUES "
+        f"({key}, 'Ada', 'ada@example.org', 'gold'), ({key + 1}, 'Bob', 'bob@example.org', NULL)"
     )
+    mariadb.sql(f"UPDATE {db}.customers SET full_name = 'Ada L', balance = 12.50 WHERE id = {key}")
+    mariadb.sql(f"DELETE FROM {db}.customers WHERE id = {key + 1}")
+    text = f"FIND customers WHERE id >= {key} AND id <= {key + 1} RETURN id, name, balance, tier"
+    want = [{"id": key, "name": "Ada L", "balance": decimal.Decimal("12.50"), "tier": "gold"}]
+    until(lambda: serving.query(text) == want, "the insert, update and delete in a query")
+    wl = Workload(mariadb, db, seed=72)
+    wl.run(80)  # inserts, updates, deletes, key changes, multi-table, rollbacks
+    wl.close()
+    entry = served_caught_up(mariadb, serving)
+    d = compare_served(mariadb, db, serving)
+    assert d.ok, d
+
+    assert (entry["state"], entry["phase"], entry["config"]) == (
+        "running",
+        "streaming",
+        str(shop.config),
+    )
+    assert entry["restarts"] == 0 and entry["last_error"] is None
+    assert entry["position"]["file"].startswith("binlog.") and entry["position"]["pos"] > 0
+    assert entry["lag_seconds"] is not None and entry["lag_seconds"] >= 0
+    # every source transaction since (a GTID each) counted once: the three above and the workload's
+    logged = _seq(entry["position"]["gtid"]) - _seq(before["position"]["gtid"])
+    assert logged > 3 + 40 and entry["transactions"] - before["transactions"] == logged
+    assert entry["counters"]["skipped"] == 0
+    # /metrics: this server's commits, counted from the counter it started with
+    counted = entry["transactions"] - shop.base
+    until(
+        lambda: serving.metric("eql_cdc_transactions_total") == counted,
+        f"eql_cdc_transactions_total to reach {counted}",
+    )
+    lag = serving.metric("eql_cdc_lag_seconds")
+    assert lag is not None and lag >= 0
+    print(f"\nserve --cdc: {logged} transactions replicated, rows compared={d.rows}")
 
 
-def _eql_done(*args: str) -> tuple[int, str]:
-    """`eql cdc ...` in this process (the commands that need no signal)."""
-    from typer.testing import CliRunner
-
-    from eql.cli.cdc import cdc_app
-
-    r = CliRunner().invoke(cdc_app, list(args))
-    return r.exit_code, r.output
-
-
-def _connectors(store_dir: Path) -> list[dict[str, Any]]:
-    from eql.cli.served import client
-
-    served = find_server(store_dir)
-    if served is None:
-        return []
-    with client(served, read_timeout=10) as http:
+def test_sigterm_stops_the_connector_and_a_restart_resumes(mariadb: Any, shop: Shop) -> None:
+    serving = shop.running()
+    served_caught_up(mariadb, serving)
+    with BackgroundWriter(mariadb, shop.db, seed=73, pause=0.0):
+        start = serving.entry()
+        assert start is not None
+        until(
+            lambda: (e := serving.entry()) and e["transactions"] > start["transactions"] + 30,
+            "transactions streaming",
+        )
+        assert serving.stop() == TERMINATED, serving.log_text()
+        # stopped while the source kept writing: the store holds whole transactions only
+        assert not (shop.data_dir / "server.json").exists()
+        s = Store.open(shop.data_dir, read_only=True)
         try:
-            return list(http.get("/v1/admin/cdc").raise_for_status().json()["connectors"])
-        except httpx.HTTPError:
-            return []
+            assert account_total(s) == ACCOUNT_TOTAL
+        finally:
+            s.close()
+    stopped = offset_record(shop.data_dir)
+    assert stopped is not None
+    until(lambda: not _dump_ids_of(mariadb, shop.db), "the replication connection to close")
+    wl = Workload(mariadb, shop.db, seed=74)
+    wl.run(20)  # more while no server runs: what the restart resumes with
+    wl.close()
+    assert not gtid_covers(stopped["position"]["gtid"], source_gtid(mariadb))
+
+    serving = shop.running()
+    entry = served_caught_up(mariadb, serving)
+    # resumed from the committed offset: each transaction after it counted once, no new snapshot
+    resumed = _seq(entry["position"]["gtid"]) - _seq(stopped["position"]["gtid"])
+    assert resumed > 0
+    assert entry["transactions"] - stopped["counters"]["transactions"] == resumed
+    assert entry["counters"]["snapshot_rows"] == stopped["counters"]["snapshot_rows"]
+    assert entry["restarts"] == 0 and entry["last_error"] is None
+    until(
+        lambda: serving.metric("eql_cdc_transactions_total") == resumed,
+        "the restarted server's metric to count the resumed transactions",
+    )
+    d = compare_served(mariadb, shop.db, serving)  # nothing lost, nothing applied twice
+    assert d.ok, d
+    print(f"\nserve --cdc SIGTERM: resumed {resumed} transactions, rows compared={d.rows}")
 
 
-def _served_entry(store_dir: Path, name: str) -> dict[str, Any] | None:
-    return next((e for e in _connectors(store_dir) if e["name"] == name), None)
+def test_serve_with_a_bad_config_exits_2_naming_the_problems(tmp_path: Path) -> None:
+    store_dir = tmp_path / "s"
+    make_store(store_dir).close()
+    text = config_text(SimpleNamespace(port=free_port()), "shop", server_id=7201)
+    bad = write_config(tmp_path / "bad.yml", text.replace("entity: products", "entity: goods"))
+    missing = tmp_path / "missing.yml"
+    done = eql(
+        "serve",
+        "--data-dir",
+        str(store_dir),
+        "--port",
+        "0",
+        "--cdc",
+        str(bad),
+        "--cdc",
+        str(missing),
+    )
+    assert done.returncode == 2, done.stderr
+    assert "bad --cdc config" in done.stderr
+    line = text.splitlines().index("    entity: products") + 1
+    assert f"{bad}:{line}" in done.stderr and "goods" in done.stderr, done.stderr
+    assert f"{missing}: cannot read the config file: No such file or directory" in done.stderr
+    assert "Uvicorn running" not in done.stderr
+    # it never started: no server.json, no local key minted, the store not left locked
+    assert not (store_dir / "server.json").exists()
+    keys = store_dir / "keys.json"
+    assert not keys.exists() or "local-cli" not in keys.read_text()
+    Store.open(store_dir).close()
 
 
 def test_served_connector_killed_mid_transaction_and_the_cli(mariadb: Any, tmp_path: Path) -> None:
@@ -404,89 +528,57 @@ def test_served_connector_killed_mid_transaction_and_the_cli(mariadb: Any, tmp_p
     Workload(mariadb, db, seed=65).run(30)
     store_dir = tmp_path / "s"
     make_store(store_dir).close()
-    cfg = write_config(tmp_path / "cdc.yaml", config_text(mariadb, db, server_id=6401))
-    p = _serving(store_dir, cfg, crash="mid_transaction:40")
+    text = config_text(mariadb, db, server_id=6401).replace("user: cdc", _own_user(mariadb, db))
+    cfg = write_config(tmp_path / "cdc.yaml", text)
+    killed = serve(store_dir, cfg, log=tmp_path / "killed.log", crash="mid_transaction:40")
     with BackgroundWriter(mariadb, db, seed=66, pause=0.001):
-        try:
-            rc = p.wait(timeout=120)
-        finally:
-            if p.poll() is None:
-                p.kill()
-    assert rc == KILLED, p.stderr.read().decode(errors="replace") if p.stderr else rc
+        rc = killed.wait_exit(timeout=120)
+    assert rc == KILLED, killed.log_text()
 
-    p = _serving(store_dir)  # restarted, with no connector: the CLI starts it
+    # restarted with `eql serve --cdc` (what the killed one left is cleared): it resumes
+    serving = serve(store_dir, cfg, log=tmp_path / "serve.log").listening()
     try:
-        until(lambda: find_server(store_dir) is not None, "the server")
-        rc, out = _eql_done("run", "--data-dir", str(store_dir), "--config", str(cfg), "--detach")
-        assert rc == 0, out
-        assert "running in the server" in out
-        until(lambda: caught_up(mariadb, _served_entry(store_dir, "test")), "the catch-up")
-        rc, out = _eql_done("status", "--data-dir", str(store_dir))
-        assert rc == 0, out
-        assert "connector test: running (streaming)" in out and f"config         {cfg}" in out
-        rc, out = _eql_done("run", "--data-dir", str(store_dir), "--config", str(cfg))
-        assert rc == 2 and "already running" in out, out
-        rc, out = _eql_done("stop", "--data-dir", str(store_dir), "test")
-        assert rc == 0 and "cdc test: stopped at binlog." in out, out
+        served_caught_up(mariadb, serving)
+        d = compare_served(mariadb, db, serving)  # after the kill: nothing lost, nothing twice
+        assert d.ok, d
+        dd = ("--data-dir", str(store_dir))
+        done = eql("cdc", "status", *dd)
+        assert done.returncode == 0, done.stderr
+        assert "connector test: running (streaming)" in done.stdout
+        assert f"config         {cfg}" in done.stdout
+        done = eql("cdc", "run", *dd, "--config", str(cfg))
+        assert done.returncode == 2 and "already running" in done.stderr, done.stderr
+        done = eql("cdc", "stop", *dd, "test")
+        assert done.returncode == 0 and "cdc test: stopped at binlog." in done.stdout, done
+        assert serving.entry()["state"] == "stopped"  # type: ignore[index]
+        Workload(mariadb, db, seed=67).run(20)  # while no connector runs
+        done = eql("cdc", "run", *dd, "--config", str(cfg), "--detach")
+        assert done.returncode == 0 and "running in the server" in done.stdout, done
+        served_caught_up(mariadb, serving)
+        done = eql("cdc", "stop", *dd, "test")
+        assert done.returncode == 0, done.stderr
         # `eql cdc run` without --detach: the connector runs as long as the command
-        run = _eql("run", "--data-dir", str(store_dir), "--config", str(cfg))
+        run = subprocess.Popen(
+            [*EQL, "cdc", "run", *dd, "--config", str(cfg)],
+            cwd=REPO,
+            env=eql_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         until(
-            lambda: (e := _served_entry(store_dir, "test")) and e["config"] == str(cfg),
+            lambda: (e := serving.entry()) and e["state"] == "running" and e["config"] == str(cfg),
             "the connector of the command",
         )
         run.send_signal(signal.SIGINT)
-        out_b, err_b = run.communicate(timeout=60)
+        out_b, err_b = run.communicate(timeout=DEADLINE)
         assert run.returncode == 0, err_b.decode()
         assert "cdc test: stopped after" in out_b.decode()
-        entry = _served_entry(store_dir, "test")
+        entry = serving.entry()
         assert entry is not None and entry["state"] == "stopped" and entry["config"] is None
     finally:
-        p.send_signal(signal.SIGTERM)
-        rc = p.wait(timeout=60)
-    assert rc == 0, p.stderr.read().decode(errors="replace") if p.stderr else rc
+        rc = serving.stop()
+    assert rc == TERMINATED, serving.log_text()
     assert not (store_dir / "server.json").exists()
-    rows = check_store(mariadb, db, store_dir)  # after the kill: nothing lost, nothing twice
-    until(lambda: not processlist_dump_ids(mariadb), "the replication connections to close")
+    rows = check_store(mariadb, db, store_dir)
+    until(lambda: not _dump_ids_of(mariadb, db), "the replication connections to close")
     print(f"\nCDC-9 served kill -9 mid-transaction: rows compared={rows}")
-
-
-def _serve(data_dir: str, port: str, *configs: str) -> None:
-    """The serving process: the app on uvicorn, a Supervisor at state.cdc, server.json."""
-    import uvicorn
-
-    from eql.cli import served
-    from runtime import Session
-    from server.app import create_app
-    from server.protocol import config as serving_config
-    from server.settings import Settings
-
-    data = Path(data_dir)
-    settings = Settings(data_dir=data, rate_query=0, rate_lookup=0)
-    served.clear_stale(data, settings.keys_path)  # what a killed server left
-    key = served.mint_key(settings.keys_path)
-    session = Session.open(data, settings=settings.engine())
-    sup = Supervisor(session)
-    app = create_app(settings, session=session)
-    server = uvicorn.Server(
-        serving_config(app, settings, host="127.0.0.1", port=int(port), log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    until(lambda: server.started, "uvicorn", timeout=60)
-    app.state.eql.cdc = sup
-    for c in configs:
-        sup.add(c)
-    served.announce(data, "127.0.0.1", int(port), key)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    done.wait()
-    late = sup.stop()
-    server.should_exit = True
-    thread.join(30)
-    served.withdraw(data, settings.keys_path, key)
-    session.close()
-    sys.exit(1 if late else 0)
-
-
-if __name__ == "__main__" and sys.argv[1:2] == ["serve"]:
-    _serve(*sys.argv[2:])
