@@ -188,16 +188,33 @@ def _env_value(value: Any) -> str:
 
 
 def _check_cdc(settings: Settings, session: Session) -> None:
-    """Every `--cdc` config readable and valid before the server starts (exit 2 naming the
-    problems), not a failed startup later."""
+    """Every `--cdc` config readable and valid, and no two of one name or one `server_id` (the
+    supervisor runs neither twice), before the server starts (exit 2 naming the problems), not
+    a failed startup later."""
     from ingest.cdc_config import ConfigError, load_config
 
     problems: list[str] = []
+    names: dict[str, Path] = {}
+    server_ids: dict[int, Path] = {}
     for path in settings.cdc:
         try:
-            load_config(path, session.store.schema)
+            cfg = load_config(path, session.store.schema)
         except ConfigError as exc:
             problems.extend(exc.problems)
+            continue
+        first = names.setdefault(cfg.name, path)
+        if first != path:
+            problems.append(f"{path}: connector {cfg.name} is also the name in {first}")
+        elif path in server_ids.values():
+            problems.append(f"{path}: given twice")
+            continue
+        sid = cfg.source.server_id
+        first = server_ids.setdefault(sid, path)
+        if first != path:
+            problems.append(
+                f"{path}: source.server_id {sid} is also the server_id in {first}; "
+                "each connector needs a server_id of its own"
+            )
     if problems:
         fail("bad --cdc config:\n  " + "\n  ".join(problems), "fix the config file(s)")
 

@@ -498,23 +498,21 @@ def test_serve_with_a_bad_config_exits_2_naming_the_problems(tmp_path: Path) -> 
     text = config_text(SimpleNamespace(port=free_port()), "shop", server_id=7201)
     bad = write_config(tmp_path / "bad.yml", text.replace("entity: products", "entity: goods"))
     missing = tmp_path / "missing.yml"
-    done = eql(
-        "serve",
-        "--data-dir",
-        str(store_dir),
-        "--port",
-        "0",
-        "--cdc",
-        str(bad),
-        "--cdc",
-        str(missing),
-    )
+    good = write_config(tmp_path / "good.yml", text)
+    twin = write_config(tmp_path / "twin.yml", text.replace("server_id: 7201", "server_id: 7202"))
+    other = write_config(tmp_path / "other.yml", text.replace("name: test", "name: other"))
+    cdc = [arg for path in (bad, missing, good, good, twin, other) for arg in ("--cdc", str(path))]
+    done = eql("serve", "--data-dir", str(store_dir), "--port", "0", *cdc)
     assert done.returncode == 2, done.stderr
-    assert "bad --cdc config" in done.stderr
+    said = done.stderr
+    assert "bad --cdc config" in said
     line = text.splitlines().index("    entity: products") + 1
-    assert f"{bad}:{line}" in done.stderr and "goods" in done.stderr, done.stderr
-    assert f"{missing}: cannot read the config file: No such file or directory" in done.stderr
-    assert "Uvicorn running" not in done.stderr
+    assert f"{bad}:{line}: tables.shop.products.entity: unknown entity `goods`" in said, said
+    assert f"{missing}: cannot read the config file: No such file or directory" in said
+    assert f"{good}: given twice" in said
+    assert f"{twin}: connector test is also the name in {good}" in said
+    assert f"{other}: source.server_id 7201 is also the server_id in {good}" in said
+    assert "Uvicorn running" not in said and "Traceback" not in said
     # it never started: no server.json, no local key minted, the store not left locked
     assert not (store_dir / "server.json").exists()
     keys = store_dir / "keys.json"
