@@ -30,6 +30,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -263,6 +264,58 @@ def measure(
     warm.communicate()
     out, _ = wrk(url, duration, connections, script, path).communicate()
     return parse(name, out)
+
+
+# ---- servers of several processes, wrk runs with their CPU (benchmarks.bench_live) ---------
+def children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a live process, from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def listeners(port: int) -> int:
+    """How many sockets listen on an IPv4 port (one per SO_REUSEPORT worker)."""
+    rows = [line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:]]
+    return sum(1 for r in rows if r[3] == "0A" and int(r[1].split(":")[1], 16) == port)
+
+
+@dataclass
+class Load:
+    result: Result
+    wrk_cpu: float  # CPU seconds wrk used
+    seconds: float  # how long it ran
+
+
+class Wrk:
+    """One wrk run; `finish()` waits for its end, or with `early` stops it (wrk reports on
+    SIGINT)."""
+
+    def __init__(self, url: str, seconds: float, connections: int, threads: int, script: Path):
+        args = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s"]
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(
+            [*args, "--latency", "-s", str(script), url], stdout=subprocess.PIPE, text=True
+        )
+
+    def finish(self, name: str = "", early: bool = False) -> Load:
+        if early and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        assert self.proc.stdout is not None
+        out = self.proc.stdout.read()
+        _, status, usage = os.wait4(self.proc.pid, 0)
+        self.proc.returncode = os.waitstatus_to_exitcode(status)
+        took = time.monotonic() - self.started
+        return Load(parse(name, out), usage.ru_utime + usage.ru_stime, took)
 
 
 # ---- the run ---------------------------------------------------------------------------------
