@@ -536,7 +536,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rounds", type=int, default=2, help="rounds of the lookup runs")
     ap.add_argument("--threads", type=int, default=2, help="wrk threads (lookup throughput)")
     ap.add_argument("--connections", type=int, default=64, help="(lookup throughput)")
-    ap.add_argument("--txns", type=int, default=8_000, help="source transactions a burst")
+    ap.add_argument("--txns", type=int, default=6_000, help="source transactions a burst")
     ap.add_argument("--rows-per-txn", type=int, default=5)
     ap.add_argument("--rate", type=float, default=5000.0, help="lookups/s during the apply")
     ap.add_argument("--cdc-rounds", type=int, default=2)
