@@ -452,7 +452,7 @@ def test_serve_cdc_replicates_changes_made_while_serving(mariadb: Any, shop: Sho
 def test_sigterm_stops_the_connector_and_a_restart_resumes(mariadb: Any, shop: Shop) -> None:
     serving = shop.running()
     served_caught_up(mariadb, serving)
-    with BackgroundWriter(mariadb, shop.db, seed=73, pause=0.0):
+    with BackgroundWriter(mariadb, shop.db, seed=73, pause=0.01):
         start = serving.entry()
         assert start is not None
         until(
