@@ -17,19 +17,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from eql.diagnostics import EqlError
 from runtime import kind_of
 from server.errors import error_bytes
-
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 READING_POSTS = (re.compile(r"^/v1/explain$"), re.compile(r"^/v1/segments/[^/]+/members$"))
 WRITER_ONLY = re.compile(r"^/v1/admin/cdc(/|$)")
@@ -59,7 +54,8 @@ def writes(method: str, path: str, body: bytes | None) -> bool | None:
 
 
 class ForwardWrites:
-    """ASGI middleware of a reader worker: requests that write go to the writer's socket."""
+    """The ASGI app of a reader worker, around the app: requests that write go to the writer's
+    socket; what this reader answers itself is marked `x-eql-worker: reader`."""
 
     def __init__(self, app: ASGIApp, writer_socket: str, max_body_bytes: int) -> None:
         self.app = app
@@ -67,6 +63,10 @@ class ForwardWrites:
         transport = httpx.AsyncHTTPTransport(uds=writer_socket)
         timeout = httpx.Timeout(None, connect=CONNECT_SECONDS)
         self._client = httpx.AsyncClient(transport=transport, timeout=timeout)
+
+    @property
+    def state(self) -> Any:  # what uvicorn and the tests find on an app
+        return getattr(self.app, "state", None)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -85,7 +85,7 @@ class ForwardWrites:
                 await _answer(answer, 413, "body_too_large", "the request body is too large")
                 return
             if not writes(method, path, body):
-                await self.app(scope, _replay(body), answer)
+                await self.app(scope, _replay(body, receive), answer)
                 return
         await self._forward(scope, receive, send, body)
 
@@ -133,7 +133,7 @@ class ForwardWrites:
 def _marked(send: Send) -> Send:
     """`send` adding `x-eql-worker: reader` to a response this reader answers itself."""
 
-    async def marked(message: dict[str, Any]) -> None:
+    async def marked(message: Message) -> None:
         if message["type"] == "http.response.start":
             headers = [*message.get("headers", ()), (b"x-eql-worker", b"reader")]
             message = {**message, "headers": headers}
@@ -159,17 +159,18 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
             return b"".join(parts)
 
 
-def _replay(body: bytes) -> Receive:
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """The body read already, then the connection's own messages (a disconnect when it comes)."""
     sent = False
 
-    async def receive() -> dict[str, Any]:
+    async def replayed() -> Message:
         nonlocal sent
         if not sent:
             sent = True
             return {"type": "http.request", "body": body, "more_body": False}
-        return {"type": "http.disconnect"}
+        return await receive()
 
-    return receive
+    return replayed
 
 
 async def _stream(receive: Receive) -> Any:

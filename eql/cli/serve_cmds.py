@@ -89,6 +89,7 @@ def serve(
 
     from eql.cli import served
     from server.app import create_app
+    from server.keys import KeyFile
     from server.protocol import Server, config, configure_logging
     from server.settings import Settings
 
@@ -120,7 +121,7 @@ def serve(
         if settings.workers > 1:
             pool = Pool(settings, flags)
         key = _local_key(data_dir, settings)
-        if not [k for k in _key_file(data_dir).records() if k.name != served.KEY_NAME]:
+        if not [k for k in KeyFile(settings.keys_path).records() if k.name != served.KEY_NAME]:
             err.print(
                 f"note: no API keys yet; create one with `eql keys create --data-dir {data_dir} "
                 "--scope query,lookup`"
