@@ -1,7 +1,8 @@
 """Byte layouts of keys and values in the store's RocksDB.
 
 Key space (every key starts with a one-letter family and a colon):
-  m:<name>                  store metadata (format version, schema text)
+  m:<name>                  store metadata (format version, schema text, `m:commits`: how many
+                            commits, which readers compare)
   e:<entity>\\0<key>         current attributes of one entity row (JSON object)
   i:<entity>\\0<key>         the row's dense id (uint32, big-endian)
   r:<entity>\\0<id>          reverse of i: id -> encoded key
@@ -13,6 +14,9 @@ Key space (every key starts with a one-letter family and a colon):
   t:<stream>\\0<seq>         event tail: one commit's small append, as an Arrow IPC stream
   q:<stream>                next tail sequence number (uint64)
   l:<digest>                import ledger: a file already imported (JSON summary)
+  h:<entity>\\0<~to><~ver>  attribute history (storage.history): the rows one commit replaced
+  w:<entity>\\0<to><ver>    the same records in time order (for retention)
+  H:<entity>                the entity's last history time and retention horizon
   o:<name>                  source offsets (CDC), committed in the same batch as the rows
   x:<kind><folded name>     tag/segment/clusters name index -> generation      [storage.audiences]
   d:<gen><ver>              a definition version (JSON)

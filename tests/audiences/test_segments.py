@@ -3,6 +3,7 @@ diffs after data changes, history of definitions, size, export, and STO-2 after 
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pyarrow as pa
@@ -128,7 +129,7 @@ def test_enter_exit_after_data_change(session: Session) -> None:
     )
     leaving = [k for k, v in flags.items() if v][:3]
     joining = [k for k, v in flags.items() if not v][:2]
-    change = ChangeSet()
+    change = ChangeSet(effective_time=NOW - dt.timedelta(hours=1))  # before the refresh's time
     change.upsert(
         "users",
         pa.table(

@@ -77,12 +77,14 @@ def start_server(root: Path, *extra: str, log_bin: bool = True) -> Server:
     if not os.path.exists(MARIADBD):
         pytest.skip(f"{MARIADBD} is not installed (CI installs mariadb-server: `make mariadb`)")
     data = root / "data"
-    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / "tmp"  # its own: parallel installs sharing /tmp collided on temporary tables
+    tmp.mkdir(parents=True, exist_ok=True)
     subprocess.run(
         [
             INSTALL_DB,
             "--no-defaults",
             f"--datadir={data}",
+            f"--tmpdir={tmp}",
             "--user=root",
             "--auth-root-authentication-method=normal",
             "--skip-test-db",
@@ -96,6 +98,7 @@ def start_server(root: Path, *extra: str, log_bin: bool = True) -> Server:
         MARIADBD,
         "--no-defaults",
         f"--datadir={data}",
+        f"--tmpdir={tmp}",
         "--user=root",
         f"--port={port}",
         "--bind-address=127.0.0.1",
