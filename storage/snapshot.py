@@ -190,13 +190,23 @@ def catch_up(
     """A snapshot of `version` brought to `to` from the keys each commit in between changed
     (re-read from RocksDB), and how many keys that was; None when an entry is missing (trimmed,
     or never written)."""
+    found = changed_since(kv, entity, version, to)
+    if found is None:
+        return None
+    keys, rows = found
+    return patch(entity, table, keys, rows), len(keys)
+
+
+def changed_since(kv: KV, entity: Entity, version: int, to: int) -> Patch | None:
+    """The patch from `version` to `to`: the keys the commits in between changed and their rows
+    now (from RocksDB); None when an entry is missing (trimmed, or never written)."""
     entries = changelog(kv, entity.name, version, to)
     if len(entries) != to - version or not entries:
         return None  # versions are unique and in order: the count says whether all are there
-    key_type = table.schema.field(entity.key.name).type
+    key_type = arrow_type(entity.key.type)
     parts = [codec.ipc_read(v).column("k").combine_chunks().cast(key_type) for _, v in entries]
     keys = pc.unique(pa.concat_arrays(parts))
-    return patch(entity, table, keys, stored_rows(kv, entity, keys, with_ids=True)), len(keys)
+    return keys, stored_rows(kv, entity, keys, with_ids=True)
 
 
 def stored_rows(kv: KV, entity: Entity, keys: pa.Array, *, with_ids: bool) -> pa.Table:

@@ -180,12 +180,14 @@ class Store:
                 version = self.version(name)
                 if version == snap.version:
                     continue
-                ent = self.entity(name)
-                caught = snapshot.catch_up(self.kv, ent, snap.table, snap.version, version)
-                if caught is None:  # the writer trimmed the entries: reload it when next used
+                found = snapshot.changed_since(self.kv, self.entity(name), snap.version, version)
+                if found is None:  # the writer trimmed the entries: reload it when next used
                     del self._snapshots[name]
-                else:
-                    snap.table, snap.version = caught[0], version
+                    continue
+                snap.patches.append(found)  # applied when next read, as the writer's own are
+                if len(snap.patches) > snapshot.PATCHES_MAX:
+                    snap.patches = [snapshot.merge_patches(self.entity(name), snap.patches)]
+                snap.version = version
             return True
 
     @staticmethod
