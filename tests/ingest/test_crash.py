@@ -6,8 +6,9 @@ Each kill runs `import_file` in a fresh `sys.executable` process on a sizeable g
 (a Parquet events file that also folds an existing RocksDB tail into its segment, and an entity CSV
 that partially updates existing rows). Kill points are drawn from a seeded random generator: some
 anywhere in the import, some right inside the commit (after the child reports the commit stage, or
-once its segment appears in staging/). Timing decides where a kill lands, so which outcome each
-kill has varies; what must never vary is that the outcome is one of the two allowed states.
+once its new segment file appears under events/, before the batch that lists it). Timing decides
+where a kill lands, so which outcome each kill has varies; what must never vary is that the
+outcome is one of the two allowed states.
 """
 
 from __future__ import annotations
@@ -255,10 +256,11 @@ def calibrate(k: Kind, tmp: Path) -> None:
     shutil.rmtree(data)
 
 
-def wait_for_staging(child: Child, staging: Path, timeout: float) -> bool:
+def wait_for_new_segment(child: Child, folder: Path, known: set[str], timeout: float) -> bool:
+    """A segment file not in `known` appears (written before the batch that lists it)."""
     end = time.monotonic() + timeout
     while time.monotonic() < end and child.proc.poll() is None:
-        if any(staging.iterdir()):
+        if folder.is_dir() and any(p.name not in known for p in folder.iterdir()):
             return True
         time.sleep(0.0005)
     return False
@@ -298,14 +300,16 @@ def crash_loop(
         attempts += 1
         assert attempts <= limit, f"could not land kills: {killed}"
         err = tmp / f"{k.name}-{attempts}.err"
+        segments = data / "events" / str(k.target)
+        known = {p.name for p in segments.iterdir()} if segments.is_dir() else set()
         child = Child(data, k, err)
         if mode == "random":
             time.sleep(rnd.uniform(0.0, k.total_seconds * 1.05))
         elif mode == "after":  # past the commit point, while the snapshot is rewritten
             wait_for_snapshot_write(child, data / "snapshots", timeout=k.total_seconds * 4)
             time.sleep(rnd.uniform(0.0, 0.02))
-        elif k.kind == "events":  # once the segment file appears in staging/
-            wait_for_staging(child, data / "staging", timeout=k.total_seconds * 4)
+        elif k.kind == "events":  # once the new segment file is there, before its commit
+            wait_for_new_segment(child, segments, known, timeout=k.total_seconds * 4)
             time.sleep(rnd.uniform(0.0, k.commit_seconds))
         else:  # once the child reports that it is committing
             child.commit.wait(timeout=k.total_seconds * 4)
