@@ -79,9 +79,10 @@ class KV:
     `read_only=True` opens a follower: it reads the store as of its open or its last
     `catch_up()` while another process (or none) writes it. `catch_up()` opens the store again
     (read-only) when the writer's log or manifest changed since; RocksDB recovers only whole
-    write batches from the log, so a reader never sees half a commit. (RocksDB's secondary
-    instances would replay the log instead of reopening, but reading a blob file through one
-    crashes this RocksDB build (0.3.29 of rocksdict: a `get` of a blob segfaults).)
+    write batches from the log, so a reader never sees half a commit, and a reopened view older
+    than the one held (by its sequence number) is refused, so a reader never goes back.
+    (RocksDB's secondary instances would replay the log instead of reopening, but reading a
+    blob file through one crashes this RocksDB build: rocksdict 0.3.29, a `get` segfaults.)
     A handle replaced by a reopen is closed when the last read using it lets it go.
     """
 
@@ -144,7 +145,14 @@ class KV:
         state = self._log_state()  # before the open: a commit during it is seen next time
         if state == self._seen:
             return False
-        self._db = self._open_reader()  # the old handle closes when no read holds it any more
+        fresh = self._open_reader()
+        if fresh.latest_sequence_number() < self._db.latest_sequence_number():
+            # an open that raced the writer's flush (it read the manifest from before the flush,
+            # then found the log already deleted) sees an older state: keep ours, look again
+            # at the next call (seen in tests/storage/test_store_followers.py under load)
+            fresh.close()
+            return False
+        self._db = fresh  # the old handle closes when no read holds it any more
         self._seen = state
         return True
 
