@@ -2,8 +2,8 @@
 
 Threads: a reader thread turns the binlog into complete transactions and queues them; the calling
 thread takes everything queued, builds one change set (offset record included) and commits it.
-With EQL_CDC_READER=process the reading (decoding) runs in a child process instead
-(`ingest.cdc_reader_proc`), which uses a second core where one is free.
+With `RunOptions.reader="process"` (or EQL_CDC_READER=process) the reading (decoding) runs in a
+child process instead (`ingest.cdc_reader_proc`), which uses a second core where one is free.
 While a commit is being written, the reader keeps reading, so under load several whole source
 transactions share one write batch, and when idle each transaction is committed as soon as it is
 read. A batch never holds part of a transaction, and its offset is the end of its last one.
@@ -51,6 +51,7 @@ LINGER = 0.25  # seconds a batch may wait for more transactions while the reader
 class RunOptions:
     until_caught_up: bool = False  # stop once the server's position at start is applied
     max_seconds: float | None = None
+    reader: str | None = None  # "process" or "thread"; None: EQL_CDC_READER (else "thread")
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +120,7 @@ class Runner:
     # ---- the run -------------------------------------------------------------------------
     def run(self, opts: RunOptions) -> RunReport:
         started = time.monotonic()
+        self._reader = opts.reader or os.environ.get("EQL_CDC_READER", "thread")
         if opts.max_seconds is not None:
             self._deadline = started + opts.max_seconds
         self.db = SourceDb(self.config.source)
@@ -249,9 +251,7 @@ class Runner:
                 return state, "caught up"
             if self._stopping():
                 return state, "stopped"
-            reader_type = (
-                ProcessReader if os.environ.get("EQL_CDC_READER") == "process" else BinlogReader
-            )
+            reader_type = ProcessReader if self._reader == "process" else BinlogReader
             reader = reader_type(
                 self.config.source,
                 state.position,

@@ -168,6 +168,7 @@ class Supervisor:
         rng: random.Random | None = None,
         max_failures: int | None = None,
         log_line: Callable[[str], None] | None = None,
+        reader: str | None = None,
     ) -> None:
         self.store = store.store if isinstance(store, Session) else store
         self.on_commit = on_commit
@@ -175,6 +176,7 @@ class Supervisor:
         self.clock: Clock = clock or RealClock()
         self.rng = rng or random.Random()
         self.max_failures = max_failures
+        self.reader = reader  # where connectors decode the binlog (`RunOptions.reader`)
         self._log = log_line or log.info
         self._lock = threading.Lock()
         self._connectors: dict[str, _Connector] = {}
@@ -264,7 +266,7 @@ class Supervisor:
                     reconnect=False,
                 )
                 try:
-                    runner.run(RunOptions())
+                    runner.run(RunOptions(reader=self.reader))
                     if c.stop.is_set():
                         break
                     error = "the binlog stream ended"

@@ -185,7 +185,9 @@ def create_app(
                 following = asyncio.create_task(follow(state, follow_interval))
             try:
                 if following is None:  # the writer runs the CDC connectors
-                    await replication.start(state, settings.cdc, settings.cdc_max_failures)
+                    await replication.start(
+                        state, settings.cdc, settings.cdc_max_failures, settings.cdc_reader
+                    )
                 yield
             finally:
                 await replication.stop(state, settings.cdc_stop_timeout)

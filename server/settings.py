@@ -76,6 +76,7 @@ class Settings(BaseSettings):
     cdc: tuple[Path, ...] = ()
     cdc_max_failures: int | None = Field(default=None, ge=1)
     cdc_stop_timeout: float = Field(default=30.0, gt=0)
+    cdc_reader: Literal["process", "thread"] = "process"  # where the binlog is decoded
     follow_interval: float = Field(default=0.1, gt=0, le=10)
 
     # lookups (profiles, membership) on a raw ASGI path in front of FastAPI's router
