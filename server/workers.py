@@ -111,10 +111,6 @@ class Readers:
     def _spawn(self) -> subprocess.Popen[bytes]:
         return subprocess.Popen(self.argv, env=self.env)
 
-    def pids(self) -> list[int]:
-        with self._lock:
-            return [p.pid for p in self._procs if p is not None]
-
     def _supervise(self) -> None:
         started = [time.monotonic()] * self.count
         pause = [0.0] * self.count

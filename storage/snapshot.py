@@ -66,6 +66,14 @@ class Live:
             or time.monotonic() - self.written_at >= FLUSH_SECONDS
         )
 
+    def queue(self, entity: Entity, change: Patch, version: int) -> None:
+        """The entity at `version`: `change` queued (applied at the next read), the queue merged
+        into one patch past PATCHES_MAX."""
+        self.patches.append(change)
+        if len(self.patches) > PATCHES_MAX:
+            self.patches = [merge_patches(entity, self.patches)]
+        self.version = version
+
     def written(self) -> None:
         """The file now holds `version`."""
         self.file_version, self.unflushed, self.commits = self.version, 0, 0

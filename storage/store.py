@@ -170,7 +170,8 @@ class Store:
         if not self.kv.read_only:
             return False
         with self._lock:
-            self.kv.catch_up()
+            if not self.kv.catch_up():  # the writer's files did not move: nothing new
+                return False
             seen = self._commit_count()
             if seen == self._seen:
                 return False
@@ -184,10 +185,7 @@ class Store:
                 if found is None:  # the writer trimmed the entries: reload it when next used
                     del self._snapshots[name]
                     continue
-                snap.patches.append(found)  # applied when next read, as the writer's own are
-                if len(snap.patches) > snapshot.PATCHES_MAX:
-                    snap.patches = [snapshot.merge_patches(self.entity(name), snap.patches)]
-                snap.version = version
+                snap.queue(self.entity(name), found, version)  # as the writer's own commits
             return True
 
     @staticmethod
@@ -571,10 +569,7 @@ class Store:
         self._trim.clear()
         for name, changed, snap_rows, version, flush in patches:
             snap = self._snapshots[name]
-            snap.patches.append((changed, snap_rows))
-            if len(snap.patches) > snapshot.PATCHES_MAX:
-                snap.patches = [snapshot.merge_patches(self.entity(name), snap.patches)]
-            snap.version = version
+            snap.queue(self.entity(name), (changed, snap_rows), version)
             snap.unflushed += len(changed)
             snap.commits += 1
             if flush:  # now and then: the file, and history past the retention

@@ -152,24 +152,23 @@ def store_or_server(data_dir: Path) -> Store | Served:
     writer), that server (`eql.cli.served.find_server`), said once on stderr. Neither: the
     store's lock error, exit 2."""
     from storage import Store
-    from storage.kv import StoreLockedError
 
-    with user_errors():
-        try:
-            return Store.open(data_dir)
-        except StoreLockedError as exc:
-            return _served_or_raise(data_dir, exc)
-    raise AssertionError  # unreachable: user_errors re-raises as typer.Exit
+    return _writable_or_server(data_dir, Store.open)
 
 
 def session_or_server(data_dir: Path) -> Session | Served:
     """As `store_or_server`, a session over the store opened for writing, or its server."""
     from runtime import Session
+
+    return _writable_or_server(data_dir, Session.open)
+
+
+def _writable_or_server(data_dir: Path, open_writable: Callable[[Path], T]) -> T | Served:
     from storage.kv import StoreLockedError
 
     with user_errors():
         try:
-            return Session.open(data_dir)
+            return open_writable(data_dir)
         except StoreLockedError as exc:
             return _served_or_raise(data_dir, exc)
     raise AssertionError  # unreachable: user_errors re-raises as typer.Exit
