@@ -44,6 +44,7 @@ class StoreLockedError(Exception):
 
 ROW_CACHE_BYTES = 256 << 20
 MIN_BLOB_BYTES = 16 << 10
+WRITE_BUFFER_BYTES = 4 << 20
 READER_OPEN_TRIES = 5
 # RocksDB's row cache (key -> value, for point lookups), shared by the stores of a process; the
 # cache must outlive every DB that uses it, hence module level. Allocated as it fills.
@@ -58,6 +59,11 @@ def _options() -> Options:
       value no longer reads, checksums and decompresses megabytes (it did: 250 us a `get` on a
       1M-user store; 12 us with blob files).
     - A row cache: a repeated lookup is answered without reading a block (3 us).
+
+    And for followers: a read-only open replays the writer's whole log (about 1.8 ms a MB, holding
+    the reader's interpreter lock), and the log holds what the memtable holds. A memtable of
+    `WRITE_BUFFER_BYTES` (RocksDB's default: 64 MB) keeps a reader's `catch_up()` at 2-5 ms under
+    a CDC apply instead of growing to 100 ms and more (benchmarks/RESULTS.md, bench_live).
     """
     opt = Options(raw_mode=True)
     opt.create_if_missing(True)
@@ -70,7 +76,17 @@ def _options() -> Options:
     opt.set_blob_compression_type(DBCompressionType.lz4())
     opt.set_enable_blob_gc(True)
     opt.set_row_cache(_ROW_CACHE)
+    opt.set_write_buffer_size(WRITE_BUFFER_BYTES)
     return opt
+
+
+def _open(path: Path, access: AccessType | None = None) -> Rdict:
+    """Open with `_options()` for the database and for its column family: given no column
+    families, rocksdict opens an existing store with the column family options saved at its
+    creation (OPTIONS-*), so a store made before a change of these options (the blob files, the
+    memtable size) would never get it."""
+    kwargs: dict[str, Any] = {} if access is None else {"access_type": access}
+    return Rdict(str(path), _options(), column_families={"default": _options()}, **kwargs)
 
 
 class KV:
@@ -96,7 +112,7 @@ class KV:
                 self._db = self._open_reader()
             else:
                 path.mkdir(parents=True, exist_ok=True)
-                self._db = Rdict(str(path), _options())
+                self._db = _open(path)
         except Exception as exc:  # rocksdict raises a bare Exception for a held lock
             if "lock" in str(exc).lower():
                 raise StoreLockedError(
@@ -113,7 +129,7 @@ class KV:
         writer removing a file it no longer needs (after a flush): a few quick tries."""
         for attempt in range(READER_OPEN_TRIES):
             try:
-                return Rdict(str(self.path), _options(), access_type=AccessType.read_only())
+                return _open(self.path, AccessType.read_only())
             except Exception:
                 if attempt == READER_OPEN_TRIES - 1:
                     raise
@@ -192,7 +208,7 @@ class KV:
             if self._failed:
                 with contextlib.suppress(Exception):  # closing flushes: "previous error" again
                     self._db.close()
-                self._db = Rdict(str(self.path), _options())
+                self._db = _open(self.path)
                 self._failed = False
             try:
                 self._db.write(batch, self._wopt)

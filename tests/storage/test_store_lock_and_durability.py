@@ -9,6 +9,9 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
+import storage.kv as kv_module
 from storage import ChangeSet, Store
 from storage.kv import DURABILITY, KV
 from tests.helpers_store import ROOT, customers_table, new_store
@@ -143,3 +146,36 @@ def test_large_values_go_to_blob_files_and_lookups_stay_small(tmp_path: Path) ->
     assert list((data / "rocks").glob("*.blob")), "no blob file after a flush"
     with Store.open(data, read_only=True) as store:
         assert store.get_meta(b"g:big\x00\x00\x00\x00\x01") == big
+
+
+def test_a_store_made_with_other_column_family_options_is_opened_with_ours(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rocksdict opens an existing store with the column family options saved at its creation
+    unless it is given them: a store made before a change (here RocksDB's 64 MB memtable, whose
+    log a reader replays at every catch-up) gets the current ones at its next open, writer and
+    reader alike, and keeps its data."""
+    rocks = tmp_path / "rocks"
+    with monkeypatch.context() as patch:
+        patch.setattr(kv_module, "WRITE_BUFFER_BYTES", 64 << 20)
+        old = KV(rocks)
+        old.commit({b"k": b"v"})
+        old.close()
+    cf = 'CFOptions "default"'
+    assert _rocks_options(rocks)[cf]["write_buffer_size"] == str(64 << 20)
+    writer = KV(rocks)
+    try:
+        assert _rocks_options(rocks)[cf]["write_buffer_size"] == str(kv_module.WRITE_BUFFER_BYTES)
+        assert _rocks_options(rocks)[cf]["enable_blob_files"] == "true"
+        # the log now turns over at the small memtable: a reader's catch-up replays little
+        for i in range(3 * kv_module.WRITE_BUFFER_BYTES // 100_000):
+            writer.commit({b"r%06d" % i: bytes(100_000 // 2) + b"%d" % i * 10})
+        logs = [p.stat().st_size for p in rocks.glob("*.log")]
+        assert logs and max(logs) < 2 * kv_module.WRITE_BUFFER_BYTES, logs
+        reader = KV(rocks, read_only=True)
+        try:
+            assert reader.get(b"k") == b"v"
+        finally:
+            reader.close()
+    finally:
+        writer.close()
