@@ -189,6 +189,14 @@ class Audiences:
         for ent in self.store.schema.entities:
             v = self.store.version(ent.name)
             cur = entities.get(ent.name)
+            if cur is not None and cur.version != v:
+                keys = self.store.keys_version(ent.name)
+                if keys is not None and keys <= cur.version:
+                    # only attributes changed since: the same keys and ids (a CDC apply of
+                    # updates does not rebuild the map every follow tick). Only reload reads
+                    # `version`, and reloads do not run at once (the server's take a lock)
+                    cur.version = v
+                    continue
             if cur is None or cur.version != v:
                 entities[ent.name] = self._load_entity(ent.name, v)
                 changed = True

@@ -8,6 +8,8 @@ Key space (every key starts with a one-letter family and a colon):
   r:<entity>\\0<id>          reverse of i: id -> encoded key
   n:<entity>                next dense id to allocate (uint32)
   v:<entity>                entity version, bumped by every committed change (uint64)
+  k:<entity>                the version of the last commit that created or deleted a key (uint64):
+                            lookups keep their key -> id map across updates of attributes
   c:<entity>\\0<version>     the keys one commit changed (Arrow IPC stream, one column `k`): lets a
                             snapshot file a few versions behind catch up; trimmed once persisted
   s:<stream>                event stream manifest (JSON: committed Arrow IPC segments)

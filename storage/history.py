@@ -109,18 +109,19 @@ def note(
     deleted: pa.Array,
     baseline: bool,
     puts: dict[bytes, bytes],
-) -> None:
+) -> bool:
     """Add to `puts` the history record of one commit of `entity` (its `version`, effective at
     `at` µs; `live` its snapshot before the commit): `upserted` = (keys, their new JSON rows,
     their stored rows if already read), `deleted` = keys; `baseline`: the keys it creates were
     there since forever. The rows being replaced come from the snapshot (few keys: from
-    RocksDB), compared as the JSON `e:` holds; nothing is written when no row really changes."""
-    if version <= 1:  # the first commit creates every key it holds: valid since forever
-        return
+    RocksDB), compared as the JSON `e:` holds; nothing is written when no row really changes.
+    Returns whether the set of live keys changed (a key created, or one that was there deleted)."""
     up_keys, up_new, old = upserted if upserted is not None else (deleted.slice(0, 0), [], None)
+    if version <= 1:  # the first commit creates every key it holds: valid since forever
+        return bool(len(up_keys))
     keys = pa.concat_arrays([up_keys, deleted])
     if not len(keys):
-        return
+        return False
     name = entity.key.name
     unread = deleted if old is not None else keys
     if old is None or len(unread):
@@ -129,14 +130,20 @@ def note(
     old_json = snapshot.rows_to_json(entity, old)
     where = pc.index_in(keys, value_set=old.column(name).combine_chunks())
     take: list[int] = []
+    keys_changed = False
     for i, j in enumerate(where.to_pylist()):
         if i >= len(up_new):  # a delete: of a key that was there
             if j is not None:
                 take.append(i)
-        elif (old_json[j] != up_new[i]) if j is not None else not baseline:
+                keys_changed = True
+        elif j is None:  # a key created
+            keys_changed = True
+            if not baseline:
+                take.append(i)
+        elif old_json[j] != up_new[i]:
             take.append(i)
     if not take:
-        return
+        return keys_changed
     picked = pa.array(take, type=pa.int64())
     rows = where.take(picked)  # null: absent before
     columns = {name: keys.take(picked)}
@@ -147,6 +154,7 @@ def note(
     puts[_record_key(entity.name, to, version)] = _ipc(pa.table(columns))
     puts[_index_key(entity.name, to, version)] = b""
     puts[_meta_key(entity.name)] = codec.dumps({**state, "last": to})
+    return keys_changed
 
 
 def _ipc(table: pa.Table) -> bytes:

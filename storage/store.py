@@ -297,6 +297,13 @@ class Store:
         raw = self.kv.get(codec.family_key("v", entity))
         return 0 if raw is None else codec.unpack_u64(raw)
 
+    def keys_version(self, entity: str) -> int | None:
+        """The entity version of the last commit that created or deleted one of its keys (an
+        update of attributes alone leaves it); None: unknown (a store from before it was kept),
+        take any version change as a change of keys."""
+        raw = self.kv.get(codec.family_key("k", entity))
+        return None if raw is None else codec.unpack_u64(raw)
+
     def get(self, entity: str, key: int | str) -> dict[str, Any] | None:
         """One entity row by key as a JSON-like dict (key included), or None."""
         ent = self.entity(entity)
@@ -515,7 +522,13 @@ class Store:
             baseline = change.baseline or (
                 change.effective_time is None and self.history_time(name) is None
             )  # an import into an entity none of whose rows changed yet adds to its first load
-            history.note(self.kv, ent, snap, version, at, upserted, deleted, baseline, puts)
+            keys_changed = history.note(
+                self.kv, ent, snap, version, at, upserted, deleted, baseline, puts
+            )
+            keys_key = codec.family_key("k", name)
+            # (a store from before `k:` gets it at its next commit, whatever that changes)
+            if keys_changed or self.kv.get(keys_key) is None:
+                puts[keys_key] = codec.pack_u64(version)
             puts[codec.family_key("v", name)] = codec.pack_u64(version)
             flush = snap.due(len(changed))
             if flush:  # the file will hold this version: the changed keys before it are moot

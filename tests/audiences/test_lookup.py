@@ -119,3 +119,65 @@ entities:
         assert got == [0 <= k < 200 and k % 7 >= 4 for k in probe.tolist()]
     finally:
         store.close()
+
+
+THINGS = """
+version: 1
+entities:
+  things:
+    key: {name: id, type: int}
+    attributes:
+      score: int
+"""
+
+
+def _upsert(store: Store, ids: list[int], score: int) -> None:
+    c = ChangeSet()
+    c.upserts["things"] = pa.table({"id": ids, "score": [score] * len(ids)})
+    store.commit(c)
+
+
+def _delete(store: Store, ids: list[int]) -> None:
+    c = ChangeSet()
+    c.deletes["things"] = pa.array(ids, pa.int64())
+    store.commit(c)
+
+
+def test_reload_keeps_the_key_map_across_updates_and_rebuilds_it_when_keys_change(
+    tmp_path: Path,
+) -> None:
+    """An update of attributes alone keeps the loaded key -> id map (a reader following a CDC
+    apply of updates does not rebuild it each tick); a created, deleted or re-created key
+    rebuilds it. After every step the map equals a fresh load's (the oracle)."""
+    store = Store.create(tmp_path / "s", THINGS, "t.yaml")
+    try:
+        _upsert(store, list(range(10)), 1)
+        aud = Audiences(store)
+        loaded = aud._state.entities["things"]
+
+        def same_as_fresh() -> None:
+            assert aud.key_ids("things") == Audiences(store).key_ids("things")
+
+        _upsert(store, [1, 2, 3], 5)  # existing keys: attributes only
+        assert store.keys_version("things") == 1
+        aud.reload()
+        assert aud._state.entities["things"] is loaded  # kept, not rebuilt
+        assert aud._state.entities["things"].version == store.version("things")
+        same_as_fresh()
+        steps = [
+            lambda: _upsert(store, [10, 11], 2),  # created
+            lambda: _delete(store, [4]),  # deleted
+            lambda: _upsert(store, [4], 3),  # created again: its old id, alive again
+            lambda: _delete(store, [99]),  # a key that is not there: no change of keys
+            lambda: _upsert(store, [0, 10], 7),  # updates only
+        ]
+        rebuilt = [True, True, True, False, False]
+        for step, rebuild in zip(steps, rebuilt, strict=True):
+            before = aud._state.entities["things"]
+            step()
+            aud.reload()
+            assert (aud._state.entities["things"] is not before) == rebuild
+            same_as_fresh()
+        assert 4 in aud.key_ids("things") and 99 not in aud.key_ids("things")
+    finally:
+        store.close()
