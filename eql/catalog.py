@@ -73,8 +73,62 @@ class SegmentRef:
         return f"segment {self.name} (generation {self.generation}, version {self.version})"
 
 
+@dataclass(frozen=True, slots=True)
+class RollupMeasure:
+    """One aggregate a `RollupRef` computes per key: `func` is `count` (rows; `column` None),
+    `count` of a column (its non-null values), `sum`, `min` or `max` of `column`, over the
+    events whose time is in `[start, end)` (UTC microseconds; None: unbounded)."""
+
+    func: str
+    column: str | None
+    start: int | None
+    end: int | None
+    type: types.Type  # of the answer (the aggregate's)
+    overflow: str | None = None  # an integer sum: its text, named when it leaves int64
+
+    def __str__(self) -> str:
+        arg = "*" if self.column is None else self.column
+        return f"{self.func}({arg}) in {_window(self.start, self.end)}"
+
+
+@dataclass(frozen=True, slots=True)
+class RollupRef:
+    """Per-key aggregates of a stream's events, answered from the stream's per-entity index (its
+    events with an integer reference `by`, sorted by it; `storage.rollups`) instead of a scan
+    and a hash aggregation: one row per key with an event whose `time` is in `[start, end)`,
+    columns `key` and `m0`, `m1`, ... (one per measure, as a grouped aggregate of those events
+    with each measure's own window as its FILTER would give). Planned by the `rollups` rule."""
+
+    stream: str
+    by: str
+    time: str | None  # the column the windows are on (None: no window)
+    start: int | None
+    end: int | None
+    measures: tuple[RollupMeasure, ...] = ()
+
+    def __str__(self) -> str:
+        """What it computes; a measure's window is shown where it is not the key window."""
+        shown = [
+            str(m)
+            if (m.start, m.end) != (self.start, self.end)
+            else f"{m.func}({'*' if m.column is None else m.column})"
+            for m in self.measures
+        ]
+        what = ", ".join(shown) or "keys"
+        return f"rollup {self.stream} by {self.by} in {_window(self.start, self.end)}: {what}"
+
+
+def _window(start: int | None, end: int | None) -> str:
+    def at(us: int | None) -> str:
+        if us is None:
+            return "..."
+        return (dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=us)).isoformat()
+
+    return f"[{at(start)}, {at(end)})"
+
+
 VersionRef = TagRef | SegmentRef
-TableRef = EntityTable | StreamTable | TagRef | SegmentRef
+TableRef = EntityTable | StreamTable | TagRef | SegmentRef | RollupRef
 
 
 def ref_key(ref: TableRef) -> tuple[str, str, int, int]:
@@ -83,6 +137,8 @@ def ref_key(ref: TableRef) -> tuple[str, str, int, int]:
         return type(ref).__name__, ref.name, 0, -1 if ref.at is None else ref.at
     if isinstance(ref, StreamTable):
         return type(ref).__name__, ref.name, 0, 0
+    if isinstance(ref, RollupRef):
+        return type(ref).__name__, str(ref), 0, 0
     return type(ref).__name__, ref.name, ref.generation, ref.version
 
 

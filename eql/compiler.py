@@ -21,6 +21,7 @@ from eql.diagnostics import Diagnostic, EqlError
 from eql.planner import logical
 from eql.planner.explain import format_bound, format_plan
 from eql.planner.plan import plan
+from eql.planner.rules import RULES, Rules
 from eql.syntax import ast, format_statement, parse
 
 
@@ -46,10 +47,13 @@ def compile_query(
     now: dt.datetime | None = None,
     catalog: Catalog = EMPTY,
     names: Names | None = None,
+    rules: Rules = RULES,
 ) -> Compiled:
     """Parse, bind and plan one query; raises EqlError with every diagnostic of the stage.
     `catalog` holds the tags and segments of the store (see `eql.catalog`); `names` is the
-    schema's name index, for a caller that keeps one (`eql.binder.Names`)."""
+    schema's name index, for a caller that keeps one (`eql.binder.Names`); `rules` the plan
+    rewrites to apply (all by default; `eql.planner.rules.WITHOUT_ROLLUPS`: no per-entity
+    index)."""
     stmt = parse_cached(text)
     stage: str | None = None
     if isinstance(stmt, ast.Explain):
@@ -57,7 +61,7 @@ def compile_query(
         stmt = stmt.statement
     reference = now or dt.datetime.now(dt.UTC)
     query = bind(stmt, schema, text, params or {}, reference, catalog, names)
-    return Compiled(text, stmt, query, plan(query, schema), stage)
+    return Compiled(text, stmt, query, plan(query, schema, rules), stage)
 
 
 def compile_per_entity(
@@ -68,6 +72,7 @@ def compile_per_entity(
     now: dt.datetime,
     catalog: Catalog = EMPTY,
     names: Names | None = None,
+    rules: Rules = RULES,
 ) -> Compiled:
     """`find` (a FIND of one entity, not grouped) planned with the entity's dense id as its first
     result column, then its RETURN items: how a definition computes its values per entity.
@@ -92,7 +97,7 @@ def compile_per_entity(
     items = query.items if find.returns else ()
     with_id = (bound.Item(bound.Column(bound.ROOT, ID_COLUMN, types.INT), ID_COLUMN), *items)
     query = dataclasses.replace(query, items=with_id)
-    return Compiled(text, find, query, plan(query, schema), None)
+    return Compiled(text, find, query, plan(query, schema, rules), None)
 
 
 def explain_text(compiled: Compiled, stage: str, datafusion: str = "") -> str:

@@ -32,6 +32,7 @@ from eql.binder import Names
 from eql.catalog import (
     Catalog,
     EntityTable,
+    RollupRef,
     SegmentRef,
     StreamTable,
     TableRef,
@@ -40,10 +41,11 @@ from eql.catalog import (
 )
 from eql.compiler import Compiled, compile_query, explain_text
 from eql.diagnostics import Diagnostic, EqlError
-from eql.planner import logical, to_datafusion
+from eql.planner import logical, overflow, to_datafusion
+from eql.planner.rules import RULES, WITHOUT_ROLLUPS, Rules
 from runtime.catalog import catalog_of, segment_arrow
 from runtime.plans import PlanCache
-from storage import Store
+from storage import Store, rollups
 from storage.audiences import AudienceStore
 from storage.history import HistoryGone, format_us, to_us
 
@@ -55,10 +57,14 @@ class EngineSettings:
     # rows of one record batch: what one step of an operator holds (a wide row times this is
     # what a projection allocates at once, and what DataFusion's allocator keeps afterwards)
     batch_size: int = 8192  # DataFusion's own default; lower it where rows are very wide
+    # per-entity aggregates of a stream from its index (`eql.planner.rules.rollups`,
+    # `storage.rollups`); off: every aggregate scans the stream (the oracle runs both)
+    rollups: bool = True
 
 
 FRAMES = 128  # DataFrames kept for cached plans
 AS_OF_TABLES = 8  # entity tables of past times kept registered
+ROLLUP_TABLES = 32  # answers of the per-entity index kept registered (one per window and stream)
 # a plan, the tables it reads, their versions when it was emitted, and its DataFrame
 Frame = tuple[logical.Plan, tuple[TableRef, ...], tuple[object, ...], to_datafusion.Frame]
 
@@ -86,6 +92,7 @@ class Engine:
         self._past: OrderedDict[tuple[int, int, tuple[str, ...]], tuple[logical.Plan, logical.Plan]]
         self._past = OrderedDict()
         self._past_tables: OrderedDict[EntityTable, None] = OrderedDict()  # registered, LRU
+        self._rollups: OrderedDict[RollupRef, None] = OrderedDict()  # registered, LRU
 
     # ---- tags and segments -------------------------------------------------------------------
     def catalog(self) -> Catalog:
@@ -143,6 +150,13 @@ class Engine:
                     return
                 version = v
                 data = self.audiences.tag_values(generation, v)
+            case RollupRef(stream=stream):
+                version = self.store.stream_version(stream)
+                if self._versions.get(ref) == version:
+                    self._rollups.move_to_end(ref)
+                    return
+                data = self._rollup(ref)
+                self._keep(ref, self._rollups, ROLLUP_TABLES)
             case _:
                 assert_never(ref)
         if data is None:  # a version dropped after the query was compiled
@@ -163,12 +177,31 @@ class Engine:
                 self._frames.clear()
             self._versions[ref] = version
 
+    def _rollup(self, ref: RollupRef) -> pa.Table:
+        """The answer of the stream's per-entity index to `ref` (`storage.rollups`)."""
+        index, table = self.store.indexes.get(ref.stream, ref.by)
+        measures = [
+            rollups.Measure(m.func, m.column, m.start, m.end, to_datafusion.arrow_type(m.type))
+            for m in ref.measures
+        ]
+        try:
+            return rollups.aggregate(index, table, ref.time, ref.start, ref.end, measures)
+        except rollups.SumOverflow as exc:
+            label = ref.measures[exc.measure].overflow or "sum"
+            message = overflow.exact_sum_message(label, exc.value)
+            raise to_datafusion.Overflow(message, overflow.SUM_HINT) from None
+
     def _keep_past(self, ref: EntityTable) -> None:
-        """Make room for one more table of a past time: the least recently used one goes (with
-        the DataFrames that read it). Under the store's lock, as every registration."""
-        self._past_tables[ref] = None
-        while len(self._past_tables) > AS_OF_TABLES:
-            old, _ = self._past_tables.popitem(last=False)
+        self._keep(ref, self._past_tables, AS_OF_TABLES)
+
+    def _keep(self, ref: TableRef, kept: OrderedDict[Any, None], most: int) -> None:
+        """Make room for one more table of a kind kept by recent use (of a past time, of the
+        index): the least recently used one goes (with the DataFrames that read it). Under the
+        store's lock, as every registration."""
+        kept[ref] = None
+        kept.move_to_end(ref)
+        while len(kept) > most:
+            old, _ = kept.popitem(last=False)
             with self._lock:
                 self._ctx.deregister_table(to_datafusion.table_name(old))
                 self._versions.pop(old, None)
@@ -234,7 +267,14 @@ class Engine:
     def _compile(
         self, text: str, params: Mapping[str, Any] | None, now: dt.datetime | None
     ) -> Compiled:
-        return compile_query(text, self.store.schema, params, now, self.catalog(), self.names)
+        return compile_query(
+            text, self.store.schema, params, now, self.catalog(), self.names, self.rules
+        )
+
+    @property
+    def rules(self) -> Rules:
+        """The plan rewrites this engine's plans get (without `rollups` when it is off)."""
+        return RULES if self.settings.rollups else WITHOUT_ROLLUPS
 
     def frame(self, compiled: Compiled) -> to_datafusion.Frame:
         """The DataFrame of a compiled plan over its tables (the current ones, or an entity's of
@@ -252,6 +292,8 @@ class Engine:
                     self._register_one(ref)
             except HistoryGone as exc:
                 raise history_gone(compiled, exc) from None
+            except to_datafusion.ExecutionFailed as exc:  # an index's answer (a sum's overflow)
+                raise runtime_error(compiled, exc) from None
             versions = tuple(self._versions.get(ref) for ref in refs)
             if plan is not compiled.plan:  # a table of the past may go once the lock is let go
                 return self._emitted(compiled, plan, refs, versions)

@@ -38,7 +38,7 @@ import pyarrow.compute as pc
 
 from entities import Entity, Schema, parse_schema
 from entities.arrow import ID_COLUMN, arrow_type, entity_schema, stream_schema
-from storage import codec, history, migrate, segments, snapshot
+from storage import codec, history, migrate, rollups, segments, snapshot
 from storage.ids import IdsExhausted, ensure_ids
 from storage.kv import DURABILITY, KV, StoreLockedError
 
@@ -106,6 +106,8 @@ class Store:
         self._trim: dict[str, int] = {}  # entity -> drop its `c:` entries up to this version
         self._tails: dict[str, pa.Table] = {}
         self._at: dict[tuple[str, int, int], pa.Table] = {}  # (entity, time, version) -> table
+        # the streams' per-entity indexes (`storage.rollups`), extended as the streams grow
+        self.indexes = rollups.Indexes(self.event_table, self.stream_version)
         self._seen = self._commit_count()  # a reader: the writer's commits its caches reflect
 
     # ---- opening -------------------------------------------------------------------------
@@ -451,6 +453,10 @@ class Store:
 
     def event_files(self, stream: str) -> list[Path]:
         return [self.segment_path(stream, s) for s in self.segments(stream)]
+
+    def stream_version(self, stream: str) -> tuple[int, int]:
+        """What changes whenever the stream grows: (segments, rows in the tail)."""
+        return len(self.segments(stream)), self.tail_table(stream).num_rows
 
     def event_count(self, stream: str) -> int:
         return sum(s.rows for s in self.segments(stream)) + int(self.tail_table(stream).num_rows)

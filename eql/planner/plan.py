@@ -9,12 +9,10 @@ from eql.planner import logical
 from eql.planner.join_kinds import classify
 from eql.planner.lower import Lowerer, all_of
 from eql.planner.overflow import sum_check
-from eql.planner.rules import RULES, Rule
+from eql.planner.rules import RULES, Rules
 
 
-def plan(
-    query: bound.BoundQuery, schema: Schema, rules: tuple[tuple[str, Rule], ...] = RULES
-) -> logical.Plan:
+def plan(query: bound.BoundQuery, schema: Schema, rules: Rules = RULES) -> logical.Plan:
     """The logical plan of a bound query, after the rewrite `rules` (all of them by default)."""
     out = _plan(query, schema)
     for _, rule in rules:

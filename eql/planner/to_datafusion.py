@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import decimal
+import hashlib
 import re
 from collections.abc import AsyncGenerator, Callable, Iterator
 from typing import Any, assert_never
@@ -29,7 +30,7 @@ from datafusion import (
 from datafusion.record_batch import RecordBatchStream
 
 from eql.binder.bound import AggFunc, BinOp, UnaryOp
-from eql.catalog import EntityTable, SegmentRef, StreamTable, TableRef, TagRef
+from eql.catalog import EntityTable, RollupRef, SegmentRef, StreamTable, TableRef, TagRef
 from eql.diagnostics import InternalError
 from eql.planner import logical, overflow
 from eql.types import Kind, Type
@@ -414,6 +415,8 @@ def table_name(ref: TableRef) -> str:
             return f"__tag__{g}__v{v}"
         case SegmentRef(generation=g, version=v):
             return f"__seg__{g}__v{v}"
+        case RollupRef():  # by a digest of what it computes (stream, key, windows, measures)
+            return "__rollup__" + hashlib.sha256(str(ref).encode()).hexdigest()[:24]
     assert_never(ref)
 
 

@@ -48,7 +48,7 @@ def bind_entity(
 ) -> Compiled:
     """Compile `find` per entity (`eql.compiler.compile_per_entity`) against the engine's store."""
     return compile_per_entity(
-        find, text, engine.store.schema, params, now, engine.catalog(), engine.names
+        find, text, engine.store.schema, params, now, engine.catalog(), engine.names, engine.rules
     )
 
 

@@ -72,4 +72,43 @@ CASES: dict[str, list[tuple[str, str, bool]]] = {
         ),
         ("other stream", "FIND users WHERE DID visit RETURN id, count(purchase) AS n", LEAVES),
     ],
+    "rollups": [
+        (
+            "a windowed sum and a DID",
+            "FIND users WHERE sum(purchase.amount DURING LAST 365 DAYS) > 1000 "
+            "AND NOT DID purchase DURING LAST 60 DAYS RETURN id",
+            REWRITES,
+        ),
+        (
+            "counts, min and max of several windows over one scan",
+            "FIND users WHERE DID visit DURING LAST 30 DAYS RETURN id, "
+            "count(visit DURING LAST 7 DAYS) AS v7, max(visit.time DURING LAST 30 DAYS) AS last, "
+            "min(purchase.amount) AS least, count(purchase.channel) AS with_channel",
+            REWRITES,
+        ),
+        (
+            "lifetime aggregates of stores",
+            "FIND stores RETURN id, sum(purchase.quantity) AS items, count(purchase) AS n",
+            REWRITES,
+        ),
+        # a filter on a field; DISTINCT; an average; a float sum; first/last; an event query
+        (
+            "filter on a field",
+            "FIND users WHERE sum(purchase.amount WHERE channel = 'app') > 10 RETURN id",
+            LEAVES,
+        ),
+        (
+            "distinct",
+            "FIND users RETURN id, count(DISTINCT purchase.store) AS stores",
+            LEAVES,
+        ),
+        ("average", "FIND users RETURN id, avg(purchase.amount) AS a", LEAVES),
+        ("float sum", "FIND users RETURN id, sum(visit.duration_min) AS minutes", LEAVES),
+        ("last value", "FIND users RETURN id, last(purchase.amount) AS latest", LEAVES),
+        (
+            "events",
+            "FIND EVENTS purchase DURING LAST 7 DAYS GROUP BY store RETURN store, count() AS n",
+            LEAVES,
+        ),
+    ],
 }

@@ -73,7 +73,7 @@ def test_rule(demo_engine: Engine, rule: str, name: str, text: str, rewrites: bo
     assert (after != before) is rewrites
     assert RULE[rule](after) == after  # a rule's result is a fixed point of it
     ctx = demo_engine.peer_context()
-    for ref in sorted(logical.tables(before), key=str):
+    for ref in sorted(logical.tables(before) | logical.tables(after), key=str):
         demo_engine._register_one(ref)
     rows_before = to_datafusion.execute(before, ctx).to_pylist()
     rows_after = to_datafusion.execute(after, ctx).to_pylist()

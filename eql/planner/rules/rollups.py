@@ -1,0 +1,228 @@
+"""Answer per-entity aggregates of a stream from its per-entity index (`RollupRef`).
+
+The lowering gives every aggregate over a stream seen from an entity the shape
+
+    Aggregate group [g := fk] aggs [a := count(*) | count(x) | sum(x) | min(x) | max(x) ...]
+      Filter* (fk IS NOT NULL, the time window)
+        Scan stream [...]
+
+and every `DID` the same input under a `Project [fk]` (the right side of a semi or anti join).
+When the filters are only `fk IS NOT NULL` and a window on one timestamp column, the key is an
+integer, and every aggregate is a count, or a sum, min or max of an integer or a decimal (up to
+18 digits: exact in 64 bits), or a min or max of a timestamp, each with no FILTER but a window on
+that same column, the rule puts one `Scan` of a `RollupRef` in place of the subtree: the runtime
+answers it from the stream's events sorted by the key (`storage.rollups`), with no scan of the
+whole stream and no hash aggregation, and the answer equal to the aggregate's (an integer sum
+is exact there too, and one that leaves int64 fails as on the events, E303). Anything else (a filter
+on another field, DISTINCT, first/last, avg, a float sum, a string key) stays as it is.
+`EXPLAIN` shows which: a `Scan rollup ...` line, or the aggregate over the stream's scan.
+
+May import: `eql.planner.logical`, `eql.binder.bound` (operators), `eql.catalog`, the standard
+library.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from eql.binder.bound import AggFunc, BinOp
+from eql.catalog import RollupMeasure, RollupRef, StreamTable
+from eql.planner import logical
+from eql.planner.rules.walk import conjuncts, rewrite_up
+from eql.types import Kind, Type
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+MAX_DECIMAL_DIGITS = 18  # a decimal of up to 18 digits is an exact int64 of its scaled value
+
+Window = tuple[int | None, int | None]
+
+
+def rule(plan: logical.Plan) -> logical.Plan:
+    return rewrite_up(plan, _rewrite)
+
+
+def _rewrite(node: logical.Plan) -> logical.Plan:
+    if isinstance(node, logical.Aggregate):
+        return _aggregate(node) or node
+    if isinstance(node, logical.Project):
+        return _keys(node) or node
+    return node
+
+
+# ---- the input: Filter*(Scan stream) with only a not-null key and a window ------------------
+class _Source:
+    def __init__(
+        self,
+        scan: logical.Scan,
+        stream: str,
+        by: str,
+        time: str | None,
+        window: Window,
+        types: dict[str, Type],
+    ) -> None:
+        self.scan = scan
+        self.stream = stream
+        self.by = by
+        self.time = time
+        self.window = window
+        self.types = types
+
+
+def _source(plan: logical.Plan, key: logical.ColumnId) -> _Source | None:
+    filters: list[logical.LExpr] = []
+    while isinstance(plan, logical.Filter):
+        filters.extend(conjuncts(plan.predicate))
+        plan = plan.input
+    if not isinstance(plan, logical.Scan) or not isinstance(plan.table, StreamTable):
+        return None
+    names = {cid: name for name, cid, _ in plan.columns}
+    types = {name: ty for name, _, ty in plan.columns}
+    by = names.get(key)
+    if by is None or types[by].kind is not Kind.INT:
+        return None
+    bounds: list[tuple[str, BinOp, int]] = []
+    not_null = False
+    for f in filters:
+        if (
+            isinstance(f, logical.LIsNull)
+            and f.negated
+            and isinstance(f.arg, logical.LCol)
+            and f.arg.id == key
+        ):
+            not_null = True
+            continue
+        bound = _bound(f, names, types)
+        if bound is None:
+            return None
+        bounds.append(bound)
+    if not not_null:
+        return None
+    time_columns = {name for name, _, _ in bounds}
+    if len(time_columns) > 1:
+        return None
+    window = _window([(op, us) for _, op, us in bounds])
+    return _Source(plan, plan.table.name, by, next(iter(time_columns), None), window, types)
+
+
+def _bound(
+    e: logical.LExpr, names: dict[logical.ColumnId, str], types: dict[str, Type]
+) -> tuple[str, BinOp, int] | None:
+    """`time >= literal` or `time < literal` on a timestamp column: (column, op, UTC µs)."""
+    if not (isinstance(e, logical.LBinary) and e.op in (BinOp.GE, BinOp.LT)):
+        return None
+    if not (isinstance(e.left, logical.LCol) and isinstance(e.right, logical.LLit)):
+        return None
+    name = names.get(e.left.id)
+    value = e.right.value
+    if name is None or types[name].kind is not Kind.TIMESTAMP:
+        return None
+    if not isinstance(value, dt.datetime) or value.tzinfo is None:
+        return None
+    return name, e.op, _us(value)
+
+
+def _window(bounds: list[tuple[BinOp, int]]) -> Window:
+    start = max((us for op, us in bounds if op is BinOp.GE), default=None)
+    end = min((us for op, us in bounds if op is BinOp.LT), default=None)
+    return start, end
+
+
+def _us(t: dt.datetime) -> int:
+    delta = t - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+# ---- the two shapes ----------------------------------------------------------------------
+def _keys(node: logical.Project) -> logical.Plan | None:
+    """`Project [k := fk]` over the source: the keys with an event in the window."""
+    if len(node.items) != 1:
+        return None
+    expr, out = node.items[0]
+    if not isinstance(expr, logical.LCol):
+        return None
+    src = _source(node.input, expr.id)
+    if src is None:
+        return None
+    ref = RollupRef(src.stream, src.by, src.time, *src.window)
+    return logical.Scan(ref, (("key", out, src.types[src.by]),))
+
+
+def _aggregate(node: logical.Aggregate) -> logical.Plan | None:
+    if len(node.group) != 1:
+        return None
+    expr, group_out = node.group[0]
+    if not isinstance(expr, logical.LCol):
+        return None
+    src = _source(node.input, expr.id)
+    if src is None:
+        return None
+    names = {cid: name for name, cid, _ in src.scan.columns}
+    measures: list[RollupMeasure] = []
+    time = src.time
+    for agg, _ in node.aggs:
+        measure = _measure(agg, names, src)
+        if measure is None:
+            return None
+        found, window = measure
+        if window is not None:
+            if time is not None and window[0] != time:
+                return None
+            time = window[0]
+        measures.append(found)
+    start, end = src.window
+    ref = RollupRef(src.stream, src.by, time, start, end, tuple(measures))
+    columns = [("key", group_out, src.types[src.by])]
+    columns += [(f"m{i}", out, agg.type) for i, (agg, out) in enumerate(node.aggs)]
+    return logical.Scan(ref, tuple(columns))
+
+
+def _measure(
+    agg: logical.LAgg, names: dict[logical.ColumnId, str], src: _Source
+) -> tuple[RollupMeasure, tuple[str, Window] | None] | None:
+    if agg.distinct or agg.order_by is not None:
+        return None
+    column: str | None = None
+    if agg.arg is not None:
+        if not isinstance(agg.arg, logical.LCol) or agg.arg.id not in names:
+            return None
+        column = names[agg.arg.id]
+        if not _answerable(agg.func, src.types[column]):
+            return None
+    elif agg.func is not AggFunc.COUNT:
+        return None
+    start, end = src.window
+    window: tuple[str, Window] | None = None
+    if agg.filter is not None:
+        bounds = []
+        for f in conjuncts(agg.filter):
+            bound = _bound(f, names, src.types)
+            if bound is None:
+                return None
+            bounds.append(bound)
+        if len({name for name, _, _ in bounds}) != 1:
+            return None
+        own = _window([(op, us) for _, op, us in bounds])
+        window = (bounds[0][0], own)
+        start = _later(start, own[0])
+        end = _earlier(end, own[1])
+    measure = RollupMeasure(agg.func.value, column, start, end, agg.type, agg.overflow)
+    return measure, window
+
+
+def _later(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else max(a, b)
+
+
+def _earlier(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _answerable(func: AggFunc, ty: Type) -> bool:
+    exact = ty.kind is Kind.INT or (ty.kind is Kind.DECIMAL and ty.precision <= MAX_DECIMAL_DIGITS)
+    if func is AggFunc.COUNT:  # of non-null values: any type
+        return True
+    if func is AggFunc.SUM:
+        return exact
+    if func in (AggFunc.MIN, AggFunc.MAX):
+        return exact or ty.kind is Kind.TIMESTAMP
+    return False
