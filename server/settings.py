@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     memory_limit: int | None = Field(default=1 << 30, ge=1)  # DataFusion's spill pool, bytes
     target_partitions: int = Field(default=2, ge=1, le=64)
     batch_size: int = Field(default=8192, ge=64, le=1 << 20)  # rows of a DataFusion batch
+    # per-entity aggregates from the streams' per-entity index (`storage.rollups`); 0: scan
+    rollups: bool = True
 
     # heavy work: EQL queries and explains
     query_workers: int = Field(default=4, ge=1, le=256)  # concurrent queries (threads)
@@ -100,6 +102,7 @@ class Settings(BaseSettings):
             target_partitions=self.target_partitions,
             memory_limit=self.memory_limit,
             batch_size=self.batch_size,
+            rollups=self.rollups,
         )
 
     @property

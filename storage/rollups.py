@@ -83,11 +83,16 @@ def _values(data: pa.ChunkedArray | pa.Array) -> Column:
     return values, valid
 
 
+def _position_type(rows: int) -> type[np.signedinteger]:
+    """Positions in 4 bytes while the stream has fewer than 2**31 events."""
+    return np.int32 if rows < 2**31 else np.int64
+
+
 def _sorted_keys(table: pa.Table, by: str, lo: int) -> tuple[np.ndarray, np.ndarray]:
     """(keys, positions) of rows lo.. of `table` with `by` not null, sorted by key (stable)."""
     col = table.column(by).slice(lo)
     keys = np.asarray(pc.fill_null(col.cast(pa.int64()), 0), dtype=np.int64)
-    positions = np.arange(lo, lo + len(keys), dtype=np.int64)
+    positions = np.arange(lo, lo + len(keys), dtype=_position_type(lo + len(keys)))
     if col.null_count:
         valid = np.asarray(pc.is_valid(col), dtype=bool)
         keys, positions = keys[valid], positions[valid]
@@ -120,6 +125,8 @@ class EventIndex:
         if table.num_rows == self.covered:
             return
         keys, positions = _sorted_keys(table, self.by, self.covered)
+        if positions.dtype != self.positions.dtype:  # the stream passed 2**31 events
+            self.positions = self.positions.astype(np.int64)
         at = np.searchsorted(self.keys, keys, side="right")
         self.keys = np.insert(self.keys, at, keys)
         self.positions = np.insert(self.positions, at, positions)
@@ -132,6 +139,13 @@ class EventIndex:
                 merged_valid = np.insert(old, at, new)
             self._columns[name] = (np.insert(values, at, new_values), merged_valid)
         self.covered = table.num_rows
+
+    def rows_of(self, key: int) -> np.ndarray:
+        """The stream positions of one key's events, in append order: one entity's history
+        without a scan (two binary searches)."""
+        lo = np.searchsorted(self.keys, key, side="left")
+        hi = np.searchsorted(self.keys, key, side="right")
+        return self.positions[lo:hi]
 
     @property
     def nbytes(self) -> int:
