@@ -179,13 +179,14 @@ class Engine:
 
     def _rollup(self, ref: RollupRef) -> pa.Table:
         """The answer of the stream's per-entity index to `ref` (`storage.rollups`)."""
-        index, table = self.store.indexes.get(ref.stream, ref.by)
         measures = [
             rollups.Measure(m.func, m.column, m.start, m.end, to_datafusion.arrow_type(m.type))
             for m in ref.measures
         ]
         try:
-            return rollups.aggregate(index, table, ref.time, ref.start, ref.end, measures)
+            return self.store.indexes.answer(
+                ref.stream, ref.by, ref.time, ref.start, ref.end, measures
+            )
         except rollups.SumOverflow as exc:
             label = ref.measures[exc.measure].overflow or "sum"
             message = overflow.exact_sum_message(label, exc.value)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import decimal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -277,10 +278,57 @@ class Indexes:
     writer). `events(stream)` is the stream's table in append order, `version(stream)` what
     changes whenever it grows. The caller serialises calls (the store's lock)."""
 
-    def __init__(self, events: Callable[[str], pa.Table], version: Callable[[str], object]) -> None:
+    def __init__(
+        self,
+        events: Callable[[str], pa.Table],
+        version: Callable[[str], object],
+        parts: Callable[[str], list[tuple[str, pa.Table, int | None, int | None]]] | None = None,
+    ) -> None:
         self._events = events
         self._version = version
+        self._parts_of = parts
         self._built: dict[tuple[str, str], tuple[object, EventIndex, pa.Table]] = {}
+        # per stream: its version and its parts, with their int64 columns (rollups_dense)
+        self._parts: dict[str, tuple[object, dict[str, Any]]] = {}
+
+    def parts(self, stream: str) -> list[Any]:
+        """The stream's parts (`storage.rollups_dense.Part`), a segment's kept while it exists
+        (its columns converted once), the tail's anew when it changed."""
+        from storage.rollups_dense import Part  # that module builds on this one
+
+        if self._parts_of is None:
+            raise ValueError("these indexes were made without the stream's parts")
+        version = self._version(stream)
+        found = self._parts.get(stream)
+        if found is not None and found[0] == version:
+            return list(found[1].values())
+        old = {} if found is None else found[1]
+        parts = {
+            part_id: old.get(part_id) or Part(table, lo, hi)
+            for part_id, table, lo, hi in self._parts_of(stream)
+        }
+        self._parts[stream] = (version, parts)
+        return list(parts.values())
+
+    def answer(
+        self,
+        stream: str,
+        by: str,
+        time: str | None,
+        start: int | None,
+        end: int | None,
+        measures: Sequence[Measure],
+    ) -> pa.Table:
+        """The per-key aggregates: from the stream's parts with accumulators indexed by key when
+        its keys are dense (`storage.rollups_dense`), else from the sorted index."""
+        from storage.rollups_dense import aggregate as dense
+
+        if self._parts_of is not None:
+            found = dense(self.parts(stream), by, time, start, end, measures)
+            if found is not None:
+                return found
+        index, table = self.get(stream, by)
+        return aggregate(index, table, time, start, end, measures)
 
     def get(self, stream: str, by: str) -> tuple[EventIndex, pa.Table]:
         version = self._version(stream)
@@ -298,3 +346,4 @@ class Indexes:
 
     def clear(self) -> None:
         self._built.clear()
+        self._parts.clear()

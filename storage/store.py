@@ -107,7 +107,7 @@ class Store:
         self._tails: dict[str, pa.Table] = {}
         self._at: dict[tuple[str, int, int], pa.Table] = {}  # (entity, time, version) -> table
         # the streams' per-entity indexes (`storage.rollups`), extended as the streams grow
-        self.indexes = rollups.Indexes(self.event_table, self.stream_version)
+        self.indexes = rollups.Indexes(self.event_table, self.stream_version, self.event_parts)
         self._seen = self._commit_count()  # a reader: the writer's commits its caches reflect
 
     # ---- opening -------------------------------------------------------------------------
@@ -604,6 +604,19 @@ class Store:
     def read_segment(self, stream: str, segment: Segment) -> pa.Table:
         """A committed segment as an Arrow table backed by a memory map (no copy)."""
         return segments.read_segment(self.segment_path(stream, segment))
+
+    def event_parts(self, stream: str) -> list[tuple[str, pa.Table, int | None, int | None]]:
+        """The stream in its stored parts, in append order: (an id that names these rows for as
+        long as they exist, the rows, their min and max time in UTC µs or None): each segment,
+        then the tail."""
+        schema = stream_schema(self.schema, stream)
+        parts = [
+            (s.file, self.read_segment(stream, s).cast(schema), s.min_time, s.max_time)
+            for s in self.segments(stream)
+        ]
+        tail = self.tail_table(stream)
+        parts.append((f"tail:{len(parts)}:{tail.num_rows}", tail, None, None))
+        return parts
 
     def event_table(self, stream: str) -> pa.Table:
         """Every committed event of a stream: the segments (memory-mapped) and the tail."""
