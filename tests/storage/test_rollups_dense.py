@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import itertools
 from typing import Any
 
 import numpy as np
@@ -29,8 +30,8 @@ SUM_DEC = pa.decimal128(22, 2)
 EVENT = st.tuples(
     st.one_of(st.none(), st.integers(0, 40)),  # key
     st.integers(-3 * DAY, 3 * DAY),  # time offset
-    st.one_of(st.none(), st.integers(-10**6, 10**6)),  # int value
-    st.one_of(st.none(), st.integers(-10**8, 10**8)),  # decimal value, in cents
+    st.one_of(st.none(), st.integers(-(10**6), 10**6)),  # int value
+    st.one_of(st.none(), st.integers(-(10**8), 10**8)),  # decimal value, in cents
 )
 WINDOW_END = st.one_of(st.none(), st.integers(-3 * DAY, 3 * DAY))
 
@@ -118,7 +119,7 @@ def test_dense_equals_sorted_and_reference(
     inner = tuple(None if x is None else T0 + x for x in inner)  # type: ignore[assignment]
     measures = _measures(start, end, inner)
     bounds = sorted({0, len(events), *(min(c, len(events)) for c in cuts)})
-    parts = [Part(table.slice(a, b - a)) for a, b in zip(bounds, bounds[1:], strict=False)]
+    parts = [Part(table.slice(a, b - a)) for a, b in itertools.pairwise(bounds)]
     dense = rollups_dense.aggregate(parts, "k", "ts", start, end, measures)
     assert dense is not None
     ordered = rollups.aggregate(EventIndex("s", "k", table), table, "ts", start, end, measures)
