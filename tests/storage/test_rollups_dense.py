@@ -50,7 +50,9 @@ def _table(events: list[tuple[Any, ...]]) -> pa.Table:
     )
 
 
-def _measures(start: int | None, end: int | None, inner: tuple[int | None, int | None]) -> list:
+def _measures(
+    start: int | None, end: int | None, inner: tuple[int | None, int | None]
+) -> list[Measure]:
     own = (
         start if inner[0] is None else inner[0] if start is None else max(start, inner[0]),
         end if inner[1] is None else inner[1] if end is None else min(end, inner[1]),
@@ -66,7 +68,9 @@ def _measures(start: int | None, end: int | None, inner: tuple[int | None, int |
     ]
 
 
-def _reference(table: pa.Table, start: int | None, end: int | None, measures: list) -> dict:
+def _reference(
+    table: pa.Table, start: int | None, end: int | None, measures: list[Measure]
+) -> dict[int, list[Any]]:
     """key -> the measures' values, by plain Python over the rows."""
     rows = table.to_pylist()
 
@@ -78,7 +82,7 @@ def _reference(table: pa.Table, start: int | None, end: int | None, measures: li
     out = {}
     for key in keys:
         mine = [r for r in rows if r["k"] == key and inside(r, start, end)]
-        values = []
+        values: list[Any] = []
         for m in measures:
             picked = [r for r in mine if inside(r, m.start, m.end)]
             if m.column is not None:
@@ -88,12 +92,13 @@ def _reference(table: pa.Table, start: int | None, end: int | None, measures: li
             elif not picked:
                 values.append(None)
             else:
-                values.append({"sum": sum, "min": min, "max": max}[m.func](picked))
+                pick: Any = {"sum": sum, "min": min, "max": max}[m.func]
+                values.append(pick(picked))
         out[key] = values
     return out
 
 
-def _rows(answer: pa.Table) -> dict:
+def _rows(answer: pa.Table) -> dict[Any, list[Any]]:
     data = answer.to_pylist()
     return {r["key"]: [r[f"m{i}"] for i in range(len(r) - 1)] for r in data}
 
