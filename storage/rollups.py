@@ -1,5 +1,7 @@
 """A stream's per-entity index: its events sorted by one integer reference, answering windowed
-counts, sums, mins and maxes per key without a scan of the stream or a hash aggregation.
+counts, sums, mins and maxes per key without a hash aggregation. `Indexes.answer` (what the
+engine calls) takes the dense path first (`storage.rollups_dense`: keys in [0, 2**24), no sort)
+and this sorted index for other keys.
 
 `EventIndex` holds, for one (stream, reference column `by`), the positions of the stream's
 events whose `by` is not null, sorted by `by` (stable: append order within a key), and, built on
