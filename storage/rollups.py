@@ -1,7 +1,7 @@
 """A stream's per-entity index: its events sorted by one integer reference, answering windowed
-counts, sums, mins and maxes per key without a hash aggregation. `Indexes.answer` (what the
-engine calls) takes the dense path first (`storage.rollups_dense`: keys in [0, 2**24), no sort)
-and this sorted index for other keys.
+counts, sums, mins and maxes per key without a hash aggregation. `storage.indexes.Indexes`
+(what the engine asks) takes the dense path first (`storage.rollups_dense`: keys in [0, 2**24),
+no sort) and this sorted index for other keys.
 
 `EventIndex` holds, for one (stream, reference column `by`), the positions of the stream's
 events whose `by` is not null, sorted by `by` (stable: append order within a key), and, built on
@@ -30,9 +30,8 @@ would gain from buckets: not done.)
 from __future__ import annotations
 
 import decimal
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -272,80 +271,3 @@ def _typed(values: np.ndarray, null: np.ndarray, t: pa.DataType) -> pa.Array:
         arr = pa.Array.from_buffers(t, len(values), [None, pa.py_buffer(words)])
         return arr if mask is None else pc.if_else(pa.array(mask), pa.scalar(None, t), arr)
     return pa.array(values, type=pa.int64(), mask=mask).cast(t)
-
-
-class Indexes:
-    """The per-entity indexes of one store's streams: built on first use, extended by the
-    events committed since at the next (a reader process's too: its stream tables follow the
-    writer). `events(stream)` is the stream's table in append order, `version(stream)` what
-    changes whenever it grows. The caller serialises calls (the store's lock)."""
-
-    def __init__(
-        self,
-        events: Callable[[str], pa.Table],
-        version: Callable[[str], object],
-        parts: Callable[[str], list[tuple[str, pa.Table, int | None, int | None]]] | None = None,
-    ) -> None:
-        self._events = events
-        self._version = version
-        self._parts_of = parts
-        self._built: dict[tuple[str, str], tuple[object, EventIndex, pa.Table]] = {}
-        # per stream: its version and its parts, with their int64 columns (rollups_dense)
-        self._parts: dict[str, tuple[object, dict[str, Any]]] = {}
-
-    def parts(self, stream: str) -> list[Any]:
-        """The stream's parts (`storage.rollups_dense.Part`), a segment's kept while it exists
-        (its columns converted once), the tail's anew when it changed."""
-        from storage.rollups_dense import Part  # that module builds on this one
-
-        if self._parts_of is None:
-            raise ValueError("these indexes were made without the stream's parts")
-        version = self._version(stream)
-        found = self._parts.get(stream)
-        if found is not None and found[0] == version:
-            return list(found[1].values())
-        old = {} if found is None else found[1]
-        parts = {
-            part_id: old.get(part_id) or Part(table, lo, hi)
-            for part_id, table, lo, hi in self._parts_of(stream)
-        }
-        self._parts[stream] = (version, parts)
-        return list(parts.values())
-
-    def answer(
-        self,
-        stream: str,
-        by: str,
-        time: str | None,
-        start: int | None,
-        end: int | None,
-        measures: Sequence[Measure],
-    ) -> pa.Table:
-        """The per-key aggregates: from the stream's parts with accumulators indexed by key when
-        its keys are dense (`storage.rollups_dense`), else from the sorted index."""
-        from storage.rollups_dense import aggregate as dense
-
-        if self._parts_of is not None:
-            found = dense(self.parts(stream), by, time, start, end, measures)
-            if found is not None:
-                return found
-        index, table = self.get(stream, by)
-        return aggregate(index, table, time, start, end, measures)
-
-    def get(self, stream: str, by: str) -> tuple[EventIndex, pa.Table]:
-        version = self._version(stream)
-        found = self._built.get((stream, by))
-        if found is not None and found[0] == version:
-            return found[1], found[2]
-        table = self._events(stream)
-        if found is None or table.num_rows < found[1].covered:
-            index = EventIndex(stream, by, table)
-        else:
-            index = found[1]
-            index.extend(table)
-        self._built[(stream, by)] = (version, index, table)
-        return index, table
-
-    def clear(self) -> None:
-        self._built.clear()
-        self._parts.clear()

@@ -38,7 +38,7 @@ import pyarrow.compute as pc
 
 from entities import Entity, Schema, parse_schema
 from entities.arrow import ID_COLUMN, arrow_type, entity_schema, stream_schema
-from storage import codec, history, migrate, rollups, segments, snapshot
+from storage import codec, history, indexes, migrate, segments, snapshot
 from storage.ids import IdsExhausted, ensure_ids
 from storage.kv import DURABILITY, KV, StoreLockedError
 
@@ -107,7 +107,7 @@ class Store:
         self._tails: dict[str, pa.Table] = {}
         self._at: dict[tuple[str, int, int], pa.Table] = {}  # (entity, time, version) -> table
         # the streams' per-entity indexes (`storage.rollups`), extended as the streams grow
-        self.indexes = rollups.Indexes(self.event_table, self.stream_version, self.event_parts)
+        self.indexes = indexes.Indexes(self.event_table, self.stream_version, self.event_parts)
         self._seen = self._commit_count()  # a reader: the writer's commits its caches reflect
 
     # ---- opening -------------------------------------------------------------------------

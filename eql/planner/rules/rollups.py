@@ -8,17 +8,19 @@ The lowering gives every aggregate over a stream seen from an entity the shape
 
 and every `DID` the same input under a `Project [fk]` (the right side of a semi or anti join).
 When the filters are only `fk IS NOT NULL` and a window on one timestamp column, the key is an
-integer, and every aggregate is a count, or a sum, min or max of an integer or a decimal (up to
-18 digits: exact in 64 bits), or a min or max of a timestamp, each with no FILTER but a window on
-that same column, the rule puts one `Scan` of a `RollupRef` in place of the subtree: the runtime
-answers it from the stream's events sorted by the key (`storage.rollups`), with no scan of the
-whole stream and no hash aggregation, and the answer equal to the aggregate's (an integer sum
-is exact there too, and one that leaves int64 fails as on the events, E303). Anything else (a filter
-on another field, DISTINCT, first/last, avg, a float sum, a string key) stays as it is.
-`EXPLAIN` shows which: a `Scan rollup ...` line, or the aggregate over the stream's scan.
+integer, and every aggregate is a count (of rows, or of any column's values), a sum, min or max
+of a decimal of up to 18 digits (exact in 64 bits), a min or max of an integer or a timestamp,
+each with no FILTER but a window on that same column, the rule puts one `Scan` of a `RollupRef`
+in place of the subtree: the runtime answers it from the stream's per-entity index
+(`storage.rollups`, `storage.rollups_dense`) with no hash aggregation, the answer equal to the
+aggregate's. An integer sum stays on the events: whether it leaves int64 (E303) depends on the
+rows the rest of the plan keeps (DataFusion pushes a filter on the key into the aggregate),
+which an answer computed for every key cannot know. Anything else (a filter on another field,
+DISTINCT, first/last, avg, a float sum or min, a string key) stays as it is. `EXPLAIN` shows
+which: a `Scan rollup ...` line, or the aggregate over the stream's scan.
 
-May import: `eql.planner.logical`, `eql.binder.bound` (operators), `eql.catalog`, the standard
-library.
+May import: `eql.planner.logical`, `eql.planner.rules.walk`, `eql.binder.bound` (operators),
+`eql.catalog`, `eql.types`, the standard library.
 """
 
 from __future__ import annotations
@@ -179,7 +181,7 @@ def _aggregate(node: logical.Aggregate) -> logical.Plan | None:
 def _measure(
     agg: logical.LAgg, names: dict[logical.ColumnId, str], src: _Source
 ) -> tuple[RollupMeasure, tuple[str, Window] | None] | None:
-    if agg.distinct or agg.order_by is not None:
+    if agg.distinct or agg.order_by is not None or agg.overflow is not None:
         return None
     column: str | None = None
     if agg.arg is not None:

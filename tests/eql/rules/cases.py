@@ -88,9 +88,12 @@ CASES: dict[str, list[tuple[str, str, bool]]] = {
         ),
         (
             "lifetime aggregates of stores",
-            "FIND stores RETURN id, sum(purchase.quantity) AS items, count(purchase) AS n",
+            "FIND stores RETURN id, sum(purchase.amount) AS sales, count(purchase) AS n, "
+            "max(purchase.quantity) AS most",
             REWRITES,
         ),
+        # an integer sum: whether it leaves int64 depends on the keys the plan keeps
+        ("integer sum", "FIND stores RETURN id, sum(purchase.quantity) AS items", LEAVES),
         # a filter on a field; DISTINCT; an average; a float sum; first/last; an event query
         (
             "filter on a field",
