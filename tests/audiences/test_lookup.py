@@ -88,11 +88,7 @@ def test_split_of_a_segment(aud: Audiences) -> None:
     assert aud.group_of("buyers", key, {"control": 20, "test": 80}, "salt-1") == "control"
 
 
-def test_batch_of_int_keys_matches_single_checks_with_gaps_and_deletes(tmp_path: Path) -> None:
-    """Int keys in a dense range take the key -> member gather; keys deleted, never seen, negative
-    or past the range are not members, and dense ids past the key range (ids of deleted keys)
-    change nothing."""
-    schema = """
+THINGS = """
 version: 1
 entities:
   things:
@@ -100,7 +96,13 @@ entities:
     attributes:
       score: int
 """
-    store = Store.create(tmp_path / "s", schema, "t.yaml")
+
+
+def test_batch_of_int_keys_matches_single_checks_with_gaps_and_deletes(tmp_path: Path) -> None:
+    """Int keys in a dense range take the key -> member gather; keys deleted, never seen, negative
+    or past the range are not members, and dense ids past the key range (ids of deleted keys)
+    change nothing."""
+    store = Store.create(tmp_path / "s", THINGS, "t.yaml")
     try:
         ids = list(range(0, 300))
         c = ChangeSet()
@@ -119,16 +121,6 @@ entities:
         assert got == [0 <= k < 200 and k % 7 >= 4 for k in probe.tolist()]
     finally:
         store.close()
-
-
-THINGS = """
-version: 1
-entities:
-  things:
-    key: {name: id, type: int}
-    attributes:
-      score: int
-"""
 
 
 def _upsert(store: Store, ids: list[int], score: int) -> None:

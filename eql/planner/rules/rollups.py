@@ -135,29 +135,31 @@ def _us(t: dt.datetime) -> int:
 
 
 # ---- the two shapes ----------------------------------------------------------------------
+def _by_one_key(
+    items: tuple[tuple[logical.LExpr, logical.ColumnId], ...], input: logical.Plan
+) -> tuple[_Source, logical.ColumnId] | None:
+    """The source under a node that keeps (or groups by) one key column, and its output id."""
+    if len(items) != 1 or not isinstance(items[0][0], logical.LCol):
+        return None
+    src = _source(input, items[0][0].id)
+    return None if src is None else (src, items[0][1])
+
+
 def _keys(node: logical.Project) -> logical.Plan | None:
     """`Project [k := fk]` over the source: the keys with an event in the window."""
-    if len(node.items) != 1:
+    found = _by_one_key(node.items, node.input)
+    if found is None:
         return None
-    expr, out = node.items[0]
-    if not isinstance(expr, logical.LCol):
-        return None
-    src = _source(node.input, expr.id)
-    if src is None:
-        return None
+    src, out = found
     ref = RollupRef(src.stream, src.by, src.time, *src.window)
     return logical.Scan(ref, (("key", out, src.types[src.by]),))
 
 
 def _aggregate(node: logical.Aggregate) -> logical.Plan | None:
-    if len(node.group) != 1:
+    found = _by_one_key(node.group, node.input)
+    if found is None:
         return None
-    expr, group_out = node.group[0]
-    if not isinstance(expr, logical.LCol):
-        return None
-    src = _source(node.input, expr.id)
-    if src is None:
-        return None
+    src, group_out = found
     names = {cid: name for name, cid, _ in src.scan.columns}
     measures: list[RollupMeasure] = []
     time = src.time
@@ -165,12 +167,12 @@ def _aggregate(node: logical.Aggregate) -> logical.Plan | None:
         measure = _measure(agg, names, src)
         if measure is None:
             return None
-        found, window = measure
+        answer, window = measure
         if window is not None:
             if time is not None and window[0] != time:
                 return None
             time = window[0]
-        measures.append(found)
+        measures.append(answer)
     start, end = src.window
     ref = RollupRef(src.stream, src.by, time, start, end, tuple(measures))
     columns = [("key", group_out, src.types[src.by])]
