@@ -85,10 +85,12 @@ class RollupMeasure:
     end: int | None
     type: types.Type  # of the answer (the aggregate's)
     overflow: str | None = None  # an integer sum: its text, named when it leaves int64
+    # the events it takes besides: (column, the values it must hold), all of them
+    where: tuple[tuple[str, tuple[object, ...]], ...] = ()
 
     def __str__(self) -> str:
         arg = "*" if self.column is None else self.column
-        return f"{self.func}({arg}) in {_window(self.start, self.end)}"
+        return f"{self.func}({arg}{_where(self.where)}) in {_window(self.start, self.end)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,17 +107,28 @@ class RollupRef:
     start: int | None
     end: int | None
     measures: tuple[RollupMeasure, ...] = ()
+    # the events it reads at all (keys and measures): (column, the values it must hold)
+    where: tuple[tuple[str, tuple[object, ...]], ...] = ()
 
     def __str__(self) -> str:
         """What it computes; a measure's window is shown where it is not the key window."""
         shown = [
             str(m)
             if (m.start, m.end) != (self.start, self.end)
-            else f"{m.func}({'*' if m.column is None else m.column})"
+            else f"{m.func}({'*' if m.column is None else m.column}{_where(m.where)})"
             for m in self.measures
         ]
         what = ", ".join(shown) or "keys"
-        return f"rollup {self.stream} by {self.by} in {_window(self.start, self.end)}: {what}"
+        window = _window(self.start, self.end)
+        return f"rollup {self.stream} by {self.by}{_where(self.where)} in {window}: {what}"
+
+
+def _where(where: tuple[tuple[str, tuple[object, ...]], ...]) -> str:
+    parts = [
+        f"{column} = {values[0]!r}" if len(values) == 1 else f"{column} IN {values!r}"
+        for column, values in where
+    ]
+    return "".join(f" WHERE {p}" if i == 0 else f" AND {p}" for i, p in enumerate(parts))
 
 
 def _window(start: int | None, end: int | None) -> str:

@@ -180,12 +180,14 @@ class Engine:
     def _rollup(self, ref: RollupRef) -> pa.Table:
         """The answer of the stream's per-entity index to `ref` (`storage.rollups`)."""
         measures = [
-            rollups.Measure(m.func, m.column, m.start, m.end, to_datafusion.arrow_type(m.type))
+            rollups.Measure(
+                m.func, m.column, m.start, m.end, to_datafusion.arrow_type(m.type), m.where
+            )
             for m in ref.measures
         ]
         try:
             return self.store.indexes.answer(
-                ref.stream, ref.by, ref.time, ref.start, ref.end, measures
+                ref.stream, ref.by, ref.time, ref.start, ref.end, measures, ref.where
             )
         except rollups.SumOverflow as exc:
             label = ref.measures[exc.measure].overflow or "sum"

@@ -55,15 +55,18 @@ class Indexes:
         start: int | None,
         end: int | None,
         measures: Sequence[rollups.Measure],
+        where: rollups.Where = (),
     ) -> pa.Table:
         """The per-key aggregates: from the stream's parts with accumulators indexed by key when
         its keys are dense (`storage.rollups_dense`), else from the sorted index."""
         if self._parts_of is not None:
-            found = rollups_dense.aggregate(self.parts(stream), by, time, start, end, measures)
+            found = rollups_dense.aggregate(
+                self.parts(stream), by, time, start, end, measures, where=where
+            )
             if found is not None:
                 return found
         index, table = self.get(stream, by)
-        return rollups.aggregate(index, table, time, start, end, measures)
+        return rollups.aggregate(index, table, time, start, end, measures, where=where)
 
     def get(self, stream: str, by: str) -> tuple[rollups.EventIndex, pa.Table]:
         version = self._version(stream)

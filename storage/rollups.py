@@ -51,6 +51,20 @@ class Measure:
     start: int | None
     end: int | None
     type: pa.DataType  # of the answer
+    where: Where = ()  # the events it takes besides: (column, the values it must hold)
+
+
+Where = tuple[tuple[str, tuple[object, ...]], ...]
+
+
+def matching(data: pa.Table, where: Where) -> np.ndarray | None:
+    """The rows of `data` whose columns hold one of the values `where` gives for them (a null
+    holds none); None: no condition."""
+    mask: np.ndarray | None = None
+    for column, values in where:
+        found = np.asarray(pc.is_in(data.column(column), value_set=pa.array(values)), dtype=bool)
+        mask = found if mask is None else mask & found
+    return mask
 
 
 class SumOverflow(OverflowError):
@@ -177,11 +191,18 @@ def aggregate(
     end: int | None,
     measures: Sequence[Measure],
     key_type: pa.DataType | None = None,
+    where: Where = (),
 ) -> pa.Table:
-    """One row per key with an event whose `time` is in [start, end): `key`, then `m0`, `m1`,
-    ... per measure (its own window on `time`, within the key window)."""
+    """One row per key with an event whose `time` is in [start, end) (and that matches
+    `where`): `key`, then `m0`, `m1`, ... per measure (its own window on `time` and its own
+    `where`, within those)."""
     ts = index.column(table, time)[0] if time is not None else None
     keep = _in(ts, start, end) if ts is not None else None
+    if where:
+        found = matching(table, where)
+        assert found is not None
+        ordered = found[index.positions]
+        keep = ordered if keep is None else keep & ordered
     sel = np.flatnonzero(keep) if keep is not None else None
     keys = index.keys if sel is None else index.keys[sel]
     if sel is not None and ts is not None:
@@ -192,6 +213,11 @@ def aggregate(
         rows = None
         if ts is not None and (m.start != start or m.end != end):
             rows = _in(ts, m.start, m.end)
+        if m.where:
+            own = matching(table, m.where)
+            assert own is not None
+            own = own[index.positions] if sel is None else own[index.positions][sel]
+            rows = own if rows is None else rows & own
         if m.column is not None:
             values, valid = index.column(table, m.column)
             if sel is not None:

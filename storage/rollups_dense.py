@@ -34,9 +34,11 @@ from storage.rollups import (
     Column,
     Measure,
     SumOverflow,
+    Where,
     _decimals,
     _typed,
     _values,
+    matching,
 )
 
 DENSE_MAX = 1 << 24  # keys in [0, 2**24): arrays of at most 16M slots (128 MB of int64 each)
@@ -51,6 +53,13 @@ class Part:
     max_time: int | None = None
     columns: dict[str, Column] = field(default_factory=dict)
     key_range: dict[str, tuple[int, int] | None] = field(default_factory=dict)
+    masks: dict[Where, np.ndarray | None] = field(default_factory=dict)
+
+    def matching(self, where: Where) -> np.ndarray | None:
+        """The rows `where` takes (kept: a part's conditions come back with every query)."""
+        if where not in self.masks:
+            self.masks[where] = matching(self.table, where)
+        return self.masks[where]
 
     def column(self, name: str) -> Column:
         found = self.columns.get(name)
@@ -92,11 +101,14 @@ class _Acc:
 
 
 def _selected(
-    part: Part, by: str, time: str | None, start: int | None, end: int | None
+    part: Part, by: str, time: str | None, start: int | None, end: int | None, where: Where
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """(keys, the rows with a key in the key window, their times)."""
+    """(keys, the rows with a key in the key window that match `where`, their times)."""
     keys, key_valid = part.column(by)
     base = np.ones(len(keys), dtype=bool) if key_valid is None else key_valid
+    found = part.matching(where)
+    if found is not None:
+        base = base & found
     ts = part.column(time)[0] if time is not None else None
     return keys, (_in(ts, start, end, base) if ts is not None else base), ts
 
@@ -112,6 +124,9 @@ def _measured(
     rows = sel
     if ts is not None and (m.start, m.end) != window:
         rows = _in(ts, m.start, m.end, sel)
+    own = part.matching(m.where)
+    if own is not None:
+        rows = rows & own
     values = None
     if m.column is not None:
         values, valid = part.column(m.column)
@@ -128,6 +143,7 @@ def aggregate(
     end: int | None,
     measures: Sequence[Measure],
     key_type: pa.DataType | None = None,
+    where: Where = (),
 ) -> pa.Table | None:
     """The answer (as `storage.rollups.aggregate`'s), or None when the keys are not dense."""
     ranges = [r for p in parts if (r := p.keys(by)) is not None]
@@ -140,7 +156,7 @@ def aggregate(
     present = np.zeros(size, dtype=np.int64)
     accs = [_start(m, size) for m in measures]
     for part in live:
-        keys, sel, ts = _selected(part, by, time, start, end)
+        keys, sel, ts = _selected(part, by, time, start, end, where)
         present += np.bincount(keys[sel], minlength=size)
         for acc in accs:
             m = acc.measure
@@ -165,7 +181,7 @@ def aggregate(
         big: dict[int, int] = {}
         if acc.measure.func == "sum" and acc.magnitude >= SAFE_SUM:  # a slot may have wrapped
             try:
-                big = _exact(acc, live, by, time, (start, end), out, size)
+                big = _exact(acc, live, by, time, (start, end), where, out, size)
             except SumOverflow as exc:
                 exc.measure = i
                 raise
@@ -184,6 +200,7 @@ def _exact(
     by: str,
     time: str | None,
     window: tuple[int | None, int | None],
+    where: Where,
     out: np.ndarray,
     size: int,
 ) -> dict[int, int]:
@@ -193,7 +210,7 @@ def _exact(
     magnitude = np.zeros(size, dtype=np.float64)
     picked = []
     for part in parts:
-        keys, sel, ts = _selected(part, by, time, *window)
+        keys, sel, ts = _selected(part, by, time, *window, where)
         rows, values = _measured(part, m, sel, ts, window)
         assert values is not None
         k, v = keys[rows], values[rows]

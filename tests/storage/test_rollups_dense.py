@@ -1,6 +1,7 @@
 """The dense path of the per-entity aggregates (`storage.rollups_dense`) against the sorted index
 (`storage.rollups.aggregate`) and a pure-Python reference, on random events split into parts
-(as a stream's segments and tail are): the same tables, whatever the windows, nulls and parts;
+(as a stream's segments and tail are): the same tables, whatever the windows, equalities on
+fields (of the whole answer and of each measure), nulls and parts;
 keys that are not dense (negative, or past `DENSE_MAX`) are left to the sorted index; sums past
 int64 are exact (a decimal answer) or refused (an integer one)."""
 
@@ -32,7 +33,9 @@ EVENT = st.tuples(
     st.integers(-3 * DAY, 3 * DAY),  # time offset
     st.one_of(st.none(), st.integers(-(10**6), 10**6)),  # int value
     st.one_of(st.none(), st.integers(-(10**8), 10**8)),  # decimal value, in cents
+    st.sampled_from(["app", "web", None]),  # a channel, dictionary-encoded
 )
+WHERE = st.sampled_from([(), (("c", ("app",)),), (("c", ("app", "web")),), (("n", (1, 2)),)])
 WINDOW_END = st.one_of(st.none(), st.integers(-3 * DAY, 3 * DAY))
 
 
@@ -46,12 +49,16 @@ def _table(events: list[tuple[Any, ...]]) -> pa.Table:
                 [None if e[3] is None else decimal.Decimal(e[3]).scaleb(-2) for e in events],
                 DEC,
             ),
+            "c": pa.array([e[4] for e in events], pa.string()).dictionary_encode(),
         }
     )
 
 
 def _measures(
-    start: int | None, end: int | None, inner: tuple[int | None, int | None]
+    start: int | None,
+    end: int | None,
+    inner: tuple[int | None, int | None],
+    where: rollups.Where = (),
 ) -> list[Measure]:
     own = (
         start if inner[0] is None else inner[0] if start is None else max(start, inner[0]),
@@ -61,18 +68,27 @@ def _measures(
         Measure("count", None, start, end, pa.int64()),
         Measure("count", "n", *own, pa.int64()),
         Measure("sum", "n", start, end, pa.int64()),
-        Measure("sum", "amount", *own, SUM_DEC),
+        Measure("sum", "amount", *own, SUM_DEC, where),
         Measure("min", "amount", start, end, DEC),
-        Measure("max", "n", *own, pa.int64()),
+        Measure("max", "n", *own, pa.int64(), where),
+        Measure("count", None, *own, pa.int64(), where),
         Measure("max", "ts", start, end, TS),
     ]
 
 
 def _reference(
-    table: pa.Table, start: int | None, end: int | None, measures: list[Measure]
+    table: pa.Table,
+    start: int | None,
+    end: int | None,
+    measures: list[Measure],
+    where: rollups.Where = (),
 ) -> dict[int, list[Any]]:
     """key -> the measures' values, by plain Python over the rows."""
-    rows = table.to_pylist()
+
+    def holds(r: dict[str, Any], conditions: rollups.Where) -> bool:
+        return all(r[column] in values for column, values in conditions)
+
+    rows = [r for r in table.to_pylist() if holds(r, where)]
 
     def inside(r: dict[str, Any], lo: int | None, hi: int | None) -> bool:
         us = (r["ts"] - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1)
@@ -84,7 +100,7 @@ def _reference(
         mine = [r for r in rows if r["k"] == key and inside(r, start, end)]
         values: list[Any] = []
         for m in measures:
-            picked = [r for r in mine if inside(r, m.start, m.end)]
+            picked = [r for r in mine if inside(r, m.start, m.end) and holds(r, m.where)]
             if m.column is not None:
                 picked = [r[m.column] for r in picked if r[m.column] is not None]
             if m.func == "count":
@@ -110,6 +126,8 @@ def _rows(answer: pa.Table) -> dict[Any, list[Any]]:
     start=WINDOW_END,
     end=WINDOW_END,
     inner=st.tuples(WINDOW_END, WINDOW_END),
+    where=WHERE,
+    own=WHERE,
 )
 def test_dense_equals_sorted_and_reference(
     events: list[tuple[Any, ...]],
@@ -117,24 +135,27 @@ def test_dense_equals_sorted_and_reference(
     start: int | None,
     end: int | None,
     inner: tuple[int | None, int | None],
+    where: rollups.Where,
+    own: rollups.Where,
 ) -> None:
     table = _table(events)
     start = None if start is None else T0 + start
     end = None if end is None else T0 + end
     inner = tuple(None if x is None else T0 + x for x in inner)  # type: ignore[assignment]
-    measures = _measures(start, end, inner)
+    measures = _measures(start, end, inner, own)
     bounds = sorted({0, len(events), *(min(c, len(events)) for c in cuts)})
     parts = [Part(table.slice(a, b - a)) for a, b in itertools.pairwise(bounds)]
-    dense = rollups_dense.aggregate(parts, "k", "ts", start, end, measures)
+    dense = rollups_dense.aggregate(parts, "k", "ts", start, end, measures, where=where)
     assert dense is not None
-    ordered = rollups.aggregate(EventIndex("s", "k", table), table, "ts", start, end, measures)
+    index = EventIndex("s", "k", table)
+    ordered = rollups.aggregate(index, table, "ts", start, end, measures, where=where)
     assert dense.equals(ordered)
-    assert _rows(dense) == _reference(table, start, end, measures)
+    assert _rows(dense) == _reference(table, start, end, measures, where)
 
 
 def test_parts_outside_the_window_are_skipped_and_answers_unchanged() -> None:
-    early = _table([(1, -2 * DAY, 5, 100), (2, -2 * DAY, 7, 200)])
-    late = _table([(1, DAY, 1, 300)])
+    early = _table([(1, -2 * DAY, 5, 100, "app"), (2, -2 * DAY, 7, 200, None)])
+    late = _table([(1, DAY, 1, 300, "web")])
     measures = [Measure("sum", "n", T0, None, pa.int64())]
     parts = [Part(early, T0 - 2 * DAY, T0 - 2 * DAY), Part(late, T0 + DAY, T0 + DAY)]
     got = rollups_dense.aggregate(parts, "k", "ts", T0, None, measures)
@@ -144,7 +165,7 @@ def test_parts_outside_the_window_are_skipped_and_answers_unchanged() -> None:
 
 @pytest.mark.parametrize("key", [-1, DENSE_MAX])
 def test_keys_that_are_not_dense_go_to_the_sorted_index(key: int) -> None:
-    table = _table([(key, 0, 1, 1), (3, 0, 2, 2)])
+    table = _table([(key, 0, 1, 1, None), (3, 0, 2, 2, None)])
     measures = [Measure("count", None, None, None, pa.int64())]
     assert rollups_dense.aggregate([Part(table)], "k", "ts", None, None, measures) is None
     got = rollups.aggregate(EventIndex("s", "k", table), table, "ts", None, None, measures)

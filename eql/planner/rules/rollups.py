@@ -37,6 +37,7 @@ EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 MAX_DECIMAL_DIGITS = 18  # a decimal of up to 18 digits is an exact int64 of its scaled value
 
 Window = tuple[int | None, int | None]
+Where = tuple[tuple[str, tuple[object, ...]], ...]
 
 
 def rule(plan: logical.Plan) -> logical.Plan:
@@ -61,6 +62,7 @@ class _Source:
         time: str | None,
         window: Window,
         types: dict[str, Type],
+        where: Where = (),
     ) -> None:
         self.scan = scan
         self.stream = stream
@@ -68,6 +70,7 @@ class _Source:
         self.time = time
         self.window = window
         self.types = types
+        self.where = where
 
 
 def _source(plan: logical.Plan, key: logical.ColumnId) -> _Source | None:
@@ -82,8 +85,8 @@ def _source(plan: logical.Plan, key: logical.ColumnId) -> _Source | None:
     by = names.get(key)
     if by is None or types[by].kind is not Kind.INT:
         return None
-    bounds: list[tuple[str, BinOp, int]] = []
     not_null = False
+    rest = []
     for f in filters:
         if (
             isinstance(f, logical.LIsNull)
@@ -92,18 +95,65 @@ def _source(plan: logical.Plan, key: logical.ColumnId) -> _Source | None:
             and f.arg.id == key
         ):
             not_null = True
-            continue
-        bound = _bound(f, names, types)
-        if bound is None:
-            return None
-        bounds.append(bound)
-    if not not_null:
+        else:
+            rest.append(f)
+    found = _conditions(rest, names, types)
+    if not not_null or found is None:
         return None
+    time, window, where = found
+    return _Source(plan, plan.table.name, by, time, window, types, where)
+
+
+def _conditions(
+    filters: list[logical.LExpr], names: dict[logical.ColumnId, str], types: dict[str, Type]
+) -> tuple[str | None, Window, Where] | None:
+    """Conjuncts that are bounds on one timestamp column or equalities with literals: (that
+    column, the window, the equalities by column); None for anything else."""
+    bounds: list[tuple[str, BinOp, int]] = []
+    where: dict[str, tuple[object, ...]] = {}
+    for f in filters:
+        bound = _bound(f, names, types)
+        if bound is not None:
+            bounds.append(bound)
+            continue
+        equal = _equal(f, names, types)
+        if equal is None or equal[0] in where:
+            return None
+        where[equal[0]] = equal[1]
     time_columns = {name for name, _, _ in bounds}
     if len(time_columns) > 1:
         return None
     window = _window([(op, us) for _, op, us in bounds])
-    return _Source(plan, plan.table.name, by, next(iter(time_columns), None), window, types)
+    return next(iter(time_columns), None), window, tuple(sorted(where.items()))
+
+
+def _equal(
+    e: logical.LExpr, names: dict[logical.ColumnId, str], types: dict[str, Type]
+) -> tuple[str, tuple[object, ...]] | None:
+    """`column = literal` or `column IN (literals)` on a string, integer or boolean column, the
+    literals of its own kind (no conversion to guess): (column, the values)."""
+    items: tuple[logical.LExpr, ...]
+    if isinstance(e, logical.LBinary) and e.op is BinOp.EQ:
+        column, items = e.left, (e.right,)
+    elif isinstance(e, logical.LInList) and not e.negated:
+        column, items = e.arg, e.items
+    else:
+        return None
+    if not isinstance(column, logical.LCol) or column.id not in names:
+        return None
+    name = names[column.id]
+    python = _LITERAL.get(types[name].kind)
+    if python is None or not items:
+        return None
+    values = []
+    for item in items:
+        if not isinstance(item, logical.LLit) or type(item.value) is not python:
+            return None
+        values.append(item.value)
+    return name, tuple(sorted(set(values), key=repr))
+
+
+_LITERAL: dict[Kind, type] = {Kind.STRING: str, Kind.INT: int, Kind.BOOL: bool}
 
 
 def _bound(
@@ -151,7 +201,7 @@ def _keys(node: logical.Project) -> logical.Plan | None:
     if found is None:
         return None
     src, out = found
-    ref = RollupRef(src.stream, src.by, src.time, *src.window)
+    ref = RollupRef(src.stream, src.by, src.time, *src.window, where=src.where)
     return logical.Scan(ref, (("key", out, src.types[src.by]),))
 
 
@@ -174,7 +224,7 @@ def _aggregate(node: logical.Aggregate) -> logical.Plan | None:
             time = window[0]
         measures.append(answer)
     start, end = src.window
-    ref = RollupRef(src.stream, src.by, time, start, end, tuple(measures))
+    ref = RollupRef(src.stream, src.by, time, start, end, tuple(measures), src.where)
     columns = [("key", group_out, src.types[src.by])]
     columns += [(f"m{i}", out, agg.type) for i, (agg, out) in enumerate(node.aggs)]
     return logical.Scan(ref, tuple(columns))
@@ -196,20 +246,17 @@ def _measure(
         return None
     start, end = src.window
     window: tuple[str, Window] | None = None
+    where: Where = ()
     if agg.filter is not None:
-        bounds = []
-        for f in conjuncts(agg.filter):
-            bound = _bound(f, names, src.types)
-            if bound is None:
-                return None
-            bounds.append(bound)
-        if len({name for name, _, _ in bounds}) != 1:
+        found = _conditions(conjuncts(agg.filter), names, src.types)
+        if found is None:
             return None
-        own = _window([(op, us) for _, op, us in bounds])
-        window = (bounds[0][0], own)
-        start = _later(start, own[0])
-        end = _earlier(end, own[1])
-    measure = RollupMeasure(agg.func.value, column, start, end, agg.type, agg.overflow)
+        time, own, where = found
+        if time is not None:
+            window = (time, own)
+            start = _later(start, own[0])
+            end = _earlier(end, own[1])
+    measure = RollupMeasure(agg.func.value, column, start, end, agg.type, agg.overflow, where)
     return measure, window
 
 

@@ -94,10 +94,18 @@ CASES: dict[str, list[tuple[str, str, bool]]] = {
         ),
         # an integer sum: whether it leaves int64 depends on the keys the plan keeps
         ("integer sum", "FIND stores RETURN id, sum(purchase.quantity) AS items", LEAVES),
-        # a filter on a field; DISTINCT; an average; a float sum; first/last; an event query
         (
-            "filter on a field",
-            "FIND users WHERE sum(purchase.amount WHERE channel = 'app') > 10 RETURN id",
+            "equalities on fields",
+            "FIND users WHERE sum(purchase.amount WHERE channel = 'app') > 10 "
+            "AND DID visit WHERE store IN (1, 2) RETURN id, "
+            "count(purchase WHERE channel IN ('app', 'web') DURING LAST 30 DAYS) AS n",
+            REWRITES,
+        ),
+        # another comparison on a field; DISTINCT; an average; a float sum; first/last; an
+        # event query
+        (
+            "comparison on a field",
+            "FIND users WHERE sum(purchase.amount WHERE amount > 100) > 10 RETURN id",
             LEAVES,
         ),
         (
