@@ -64,7 +64,7 @@ class EngineSettings:
 
 FRAMES = 128  # DataFrames kept for cached plans
 AS_OF_TABLES = 8  # entity tables of past times kept registered
-ROLLUP_TABLES = 32  # answers of the per-entity index kept registered (one per window and stream)
+ROLLUP_TABLES = 8  # answers of the per-entity index kept registered (a row a key: ~20 MB at 1M)
 # a plan, the tables it reads, their versions when it was emitted, and its DataFrame
 Frame = tuple[logical.Plan, tuple[TableRef, ...], tuple[object, ...], to_datafusion.Frame]
 
