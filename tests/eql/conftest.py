@@ -1,4 +1,4 @@
-"""Fixtures of the EQL tests: one deterministic demo store per session, its engine and oracles."""
+"""Fixtures of the EQL tests: one deterministic demo store per session, its engines and oracles."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from runtime.engine import Engine
+from runtime.engine import Engine, EngineSettings
 from storage import Store
 from tests.eql.helpers import build_demo_store, duckdb_connection, store_tables
 
@@ -24,6 +24,13 @@ def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
 @pytest.fixture(scope="session")
 def demo_engine(demo_store: Store) -> Engine:
     return Engine(demo_store)
+
+
+@pytest.fixture(scope="session", params=["rollups", "events"])
+def oracle_engine(request: pytest.FixtureRequest, demo_store: Store) -> Engine:
+    """An engine of the demo store with the per-entity index (`rollups`, the default) and one
+    without it (`events`: every aggregate scans its stream): the oracles hold both ways."""
+    return Engine(demo_store, EngineSettings(rollups=request.param == "rollups"))
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,8 @@ at window boundaries, and entities without events. On it:
 * fan-out: adding aggregates over another stream and over a many-relation never changes the first;
 * a grouped query and a FIND EVENTS query against SQL.
 
-The default run is bounded (60 examples); the `slow` variant runs 400.
+Each runs with the per-entity index (`rollups`) and without it (`events`). The default run is
+bounded (30 examples each way); the `slow` variant runs 400, both ways on each.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from runtime.engine import Engine
+from runtime.engine import Engine, EngineSettings
 from tests.eql.helpers import (
     assert_same_rows,
     duck_rows,
@@ -450,20 +451,20 @@ FROM_USERS = "FROM users u LEFT JOIN stores s ON s.id = u.store_id"
 
 
 def ids(table: Any) -> list[Any]:
-    return table.column("id").to_pylist()
+    return list(table.column("id").to_pylist())
 
 
-def check(sc: Scenario) -> None:
+def check(sc: Scenario, *rollups: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="eql3-") as tmp:
         store = tiny_store(Path(tmp) / "store", sc.data)
         try:
-            _check_store(sc, store)
+            for on in rollups:
+                _check_store(sc, store, Engine(store, EngineSettings(rollups=on)))
         finally:
             store.close()
 
 
-def _check_store(sc: Scenario, store: Any) -> None:
-    engine = Engine(store)
+def _check_store(sc: Scenario, store: Any, engine: Engine) -> None:
     con = duckdb_connection(store_tables(store))
     try:
         p = sc.predicate
@@ -562,7 +563,7 @@ def _check_store(sc: Scenario, store: Any) -> None:
         con.close()
 
 
-COMMON = {
+COMMON: dict[str, Any] = {
     "deadline": None,
     "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
     "print_blob": True,
@@ -570,20 +571,21 @@ COMMON = {
 
 
 # no shrinking in the bounded run (a failure's shrink can take minutes); the slow run shrinks
+@pytest.mark.parametrize("rollups", [True, False], ids=["rollups", "events"])
 @settings(
-    max_examples=60,
+    max_examples=30,
     phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target],
     **COMMON,
 )
-@given(scenarios)
-def test_eql_matches_sql_on_random_data(sc: Scenario) -> None:
-    check(sc)
+@given(sc=scenarios)
+def test_eql_matches_sql_on_random_data(rollups: bool, sc: Scenario) -> None:
+    check(sc, rollups)
 
 
 @settings(max_examples=400, **COMMON)
 @given(scenarios)
 def _long_run(sc: Scenario) -> None:
-    check(sc)
+    check(sc, True, False)
 
 
 @pytest.mark.slow
