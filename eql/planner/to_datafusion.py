@@ -415,8 +415,8 @@ def table_name(ref: TableRef) -> str:
             return f"__tag__{g}__v{v}"
         case SegmentRef(generation=g, version=v):
             return f"__seg__{g}__v{v}"
-        case RollupRef():  # by a digest of what it computes (stream, key, windows, measures)
-            return "__rollup__" + hashlib.sha256(str(ref).encode()).hexdigest()[:24]
+        case RollupRef():  # by a digest of all it is (stream, key, windows, measures, types)
+            return "__rollup__" + hashlib.sha256(repr(ref).encode()).hexdigest()[:24]
     assert_never(ref)
 
 

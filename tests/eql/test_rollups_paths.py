@@ -5,8 +5,9 @@ On the demo store, for windowed and lifetime counts, sums, mins and maxes, DID a
 `purchase`, `visit` and other streams, seen from users, stores and employees, at the midnight
 reference time of the tests and at mid-day ones: the plan with the index reads a `RollupRef`,
 the plan without it none, and both give the same rows (decimals and timestamps exactly) with the
-same Arrow types; `EXPLAIN` shows the `Scan rollup` line. (A FIND EVENTS that returns one
-integer column under `IS NOT NULL` is taken for a DID's keys: a strict xfail, a bug of the rule.)
+same Arrow types; `EXPLAIN` shows the `Scan rollup` line. A FIND EVENTS that returns one
+integer column under `IS NOT NULL` keeps a row per event (the rule once took it for a DID's
+keys).
 An engine's answers follow the commits of its store, the writer's and a follower's, through the
 tail and through segments. On a tiny store with int64 extremes:
 an integer sum stays on the events (the index answers none), so one that leaves int64 is the
@@ -154,11 +155,6 @@ def test_explain_shows_the_rollup_scan(demo_store: Store, demo_engine: Engine) -
     assert "Scan purchase" in off.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the rule takes any `Project [fk]` over `fk IS NOT NULL` for a DID's keys: FIND "
-    "EVENTS returning one integer column then gets one row per distinct value, not per event",
-)
 @pytest.mark.parametrize(
     "text",
     [

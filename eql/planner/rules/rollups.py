@@ -6,7 +6,8 @@ The lowering gives every aggregate over a stream seen from an entity the shape
       Filter* (fk IS NOT NULL, the time window)
         Scan stream [...]
 
-and every `DID` the same input under a `Project [fk]` (the right side of a semi or anti join).
+and every `DID` the same input under a `Project [fk]` on the right side of a semi or anti join
+(only there: a `Project` of one column elsewhere, a FIND EVENTS, keeps a row per event).
 When the filters are only `fk IS NOT NULL` and a window on one timestamp column, the key is an
 integer, and every aggregate is a count (of rows, or of any column's values), a sum, min or max
 of a decimal of up to 18 digits (exact in 64 bits), a min or max of an integer or a timestamp,
@@ -25,6 +26,7 @@ May import: `eql.planner.logical`, `eql.planner.rules.walk`, `eql.binder.bound` 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 from eql.binder.bound import AggFunc, BinOp
@@ -47,8 +49,15 @@ def rule(plan: logical.Plan) -> logical.Plan:
 def _rewrite(node: logical.Plan) -> logical.Plan:
     if isinstance(node, logical.Aggregate):
         return _aggregate(node) or node
-    if isinstance(node, logical.Project):
-        return _keys(node) or node
+    # a `Project [fk]` stands for the keys only on the right of a semi or an anti join (a DID):
+    # anywhere else (a FIND EVENTS of one column) each of its rows counts
+    if (
+        isinstance(node, logical.Join)
+        and node.kind in (logical.JoinKind.SEMI, logical.JoinKind.ANTI)
+        and isinstance(node.right, logical.Project)
+    ):
+        keys = _keys(node.right)
+        return node if keys is None else dataclasses.replace(node, right=keys)
     return node
 
 

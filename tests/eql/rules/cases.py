@@ -121,5 +121,10 @@ CASES: dict[str, list[tuple[str, str, bool]]] = {
             "FIND EVENTS purchase DURING LAST 7 DAYS GROUP BY store RETURN store, count() AS n",
             LEAVES,
         ),
+        (  # the shape of a DID's keys, but not under a semi or anti join: a row per event
+            "events of one column",
+            "FIND EVENTS purchase WHERE user IS NOT NULL RETURN user",
+            LEAVES,
+        ),
     ],
 }
