@@ -93,6 +93,7 @@ class Engine:
         self._past = OrderedDict()
         self._past_tables: OrderedDict[EntityTable, None] = OrderedDict()  # registered, LRU
         self._rollups: OrderedDict[RollupRef, None] = OrderedDict()  # registered, LRU
+        self._pinned: frozenset[TableRef] = frozenset()  # read by the plan being registered
 
     # ---- tags and segments -------------------------------------------------------------------
     def catalog(self) -> Catalog:
@@ -203,8 +204,10 @@ class Engine:
         store's lock, as every registration."""
         kept[ref] = None
         kept.move_to_end(ref)
-        while len(kept) > most:
-            old, _ = kept.popitem(last=False)
+        # never one the plan being registered reads (it may read more than `most`)
+        spare = [r for r in kept if r not in self._pinned]
+        for old in spare[: max(0, len(kept) - most)]:
+            del kept[old]
             with self._lock:
                 self._ctx.deregister_table(to_datafusion.table_name(old))
                 self._versions.pop(old, None)
@@ -290,6 +293,7 @@ class Engine:
                 refs = found[1]
             else:
                 refs = tuple(sorted(logical.tables(plan), key=ref_key))
+            self._pinned = frozenset(refs)
             try:
                 for ref in refs:
                     self._register_one(ref)
@@ -297,8 +301,12 @@ class Engine:
                 raise history_gone(compiled, exc) from None
             except to_datafusion.ExecutionFailed as exc:  # an index's answer (a sum's overflow)
                 raise runtime_error(compiled, exc) from None
+            finally:
+                self._pinned = frozenset()
             versions = tuple(self._versions.get(ref) for ref in refs)
-            if plan is not compiled.plan:  # a table of the past may go once the lock is let go
+            # a table of the past or an index's answer may go (another query's registration)
+            # once the lock is let go: emitted before
+            if plan is not compiled.plan or any(isinstance(r, RollupRef) for r in refs):
                 return self._emitted(compiled, plan, refs, versions)
         return self._emitted(compiled, plan, refs, versions)
 

@@ -16,11 +16,13 @@ window; a count over none is 0, a sum, min or max over none null. Sums are exact
 accumulators, and where the sum of magnitudes of a measure's values reaches 2**62 (a wrap
 possible) the keys whose own magnitudes do are summed again in Python integers (past int64: a
 decimal answer holds it, an integer one raises `SumOverflow`). Keys below 0 or from `DENSE_MAX`
-on: `None`, the sorted index answers (`storage.rollups.EventIndex`).
+on, or more slots than `SLOTS_PER_EVENT` an event (few keys far apart): `None`, the sorted index
+answers (`storage.rollups.EventIndex`).
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -42,6 +44,9 @@ from storage.rollups import (
 )
 
 DENSE_MAX = 1 << 24  # keys in [0, 2**24): arrays of at most 16M slots (128 MB of int64 each)
+SLOTS_PER_EVENT = 4  # and no more slots than 4 an event (plus SLOTS_FREE): few keys, far apart,
+SLOTS_FREE = 1 << 16  # go to the sorted index rather than to arrays mostly empty
+MASKS = 8  # conditions whose rows a part keeps
 
 
 @dataclass
@@ -53,12 +58,19 @@ class Part:
     max_time: int | None = None
     columns: dict[str, Column] = field(default_factory=dict)
     key_range: dict[str, tuple[int, int] | None] = field(default_factory=dict)
-    masks: dict[Where, np.ndarray | None] = field(default_factory=dict)
+    masks: OrderedDict[Where, np.ndarray | None] = field(default_factory=OrderedDict)
 
     def matching(self, where: Where) -> np.ndarray | None:
-        """The rows `where` takes (kept: a part's conditions come back with every query)."""
-        if where not in self.masks:
+        """The rows `where` takes; the last `MASKS` conditions are kept (a query's come back
+        with every run of it, and a parameter's values are many)."""
+        if not where:
+            return None
+        if where in self.masks:
+            self.masks.move_to_end(where)
+        else:
             self.masks[where] = matching(self.table, where)
+            while len(self.masks) > MASKS:
+                self.masks.popitem(last=False)
         return self.masks[where]
 
     def column(self, name: str) -> Column:
@@ -150,6 +162,9 @@ def aggregate(
     if ranges and (min(r[0] for r in ranges) < 0 or max(r[1] for r in ranges) >= DENSE_MAX):
         return None
     size = max((r[1] for r in ranges), default=-1) + 1
+    events = sum(p.table.num_rows for p in parts)
+    if size > SLOTS_PER_EVENT * events + SLOTS_FREE:
+        return None
     live = [
         p for p in parts if p.table.num_rows and not (time is not None and p.outside(start, end))
     ]
@@ -157,12 +172,14 @@ def aggregate(
     accs = [_start(m, size) for m in measures]
     for part in live:
         keys, sel, ts = _selected(part, by, time, start, end, where)
-        present += np.bincount(keys[sel], minlength=size)
+        if not sel.any():
+            continue
+        _count(present, keys[sel])
         for acc in accs:
             m = acc.measure
             rows, values = _measured(part, m, sel, ts, (start, end))
             k = keys[rows]
-            acc.counts += np.bincount(k, minlength=size)
+            _count(acc.counts, k)
             if values is None or m.func == "count":
                 continue
             v = values[rows]
@@ -187,6 +204,15 @@ def aggregate(
                 raise
         columns[f"m{i}"] = _answer(acc, out, big)
     return pa.table(columns)
+
+
+def _count(counts: np.ndarray, keys: np.ndarray) -> None:
+    """Add one per key: a bincount over all slots when the keys are many, else per key (a part
+    of few selected events must not cost a pass over every slot)."""
+    if len(keys) * 8 >= len(counts):
+        counts += np.bincount(keys, minlength=len(counts))
+    elif len(keys):
+        np.add.at(counts, keys, 1)
 
 
 def _start(m: Measure, size: int) -> _Acc:

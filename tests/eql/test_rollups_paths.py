@@ -346,3 +346,25 @@ def test_the_extremes_are_what_they_are(extremes: Store) -> None:
         (3, 2, 2),
         (0, None, None),
     ]
+
+
+def test_a_plan_reading_more_answers_than_are_kept(
+    demo_engine: Engine, events_engine: Engine
+) -> None:
+    """Nine DIDs over nine windows read nine answers of the index, one more than the engine
+    keeps registered: none of this plan's is let go while it is registered (E301 it was)."""
+    dids = " AND ".join(f"DID purchase DURING LAST {30 * k} DAYS" for k in range(1, 10))
+    text = f"FIND users WHERE {dids} RETURN count() AS n"
+    assert (
+        len(
+            [
+                r
+                for r in logical.tables(demo_engine.compile(text, now=NOW).plan)
+                if isinstance(r, RollupRef)
+            ]
+        )
+        == 9
+    )
+    assert table_rows(demo_engine.query(text, now=NOW)) == table_rows(
+        events_engine.query(text, now=NOW)
+    )

@@ -163,7 +163,7 @@ def test_parts_outside_the_window_are_skipped_and_answers_unchanged() -> None:
     assert "n" not in parts[0].columns  # never converted: its times are all before the window
 
 
-@pytest.mark.parametrize("key", [-1, DENSE_MAX])
+@pytest.mark.parametrize("key", [-1, DENSE_MAX, 200_000])  # negative, too large, too sparse
 def test_keys_that_are_not_dense_go_to_the_sorted_index(key: int) -> None:
     table = _table([(key, 0, 1, 1, None), (3, 0, 2, 2, None)])
     measures = [Measure("count", None, None, None, pa.int64())]
@@ -202,3 +202,13 @@ def test_sums_past_int64() -> None:
             parts, "k", "ts", None, None, [Measure("sum", "n", None, None, pa.int64())]
         )
     assert raised.value.value == 3 * big and raised.value.measure == 0
+
+
+def test_a_where_mask_cache_is_bounded() -> None:
+    table = _table([(1, 0, i, i, "app") for i in range(20)])
+    part = Part(table)
+    for i in range(3 * rollups_dense.MASKS):
+        measures = [Measure("count", None, None, None, pa.int64(), (("n", (i,)),))]
+        got = rollups_dense.aggregate([part], "k", "ts", None, None, measures)
+        assert got is not None and _rows(got) == {1: [1 if i < 20 else 0]}
+    assert len(part.masks) == rollups_dense.MASKS
