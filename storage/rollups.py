@@ -294,6 +294,10 @@ def _typed(values: np.ndarray, null: np.ndarray, t: pa.DataType) -> pa.Array:
         words = np.empty((len(values), 2), dtype=np.int64)
         words[:, 0] = values
         words[:, 1] = values >> 63  # the sign, extended to 128 bits
-        arr = pa.Array.from_buffers(t, len(values), [None, pa.py_buffer(words)])
-        return arr if mask is None else pc.if_else(pa.array(mask), pa.scalar(None, t), arr)
+        # the validity bitmap itself (one bit a row, least significant first), no kernel
+        validity = None if mask is None else pa.py_buffer(np.packbits(~mask, bitorder="little"))
+        nulls = 0 if mask is None else int(mask.sum())
+        return pa.Array.from_buffers(
+            t, len(values), [validity, pa.py_buffer(words)], null_count=nulls
+        )
     return pa.array(values, type=pa.int64(), mask=mask).cast(t)
