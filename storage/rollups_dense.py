@@ -59,6 +59,7 @@ class Part:
     columns: dict[str, Column] = field(default_factory=dict)
     key_range: dict[str, tuple[int, int] | None] = field(default_factory=dict)
     masks: OrderedDict[Where, np.ndarray | None] = field(default_factory=OrderedDict)
+    in_order: dict[str, bool] = field(default_factory=dict)  # by a time column
 
     def matching(self, where: Where) -> np.ndarray | None:
         """The rows `where` takes; the last `MASKS` conditions are kept (a query's come back
@@ -88,6 +89,19 @@ class Part:
             self.key_range[by] = (int(present.min()), int(present.max())) if len(present) else None
         return self.key_range[by]
 
+    def span(self, time: str, start: int | None, end: int | None) -> slice:
+        """The rows whose time can be in [start, end): all of them, or, for a part in time
+        order (a segment written since segments are sorted), the slice a binary search finds."""
+        if time not in self.in_order:
+            ts = self.column(time)[0]
+            self.in_order[time] = bool(len(ts) < 2 or (ts[1:] >= ts[:-1]).all())
+        if not self.in_order[time] or (start is None and end is None):
+            return slice(None)
+        ts = self.column(time)[0]
+        lo = 0 if start is None else int(np.searchsorted(ts, start, side="left"))
+        hi = len(ts) if end is None else int(np.searchsorted(ts, end, side="left"))
+        return slice(lo, max(lo, hi))
+
     def outside(self, start: int | None, end: int | None) -> bool:
         """Whether no event of the part can be in [start, end)."""
         if start is not None and self.max_time is not None and self.max_time < start:
@@ -114,36 +128,42 @@ class _Acc:
 
 def _selected(
     part: Part, by: str, time: str | None, start: int | None, end: int | None, where: Where
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """(keys, the rows with a key in the key window that match `where`, their times)."""
+) -> tuple[slice, np.ndarray, np.ndarray, np.ndarray | None]:
+    """(the span of rows looked at, and over it: the keys, the rows with a key in the key
+    window that match `where`, their times)."""
+    span = part.span(time, start, end) if time is not None else slice(None)
     keys, key_valid = part.column(by)
-    base = np.ones(len(keys), dtype=bool) if key_valid is None else key_valid
+    keys = keys[span]
+    base = np.ones(len(keys), dtype=bool) if key_valid is None else key_valid[span]
     found = part.matching(where)
     if found is not None:
-        base = base & found
-    ts = part.column(time)[0] if time is not None else None
-    return keys, (_in(ts, start, end, base) if ts is not None else base), ts
+        base = base & found[span]
+    ts = part.column(time)[0][span] if time is not None else None
+    return span, keys, (_in(ts, start, end, base) if ts is not None else base), ts
 
 
 def _measured(
     part: Part,
     m: Measure,
+    span: slice,
     sel: np.ndarray,
     ts: np.ndarray | None,
     window: tuple[int | None, int | None],
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """The rows `m` takes (its own window, non-null values) and its values (None: a count)."""
+    """Over `span`: the rows `m` takes (its own window, non-null values) and its values (None:
+    a count)."""
     rows = sel
     if ts is not None and (m.start, m.end) != window:
         rows = _in(ts, m.start, m.end, sel)
     own = part.matching(m.where)
     if own is not None:
-        rows = rows & own
+        rows = rows & own[span]
     values = None
     if m.column is not None:
         values, valid = part.column(m.column)
+        values = values[span]
         if valid is not None:
-            rows = rows & valid
+            rows = rows & valid[span]
     return rows, values
 
 
@@ -171,13 +191,13 @@ def aggregate(
     present = np.zeros(size, dtype=np.int64)
     accs = [_start(m, size) for m in measures]
     for part in live:
-        keys, sel, ts = _selected(part, by, time, start, end, where)
+        span, keys, sel, ts = _selected(part, by, time, start, end, where)
         if not sel.any():
             continue
         _count(present, keys[sel])
         for acc in accs:
             m = acc.measure
-            rows, values = _measured(part, m, sel, ts, (start, end))
+            rows, values = _measured(part, m, span, sel, ts, (start, end))
             k = keys[rows]
             _count(acc.counts, k)
             if values is None or m.func == "count":
@@ -236,8 +256,8 @@ def _exact(
     magnitude = np.zeros(size, dtype=np.float64)
     picked = []
     for part in parts:
-        keys, sel, ts = _selected(part, by, time, *window, where)
-        rows, values = _measured(part, m, sel, ts, window)
+        span, keys, sel, ts = _selected(part, by, time, *window, where)
+        rows, values = _measured(part, m, span, sel, ts, window)
         assert values is not None
         k, v = keys[rows], values[rows]
         np.add.at(magnitude, k, np.abs(v.astype(np.float64)))
