@@ -74,7 +74,7 @@ class Indexes:
         if found is not None and found[0] == version:
             return found[1], found[2]
         table = self._events(stream)
-        if found is None or not _appended(found[0], version) or table.num_rows < found[1].covered:
+        if found is None or table.num_rows < found[1].covered:
             index = rollups.EventIndex(stream, by, table)
         else:
             index = found[1]
@@ -85,16 +85,3 @@ class Indexes:
     def clear(self) -> None:
         self._built.clear()
         self._parts.clear()
-
-
-def _appended(old: object, new: object) -> bool:
-    """Whether the rows of version `old` (segments, tail rows) keep their positions in `new`:
-    the tail grew, or segments were added after none was pending in the tail. A segment that
-    folds the tail in writes its rows in time order, moving the tail's: the sorted index is
-    built again then."""
-    if not (isinstance(old, tuple) and isinstance(new, tuple) and len(old) == len(new) == 2):
-        return False
-    (segments, tail), (now_segments, now_tail) = old, new
-    if now_segments == segments:
-        return bool(now_tail >= tail)
-    return bool(tail == 0 and now_segments > segments)

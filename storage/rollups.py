@@ -7,11 +7,10 @@ no sort) and this sorted index for other keys.
 events whose `by` is not null, sorted by `by` (stable: append order within a key), and, built on
 first need, each column a query aggregated as 64-bit values in that same order (integers as they
 are, decimals of up to 18 digits as their scaled integers, timestamps as UTC microseconds; a
-validity mask where the column has nulls). Streams only grow: `extend` brings an index up to
-date by sorting the new events alone and inserting them (`np.insert` at `np.searchsorted`
-positions), one copy of the index, never a sort of the stream, as long as the events it covers
-kept their positions (`storage.indexes` builds it again when a new segment folded the tail in:
-segments are written in time order, which moves the tail's rows).
+validity mask where the column has nulls). Streams only grow, in append order (a segment keeps
+the rows of the tail it folds, in order), so `extend` brings an index up to date by sorting the
+new events alone and inserting them (`np.insert` at `np.searchsorted` positions): a commit costs
+its own events plus one copy of the index, never a sort of the stream.
 
 `aggregate` answers one `eql.catalog.RollupRef` (the key set of a time window, and per measure
 `count`, `count(col)`, `sum`, `min`, `max` over its own window) with NumPy segmented reductions

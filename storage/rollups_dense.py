@@ -90,8 +90,9 @@ class Part:
         return self.key_range[by]
 
     def span(self, time: str, start: int | None, end: int | None) -> slice:
-        """The rows whose time can be in [start, end): all of them, or, for a part in time
-        order (a segment written since segments are sorted), the slice a binary search finds."""
+        """The rows whose time can be in [start, end): all of them, or, for a part whose rows
+        are in time order (a stream appended as time goes: CDC, daily files), the slice two
+        binary searches find."""
         if time not in self.in_order:
             ts = self.column(time)[0]
             self.in_order[time] = bool(len(ts) < 2 or (ts[1:] >= ts[:-1]).all())

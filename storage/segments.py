@@ -49,11 +49,6 @@ def write_segment(
     # one dictionary per enum column: the IPC file format allows no dictionary replacement
     rows = rows.select(arrow_schema.names).cast(arrow_schema).unify_dictionaries()
     times = rows.column(st.time)
-    if rows.num_rows > 1 and not pc.all(pc.less_equal(times[:-1], times[1:])).as_py():
-        # in time order (stable): a window is then a slice of the segment, found by a binary
-        # search, for the per-entity index (`storage.rollups_dense`); rows carry no other order
-        rows = rows.take(pc.sort_indices(rows, sort_keys=[(st.time, "ascending")]))
-        times = rows.column(st.time)
     lo = pc.min(times).cast(pa.int64()).as_py() if rows.num_rows else None
     hi = pc.max(times).cast(pa.int64()).as_py() if rows.num_rows else None
     digest = hashlib.sha256(f"{stream}:{seq}:{dt.datetime.now(dt.UTC)}".encode()).hexdigest()
