@@ -79,7 +79,7 @@ class SumOverflow(OverflowError):
 Column = tuple[np.ndarray, np.ndarray | None]  # int64 values, validity (None: no nulls)
 
 
-def _values(data: pa.ChunkedArray | pa.Array) -> Column:
+def int64_column(data: pa.ChunkedArray | pa.Array) -> Column:
     """A column as int64 values and a validity mask."""
     arr = data.combine_chunks() if isinstance(data, pa.ChunkedArray) else data
     valid = None if arr.null_count == 0 else np.asarray(pc.is_valid(arr), dtype=bool)
@@ -130,7 +130,7 @@ class EventIndex:
         """`name`'s values in index order (built from `table`, the stream as indexed, once)."""
         found = self._columns.get(name)
         if found is None:
-            found = _values(table.column(name).take(pa.array(self.positions)))
+            found = int64_column(table.column(name).take(pa.array(self.positions)))
             self._columns[name] = found
         return found
 
@@ -147,7 +147,7 @@ class EventIndex:
         self.keys = np.insert(self.keys, at, keys)
         self.positions = np.insert(self.positions, at, positions)
         for name, (values, valid) in list(self._columns.items()):
-            new_values, new_valid = _values(table.column(name).take(pa.array(positions)))
+            new_values, new_valid = int64_column(table.column(name).take(pa.array(positions)))
             merged_valid = None
             if valid is not None or new_valid is not None:
                 old = valid if valid is not None else np.ones(len(values), dtype=bool)
@@ -172,7 +172,7 @@ class EventIndex:
         )
 
 
-def _in(ts: np.ndarray, start: int | None, end: int | None) -> np.ndarray | None:
+def in_window(ts: np.ndarray, start: int | None, end: int | None) -> np.ndarray | None:
     """The rows of `ts` in [start, end); None: all of them."""
     mask: np.ndarray | None = None
     if start is not None:
@@ -197,7 +197,7 @@ def aggregate(
     `where`): `key`, then `m0`, `m1`, ... per measure (its own window on `time` and its own
     `where`, within those)."""
     ts = index.column(table, time)[0] if time is not None else None
-    keep = _in(ts, start, end) if ts is not None else None
+    keep = in_window(ts, start, end) if ts is not None else None
     if where:
         found = matching(table, where)
         assert found is not None
@@ -212,7 +212,7 @@ def aggregate(
     for i, m in enumerate(measures):
         rows = None
         if ts is not None and (m.start != start or m.end != end):
-            rows = _in(ts, m.start, m.end)
+            rows = in_window(ts, m.start, m.end)
         if m.where:
             own = matching(table, m.where)
             assert own is not None
@@ -263,18 +263,18 @@ def _reduce(
                 else:
                     raise SumOverflow(exact)
         if big:
-            return _decimals(total, empty, big, m.type)
-        return _typed(total, empty, m.type)
+            return decimal_answer(total, empty, big, m.type)
+        return typed_answer(total, empty, m.type)
     if m.func == "min":
         part = values if rows is None else np.where(rows, values, INT64_MAX)
-        return _typed(np.minimum.reduceat(part, starts), empty, m.type)
+        return typed_answer(np.minimum.reduceat(part, starts), empty, m.type)
     if m.func == "max":
         part = values if rows is None else np.where(rows, values, INT64_MIN)
-        return _typed(np.maximum.reduceat(part, starts), empty, m.type)
+        return typed_answer(np.maximum.reduceat(part, starts), empty, m.type)
     raise ValueError(f"the index does not answer {m.func}")
 
 
-def _decimals(
+def decimal_answer(
     values: np.ndarray, null: np.ndarray, big: dict[int, int], t: pa.DataType
 ) -> pa.Array:
     """Scaled integers, some past int64 (`big`: group -> exact value), as decimals of `t`."""
@@ -286,7 +286,7 @@ def _decimals(
     return pa.array(items, type=t)
 
 
-def _typed(values: np.ndarray, null: np.ndarray, t: pa.DataType) -> pa.Array:
+def typed_answer(values: np.ndarray, null: np.ndarray, t: pa.DataType) -> pa.Array:
     """int64 results as an Arrow array of type `t` (a decimal from its scaled integers: the
     measures keep the column's scale), null where `null`."""
     mask = null if null.any() else None

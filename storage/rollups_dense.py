@@ -37,10 +37,11 @@ from storage.rollups import (
     Measure,
     SumOverflow,
     Where,
-    _decimals,
-    _typed,
-    _values,
+    decimal_answer,
+    in_window,
+    int64_column,
     matching,
+    typed_answer,
 )
 
 DENSE_MAX = 1 << 24  # keys in [0, 2**24): arrays of at most 16M slots (128 MB of int64 each)
@@ -77,7 +78,7 @@ class Part:
     def column(self, name: str) -> Column:
         found = self.columns.get(name)
         if found is None:
-            found = _values(self.table.column(name))
+            found = int64_column(self.table.column(name))
             self.columns[name] = found
         return found
 
@@ -93,12 +94,11 @@ class Part:
         """The rows whose time can be in [start, end): all of them, or, for a part whose rows
         are in time order (a stream appended as time goes: CDC, daily files), the slice two
         binary searches find."""
+        ts = self.column(time)[0]
         if time not in self.in_order:
-            ts = self.column(time)[0]
             self.in_order[time] = bool(len(ts) < 2 or (ts[1:] >= ts[:-1]).all())
         if not self.in_order[time] or (start is None and end is None):
             return slice(None)
-        ts = self.column(time)[0]
         lo = 0 if start is None else int(np.searchsorted(ts, start, side="left"))
         hi = len(ts) if end is None else int(np.searchsorted(ts, end, side="left"))
         return slice(lo, max(lo, hi))
@@ -111,12 +111,9 @@ class Part:
 
 
 def _in(ts: np.ndarray, start: int | None, end: int | None, base: np.ndarray) -> np.ndarray:
-    mask = base.copy()
-    if start is not None:
-        mask &= ts >= start
-    if end is not None:
-        mask &= ts < end
-    return mask
+    """`base` and the rows of `ts` in [start, end)."""
+    inside = in_window(ts, start, end)
+    return base if inside is None else base & inside
 
 
 @dataclass
@@ -285,5 +282,5 @@ def _answer(acc: _Acc, out: np.ndarray, big: dict[int, int]) -> pa.Array:
     values = acc.values[out]
     empty = counts == 0
     if big:
-        return _decimals(values, empty, big, m.type)
-    return _typed(values, empty, m.type)
+        return decimal_answer(values, empty, big, m.type)
+    return typed_answer(values, empty, m.type)

@@ -216,3 +216,12 @@ def test_a_where_mask_cache_is_bounded() -> None:
         got = rollups_dense.aggregate([part], "k", "ts", None, None, measures)
         assert got is not None and _rows(got) == {1: [1 if i < 20 else 0]}
     assert len(part.masks) == rollups_dense.MASKS
+
+
+@settings(max_examples=40, deadline=None)
+@given(events=st.lists(EVENT, max_size=40), key=st.integers(-1, 41))
+def test_one_keys_events_without_a_scan(events: list[tuple[Any, ...]], key: int) -> None:
+    """`EventIndex.rows_of`: the positions of one key's events, in append order."""
+    table = _table(events)
+    want = [i for i, e in enumerate(events) if e[0] == key]
+    assert EventIndex("s", "k", table).rows_of(key).tolist() == want
