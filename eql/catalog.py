@@ -84,7 +84,6 @@ class RollupMeasure:
     start: int | None
     end: int | None
     type: types.Type  # of the answer (the aggregate's)
-    overflow: str | None = None  # an integer sum: its text, named when it leaves int64
     # the events it takes besides: (column, the values it must hold), all of them
     where: tuple[tuple[str, tuple[object, ...]], ...] = ()
 

@@ -41,7 +41,7 @@ from eql.catalog import (
 )
 from eql.compiler import Compiled, compile_query, explain_text
 from eql.diagnostics import Diagnostic, EqlError
-from eql.planner import logical, overflow, to_datafusion
+from eql.planner import logical, to_datafusion
 from eql.planner.rules import RULES, WITHOUT_ROLLUPS, Rules
 from runtime.catalog import catalog_of, segment_arrow
 from runtime.plans import PlanCache
@@ -93,7 +93,6 @@ class Engine:
         self._past = OrderedDict()
         self._past_tables: OrderedDict[EntityTable, None] = OrderedDict()  # registered, LRU
         self._rollups: OrderedDict[RollupRef, None] = OrderedDict()  # registered, LRU
-        self._pinned: frozenset[TableRef] = frozenset()  # read by the plan being registered
 
     # ---- tags and segments -------------------------------------------------------------------
     def catalog(self) -> Catalog:
@@ -119,7 +118,9 @@ class Engine:
                 self._register_one(ref)
         return self._ctx
 
-    def _register_one(self, ref: TableRef) -> None:
+    def _register_one(self, ref: TableRef, pinned: frozenset[TableRef] = frozenset()) -> None:
+        """Register `ref`'s table (again when what it reflects changed); tables kept by recent
+        use make room, but never one in `pinned` (the others the plan being registered reads)."""
         version: object
         data: pa.Table | None
         match ref:
@@ -129,7 +130,7 @@ class Engine:
                     return
                 version = at
                 data = self.store.entity_table_at(name, at)
-                self._keep_past(ref)
+                self._keep(ref, self._past_tables, AS_OF_TABLES, pinned)
             case EntityTable(name=name):
                 version = self.store.version(name)
                 if self._versions.get(ref) == version:
@@ -157,7 +158,7 @@ class Engine:
                     self._rollups.move_to_end(ref)
                     return
                 data = self._rollup(ref)
-                self._keep(ref, self._rollups, ROLLUP_TABLES)
+                self._keep(ref, self._rollups, ROLLUP_TABLES, pinned)
             case _:
                 assert_never(ref)
         if data is None:  # a version dropped after the query was compiled
@@ -186,26 +187,21 @@ class Engine:
             )
             for m in ref.measures
         ]
-        try:
-            return self.store.indexes.answer(
-                ref.stream, ref.by, ref.time, ref.start, ref.end, measures, ref.where
-            )
-        except rollups.SumOverflow as exc:
-            label = ref.measures[exc.measure].overflow or "sum"
-            message = overflow.exact_sum_message(label, exc.value)
-            raise to_datafusion.Overflow(message, overflow.SUM_HINT) from None
+        # (no integer sum is planned onto the index, so none can overflow here: `rollups` rule)
+        return self.store.indexes.answer(
+            ref.stream, ref.by, ref.time, ref.start, ref.end, measures, ref.where
+        )
 
-    def _keep_past(self, ref: EntityTable) -> None:
-        self._keep(ref, self._past_tables, AS_OF_TABLES)
-
-    def _keep(self, ref: TableRef, kept: OrderedDict[Any, None], most: int) -> None:
+    def _keep(
+        self, ref: TableRef, kept: OrderedDict[Any, None], most: int, pinned: frozenset[TableRef]
+    ) -> None:
         """Make room for one more table of a kind kept by recent use (of a past time, of the
-        index): the least recently used one goes (with the DataFrames that read it). Under the
-        store's lock, as every registration."""
+        index): the least recently used one goes (with the DataFrames that read it), never one
+        in `pinned` (a plan may read more than `most`). Under the store's lock, as every
+        registration."""
         kept[ref] = None
         kept.move_to_end(ref)
-        # never one the plan being registered reads (it may read more than `most`)
-        spare = [r for r in kept if r not in self._pinned]
+        spare = [r for r in kept if r not in pinned]
         for old in spare[: max(0, len(kept) - most)]:
             del kept[old]
             with self._lock:
@@ -293,16 +289,12 @@ class Engine:
                 refs = found[1]
             else:
                 refs = tuple(sorted(logical.tables(plan), key=ref_key))
-            self._pinned = frozenset(refs)
+            pinned = frozenset(refs)
             try:
                 for ref in refs:
-                    self._register_one(ref)
+                    self._register_one(ref, pinned)
             except HistoryGone as exc:
                 raise history_gone(compiled, exc) from None
-            except to_datafusion.ExecutionFailed as exc:  # an index's answer (a sum's overflow)
-                raise runtime_error(compiled, exc) from None
-            finally:
-                self._pinned = frozenset()
             versions = tuple(self._versions.get(ref) for ref in refs)
             # a table of the past or an index's answer may go (another query's registration)
             # once the lock is let go: emitted before

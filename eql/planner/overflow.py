@@ -150,12 +150,6 @@ def sum_message(label: str, wrapped: int, approx: float) -> str:
     return f"integer overflow: `{label}` is {true}, outside the 64-bit integers"
 
 
-def exact_sum_message(label: str, value: int) -> str:
-    """The message for the sum `label` whose exact value `value` leaves int64 (a sum answered
-    from a stream's index, which sums exactly: `eql.planner.rules.rollups`)."""
-    return f"integer overflow: `{label}` is {value}, outside the 64-bit integers"
-
-
 # the hints of an overflow while running, by what overflowed
 INT_HINT = (
     "integers are 64-bit (-9223372036854775808 to 9223372036854775807); to go past them, write "

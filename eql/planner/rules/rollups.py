@@ -265,7 +265,7 @@ def _measure(
             window = (time, own)
             start = _later(start, own[0])
             end = _earlier(end, own[1])
-    measure = RollupMeasure(agg.func.value, column, start, end, agg.type, agg.overflow, where)
+    measure = RollupMeasure(agg.func.value, column, start, end, agg.type, where)
     return measure, window
 
 
